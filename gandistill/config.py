@@ -1,0 +1,192 @@
+"""Typed configuration: one dataclass per stage, loaded from YAML and ``--set`` overrides.
+
+A config file is a mapping of sections (``data``, ``model``, ``train``, ``classifier``) plus the
+top-level keys of :class:`Config`. Unknown keys and wrong types are rejected with a
+:class:`~gandistill.errors.ConfigError` naming the key. Field metadata carries the checks
+(``choices``, ``min``) so validation lives next to the default it guards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gandistill.errors import ConfigError
+
+
+def _f(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None) -> Any:
+    """A dataclass field with its help text and validation rules in metadata."""
+    return field(default=default, metadata={"help": help, "choices": choices, "min": min})
+
+
+@dataclass
+class DataConfig:
+    name: str = _f("mnist5k", "dataset registry name (see gandistill.data.DATASETS)")
+    root: str = _f("data", "folder of a torchvision set or image folder; file for 'tensors'")
+    download: bool = _f(False, "let torchvision download the dataset into root")
+    image_size: int = _f(0, "resize images to this size (0 keeps the native size)", min=0)
+    channels: int = _f(0, "force 1 or 3 channels (0 keeps the native count)", choices=(0, 1, 3))
+    test_fraction: float = _f(0.2, "test share for sets without an official split", min=0.0)
+    split_seed: int = _f(0, "seed of the train/test split for sets without an official one")
+
+
+@dataclass
+class ModelConfig:
+    latent_dim: int = _f(64, "size of the generator's latent code z", min=1)
+    g_width: int = _f(64, "generator base width (channels of its last block)", min=1)
+    d_width: int = _f(32, "discriminator base width (channels of its first block)", min=1)
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = _f(3000, "number of (D step, G step) iterations", min=1)
+    batch_size: int = _f(64, "real (and fake) images per step, class-balanced", min=1)
+    lr_g: float = _f(2e-4, "generator learning rate (Adam)", min=0.0)
+    lr_d: float = _f(2e-4, "discriminator learning rate (Adam)", min=0.0)
+    beta1: float = _f(0.0, "Adam beta1", min=0.0)
+    beta2: float = _f(0.9, "Adam beta2", min=0.0)
+    loss: str = _f("hinge", "adversarial loss", choices=("hinge", "ns"))
+    dist_kind: str = _f("mmd", "distribution-matching term", choices=("mmd", "fm", "none"))
+    dist_weight: float = _f(1.0, "weight of the distribution term (0 turns it off)", min=0.0)
+    dist_features: str = _f(
+        "disc", "features for the distribution term", choices=("disc", "random")
+    )
+    augment: str = _f("translation,cutout,color", "DiffAugment policy before D ('' for none)")
+    ema_decay: float = _f(0.999, "decay of the generator's weight EMA", min=0.0)
+    log_every: int = _f(10, "iterations between TensorBoard scalars", min=1)
+    sample_every: int = _f(250, "iterations between image grids", min=1)
+    checkpoint_every: int = _f(500, "iterations between resumable checkpoints", min=1)
+    n_saved: int = _f(2, "resumable checkpoints kept", min=1)
+    amp: bool = _f(True, "mixed precision (bfloat16 autocast) on CUDA; ignored on CPU")
+    progress: bool = _f(True, "show a progress bar")
+    eval_samples_per_class: int = _f(
+        100, "EMA samples per class scored by the real-data classifier at the end (0: skip)", min=0
+    )
+
+
+@dataclass
+class ClassifierConfig:
+    width: int = _f(64, "ConvNet width of the real-data classifier", min=1)
+    depth: int = _f(3, "ConvNet depth", min=1)
+    epochs: int = _f(8, "training epochs on the real train split", min=1)
+    batch_size: int = _f(128, "batch size", min=1)
+    lr: float = _f(0.01, "SGD learning rate (momentum 0.9, cosine schedule)", min=0.0)
+
+
+@dataclass
+class Config:
+    seed: int = _f(0, "seed of every random draw in the run")
+    device: str = _f("auto", "auto | cpu | cuda | cuda:N")
+    run_dir: str = _f("checkpoints/mnist5k", "output folder of the run")
+    cache_dir: str = _f("checkpoints", "cache of real-data classifiers (<cache_dir>/classifiers)")
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+
+
+def _check_value(name: str, value: Any, tp: Any, meta: typing.Mapping) -> Any:
+    """Type-check (and widen int to float) one value; apply ``choices``/``min`` rules."""
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(
+            f"config key '{name}' expects {tp.__name__}, got {type(value).__name__} {value!r}"
+        )
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"config key '{name}' must be one of {list(choices)}, got {value!r}")
+    low = meta.get("min")
+    if low is not None and value < low:
+        raise ConfigError(f"config key '{name}' must be >= {low}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a (possibly partial) mapping, rejecting unknown keys."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        where = f"section '{prefix.rstrip('.')}'" if prefix else "the config"
+        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise ConfigError(f"unknown config key '{prefix}{key}' (known: {', '.join(fields)})")
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = from_dict(tp, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _check_value(prefix + name, value, tp, fields[name].metadata)
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain nested dict of a config (YAML- and ``weights_only``-safe)."""
+    return dataclasses.asdict(cfg)
+
+
+def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
+    """Apply ``section.key=value`` strings to a raw config mapping (values parsed as YAML)."""
+    data = dict(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override '{item}' is not of the form section.key=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        *parents, leaf = key.strip().split(".")
+        node = data
+        for part in parents:
+            child = node.get(part)
+            child = dict(child) if isinstance(child, dict) else {} if child is None else child
+            if not isinstance(child, dict):
+                raise ConfigError(f"override '{item}': '{part}' is not a section")
+            node[part] = child
+            node = child
+        node[leaf] = value
+    return data
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping, turning every failure into a one-line ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"malformed YAML in {path}{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = ()) -> Config:
+    """Load a :class:`Config` from an optional YAML file plus ``--set`` overrides."""
+    data = read_yaml(path) if path is not None else {}
+    return from_dict(Config, apply_overrides(data, overrides))
+
+
+def config_from_dict(data: dict) -> Config:
+    """Rebuild a :class:`Config` saved with a checkpoint."""
+    return from_dict(Config, data)
+
+
+def dump_yaml(cfg: Any) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

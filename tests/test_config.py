@@ -1,0 +1,78 @@
+from pathlib import Path
+
+import pytest
+
+from gandistill.config import (
+    Config,
+    config_from_dict,
+    dump_yaml,
+    load_config,
+    to_dict,
+)
+from gandistill.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_defaults_equal_the_mnist5k_preset():
+    assert to_dict(load_config(CONFIGS / "mnist5k.yaml")) == to_dict(Config())
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+def test_every_preset_loads(name):
+    cfg = load_config(CONFIGS / name)
+    assert cfg.train.iterations >= 1
+
+
+def test_overrides_are_typed_and_nested():
+    cfg = load_config(None, ["train.iterations=7", "train.lr_g=1", "seed=3", "train.amp=false"])
+    assert cfg.train.iterations == 7
+    assert isinstance(cfg.train.lr_g, float) and cfg.train.lr_g == 1.0
+    assert cfg.seed == 3 and cfg.train.amp is False
+
+
+def test_round_trip_through_dict_and_yaml(tmp_path):
+    cfg = load_config(None, ["model.latent_dim=12", "data.name=cifar10"])
+    assert config_from_dict(to_dict(cfg)) == cfg
+    path = tmp_path / "c.yaml"
+    path.write_text(dump_yaml(cfg))
+    assert load_config(path) == cfg
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["train.iteratons=5"], "unknown config key 'train.iteratons'"),
+        (["bogus=1"], "unknown config key 'bogus'"),
+        (["train.iterations=abc"], "'train.iterations' expects int"),
+        (["train.iterations=1.5"], "'train.iterations' expects int"),
+        (["train.iterations=true"], "'train.iterations' expects int"),
+        (["train.iterations=0"], "'train.iterations' must be >= 1"),
+        (["train.batch_size=-4"], "'train.batch_size' must be >= 1"),
+        (["train.loss=wgan"], "'train.loss' must be one of"),
+        (["train.amp=3"], "'train.amp' expects bool"),
+        (["train=5"], "section 'train' must be a mapping"),
+        (["noequals"], "not of the form"),
+    ],
+)
+def test_bad_overrides_name_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as info:
+        load_config(None, overrides)
+    assert "\n" not in str(info.value)
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="malformed YAML"):
+        load_config(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(listy)
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("model:\n  widht: 3\n")
+    with pytest.raises(ConfigError, match="unknown config key 'model.widht'"):
+        load_config(unknown)
