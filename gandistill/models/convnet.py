@@ -1,0 +1,74 @@
+"""The DC-style ConvNet used for matching, evaluation and the real-data classifier.
+
+Reference architecture of the dataset-distillation literature (Zhao et al. 2021, "Dataset
+Condensation with Gradient Matching"): ``depth`` blocks of conv 3×3 (``width`` channels) →
+instance norm (affine) → ReLU → 2×2 average pooling, then one linear layer.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+NORMS = ("instancenorm", "batchnorm", "none")
+
+
+def _norm(kind: str, ch: int) -> nn.Module:
+    if kind == "instancenorm":
+        # GroupNorm with one group per channel = affine instance norm that also works for B=1
+        return nn.GroupNorm(ch, ch, affine=True)
+    if kind == "batchnorm":
+        return nn.BatchNorm2d(ch)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm '{kind}' (known: {', '.join(NORMS)})")
+
+
+class ConvNet(nn.Module):
+    """ConvNet-``depth`` classifier with :meth:`embed` (penultimate features) and ``forward``.
+
+    Args:
+        num_classes: output classes.
+        channels: input channels.
+        image_size: input size (square).
+        width: channels of every conv.
+        depth: number of conv blocks.
+        norm: 'instancenorm' (default, as the DC papers), 'batchnorm' or 'none'.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        channels: int = 1,
+        image_size: int = 28,
+        width: int = 128,
+        depth: int = 3,
+        norm: str = "instancenorm",
+    ) -> None:
+        super().__init__()
+        self.kwargs = dict(
+            num_classes=num_classes,
+            channels=channels,
+            image_size=image_size,
+            width=width,
+            depth=depth,
+            norm=norm,
+        )
+        layers: list[nn.Module] = []
+        ch, size = channels, image_size
+        for _ in range(depth):
+            layers += [
+                nn.Conv2d(ch, width, 3, padding=1),
+                _norm(norm, width),
+                nn.ReLU(inplace=True),
+                nn.AvgPool2d(2),
+            ]
+            ch, size = width, size // 2
+        self.features = nn.Sequential(*layers)
+        self.feature_dim = width * size * size
+        self.classifier = nn.Linear(self.feature_dim, num_classes)
+
+    def embed(self, x: Tensor) -> Tensor:
+        return self.features(x).flatten(1)  # (B, feature_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.embed(x))  # (B, num_classes)
