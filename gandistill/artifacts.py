@@ -1,0 +1,145 @@
+"""Saving and loading gandistill files: atomic writes, ``weights_only`` loads, kind checks.
+
+Every file is a plain dict with ``kind`` and ``format_version`` so that a distilled set given as
+a generator (or a truncated download) is refused with one clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gandistill.config import Config, config_from_dict, to_dict
+from gandistill.data import DatasetInfo
+from gandistill.errors import ArtifactError, GandistillError
+from gandistill.models import Generator, build_model
+from gandistill.runtime import library_versions
+
+FORMAT_VERSION = 1
+KIND_GENERATOR = "gandistill.generator"
+KIND_CLASSIFIER = "gandistill.classifier"
+GENERATOR_FILE = "generator.pt"
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to a temporary file in the target folder, then rename over ``path``."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ArtifactError(f"cannot write to {path.parent}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_payload(path: str | Path, kind: str) -> dict:
+    """Load a gandistill file with ``weights_only=True`` and check that it is of ``kind``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"file not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, foreign pickle, code-carrying pickle
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise ArtifactError(f"{path} is not a readable gandistill file ({reason})") from None
+    if not isinstance(payload, dict) or "kind" not in payload:
+        raise ArtifactError(f"{path} is not a gandistill file (expected a {kind})")
+    if payload["kind"] != kind:
+        raise ArtifactError(f"{path} is a {payload['kind']}, not a {kind}")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path} has format version {version!r}; this gandistill reads up to {FORMAT_VERSION}"
+        )
+    return payload
+
+
+def _header(kind: str, config: Config) -> dict:
+    return {
+        "kind": kind,
+        "format_version": FORMAT_VERSION,
+        "config": to_dict(config),
+        "versions": library_versions(),
+    }
+
+
+def save_generator(
+    path: str | Path,
+    generator: Generator,
+    ema_state: dict,
+    config: Config,
+    info: DatasetInfo,
+    iteration: int,
+) -> Path:
+    """Write a self-describing generator checkpoint (raw and EMA weights)."""
+    payload = _header(KIND_GENERATOR, config) | {
+        "model_kwargs": dict(generator.kwargs),
+        "state_dict": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
+        "ema_state_dict": {k: v.detach().cpu() for k, v in ema_state.items()},
+        "dataset": info.to_dict(),
+        "iteration": iteration,
+    }
+    return atomic_save(payload, path)
+
+
+@dataclass
+class GeneratorCheckpoint:
+    """A loaded generator file: the network plus everything needed to interpret its output."""
+
+    generator: Generator
+    info: DatasetInfo
+    config: Config
+    iteration: int
+    path: Path
+    sha256: str
+
+
+def load_generator_checkpoint(
+    path: str | Path, ema: bool = True, device: str | torch.device = "cpu"
+) -> GeneratorCheckpoint:
+    """Rebuild the generator from its file alone (EMA weights by default), in eval mode."""
+    payload = load_payload(path, KIND_GENERATOR)
+    try:
+        generator = build_model("generator", payload["model_kwargs"])
+        generator.load_state_dict(payload["ema_state_dict" if ema else "state_dict"])
+        info = DatasetInfo.from_dict(payload["dataset"])
+        config = config_from_dict(payload["config"])
+    except (KeyError, TypeError, RuntimeError, GandistillError) as exc:
+        raise ArtifactError(f"{path} is a damaged generator file ({exc})") from None
+    generator.requires_grad_(False).eval().to(device)
+    return GeneratorCheckpoint(
+        generator=generator,
+        info=info,
+        config=config,
+        iteration=int(payload.get("iteration", 0)),
+        path=Path(path),
+        sha256=sha256_file(path),
+    )
+
+
+def load_generator(
+    path: str | Path, ema: bool = True, device: str | torch.device = "cpu"
+) -> Generator:
+    """The generator of a checkpoint, ready to sample (``G(z, y)`` in [-1, 1])."""
+    return load_generator_checkpoint(path, ema=ema, device=device).generator
