@@ -1,0 +1,33 @@
+"""gandistill: distil a labelled image dataset into a tiny synthetic set through a GAN prior."""
+
+__version__ = "0.1.0"
+
+from gandistill.artifacts import (  # noqa: E402
+    GeneratorCheckpoint,
+    load_generator,
+    load_generator_checkpoint,
+)
+from gandistill.classifier import RealClassifier, class_consistency, get_classifier  # noqa: E402
+from gandistill.config import Config, load_config  # noqa: E402
+from gandistill.data import DatasetInfo, ImageTensors, load_dataset  # noqa: E402
+from gandistill.errors import GandistillError  # noqa: E402
+from gandistill.train import GANTrainer, TrainResult, train  # noqa: E402
+
+__all__ = [
+    "Config",
+    "DatasetInfo",
+    "GANTrainer",
+    "GandistillError",
+    "GeneratorCheckpoint",
+    "ImageTensors",
+    "RealClassifier",
+    "TrainResult",
+    "__version__",
+    "class_consistency",
+    "get_classifier",
+    "load_config",
+    "load_dataset",
+    "load_generator",
+    "load_generator_checkpoint",
+    "train",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from gandistill.cli import main
+
+sys.exit(main())
