@@ -27,6 +27,7 @@ from gandistill.models import ConvNet, build_model, from_gan_range
 from gandistill.runtime import library_versions, step_generator
 
 CLASSIFIER_DIR = "classifiers"
+ARCH_VERSION = 2  # bump when ConvNet changes shape, so stale cached classifiers are not reused
 
 
 @dataclass
@@ -52,7 +53,8 @@ class RealClassifier:
 
 def cache_key(data_cfg: DataConfig, cc: ClassifierConfig, seed: int) -> str:
     """Stable key of everything that determines the classifier."""
-    blob = json.dumps({"data": to_dict(data_cfg), "clf": to_dict(cc), "seed": seed}, sort_keys=True)
+    key = {"data": to_dict(data_cfg), "clf": to_dict(cc), "seed": seed, "arch": ARCH_VERSION}
+    blob = json.dumps(key, sort_keys=True)
     return f"{data_cfg.name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 

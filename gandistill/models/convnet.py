@@ -2,7 +2,9 @@
 
 Reference architecture of the dataset-distillation literature (Zhao et al. 2021, "Dataset
 Condensation with Gradient Matching"): ``depth`` blocks of conv 3×3 (``width`` channels) →
-instance norm (affine) → ReLU → 2×2 average pooling, then one linear layer.
+instance norm (affine) → ReLU → 2×2 average pooling, then one linear layer. As in the reference
+implementation, 28×28 inputs get 3 px of padding in the first conv, so the blocks see 32×32
+(feature maps 32 → 16 → 8 → 4 and a 2048-d embedding at width 128).
 """
 
 from __future__ import annotations
@@ -55,9 +57,11 @@ class ConvNet(nn.Module):
         )
         layers: list[nn.Module] = []
         ch, size = channels, image_size
-        for _ in range(depth):
+        for d in range(depth):
+            pad = 3 if d == 0 and image_size == 28 else 1
+            size += 2 * pad - 2
             layers += [
-                nn.Conv2d(ch, width, 3, padding=1),
+                nn.Conv2d(ch, width, 3, padding=pad),
                 _norm(norm, width),
                 nn.ReLU(inplace=True),
                 nn.AvgPool2d(2),

@@ -1,0 +1,153 @@
+"""Downstream accuracy: train fresh networks on a (distilled) set only, test on real data.
+
+The protocol of the DC/DSA/DM papers: SGD (lr 0.01, momentum 0.9, weight decay 5e-4), batch 256,
+cross-entropy, learning rate ×0.1 once at half the epochs; 1000 epochs with augmentation (the DC
+crop/scale/rotate set for MNIST-like data, or DSA), 300 without. Mean ± std over fresh networks.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from ignite.engine import Events, create_supervised_evaluator, create_supervised_trainer
+from ignite.handlers import ProgressBar
+from ignite.metrics import Accuracy
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from gandistill.augment import DSA_STRATEGY, dc_augment, dsa_augment
+from gandistill.config import EvalConfig
+from gandistill.data import DatasetInfo, ImageTensors
+from gandistill.models import ConvNet
+
+EVAL_ARCHS: dict[str, Callable[[DatasetInfo], nn.Module]] = {
+    "convnet": lambda info: ConvNet(info.num_classes, info.channels, info.image_size),
+}
+
+
+def dsa_strategy_for(info: DatasetInfo) -> str:
+    """The reference DSA strategy; flips are left out for digit-like grayscale data."""
+    if info.channels == 1:
+        return DSA_STRATEGY.replace("flip_", "")
+    return DSA_STRATEGY
+
+
+@dataclass
+class EvalResult:
+    """Test accuracies of fresh networks trained on one set."""
+
+    accuracies: list[float]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.accuracies)
+
+    @property
+    def std(self) -> float:  # population std, as the papers report
+        return statistics.pstdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+
+    def __str__(self) -> str:
+        return f"{100 * self.mean:.2f} ± {100 * self.std:.2f}% (n={len(self.accuracies)})"
+
+
+def _augmenter(kind: str, info: DatasetInfo, seed: int) -> Callable[[Tensor], Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    if kind == "dc":
+        return lambda x: dc_augment(x, gen)
+    if kind == "dsa":
+        strategy = dsa_strategy_for(info)
+        return lambda x: dsa_augment(x, strategy, int(torch.randint(2**31, (1,), generator=gen)))
+    return lambda x: x
+
+
+def train_and_test(
+    images: Tensor,
+    labels: Tensor,
+    test_set: ImageTensors,
+    info: DatasetInfo,
+    ec: EvalConfig,
+    seed: int,
+    device: torch.device,
+    epochs: int | None = None,
+    progress: bool = False,
+) -> float:
+    """Train one fresh ``ec.arch`` network on normalised ``images`` and return its test accuracy.
+
+    Args:
+        images: normalised training images (N, C, H, W) (``info.normalize`` of [0, 1] pixels).
+        labels: int64 labels (N,).
+        test_set: real test split (images in [0, 1] on access).
+        info: dataset facts (normalisation, shape).
+        ec: the protocol.
+        seed: seeds the network's initialisation, the batch order and the augmentation.
+        device: where to train.
+        epochs: overrides ``ec.epochs`` (quick checks during distillation).
+        progress: show a progress bar.
+    """
+    epochs = epochs or ec.epochs
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = EVAL_ARCHS[ec.arch](info).to(device)
+    opt = torch.optim.SGD(
+        net.parameters(), lr=ec.lr, momentum=ec.momentum, weight_decay=ec.weight_decay
+    )
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[epochs // 2], gamma=0.1)
+    loader = DataLoader(
+        TensorDataset(images.detach().float().cpu(), labels.cpu()),
+        batch_size=ec.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    augment = _augmenter(ec.augment, info, seed + 1)
+
+    def prepare_train(batch, device, non_blocking):
+        x, y = batch
+        return augment(x.to(device)), y.to(device)
+
+    trainer = create_supervised_trainer(
+        net, opt, nn.CrossEntropyLoss(), device=device, prepare_batch=prepare_train
+    )
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: sched.step())
+    if progress:
+        ProgressBar(persist=False, desc="eval").attach(trainer)
+    trainer.run(loader, max_epochs=epochs)
+    return test_accuracy(net, test_set, info, device)
+
+
+@torch.no_grad()
+def test_accuracy(
+    net: nn.Module, test_set: ImageTensors, info: DatasetInfo, device: torch.device
+) -> float:
+    """Accuracy of ``net`` (taking normalised input) on the real test split."""
+
+    def prepare(batch, device, non_blocking):
+        x, y = batch
+        return info.normalize(x.to(device)), y.to(device)
+
+    net.eval()
+    evaluator = create_supervised_evaluator(
+        net, metrics={"accuracy": Accuracy()}, device=device, prepare_batch=prepare
+    )
+    evaluator.run(DataLoader(test_set, batch_size=500))
+    return float(evaluator.state.metrics["accuracy"])
+
+
+def evaluate_set(
+    images: Tensor,
+    labels: Tensor,
+    test_set: ImageTensors,
+    info: DatasetInfo,
+    ec: EvalConfig,
+    seed: int,
+    device: torch.device,
+    progress: bool = False,
+) -> EvalResult:
+    """``ec.n_models`` fresh networks trained on the set, seeds ``seed, seed + 1, ...``."""
+    accs = [
+        train_and_test(images, labels, test_set, info, ec, seed + 1000 * i, device, None, progress)
+        for i in range(ec.n_models)
+    ]
+    return EvalResult(accs)
