@@ -143,3 +143,117 @@ def load_generator(
 ) -> Generator:
     """The generator of a checkpoint, ready to sample (``G(z, y)`` in [-1, 1])."""
     return load_generator_checkpoint(path, ema=ema, device=device).generator
+
+
+# --- distilled sets ----------------------------------------------------------------------------
+
+KIND_DISTILLED = "gandistill.distilled"
+
+
+@dataclass
+class DistilledSet:
+    """A distilled training set: what was optimised, the images it decodes to, and provenance.
+
+    ``images_float`` are the normalised images exactly as optimised (pixel-space sets may leave
+    the [0, 1] pixel range); ``images_uint8`` are the same clamped to pixels, for viewing and
+    export. Latent-space sets also keep the latents (plus the feature offsets and residuals
+    when those were optimised) and the sha256 of the generator they decode through.
+    """
+
+    labels: torch.Tensor  # (N,) int64, sorted by class
+    images_float: torch.Tensor  # (N, C, H, W) normalised
+    images_uint8: torch.Tensor  # (N, C, H, W) pixels
+    info: DatasetInfo
+    config: Config
+    space: str
+    latents: torch.Tensor | None = None  # (N, latent_dim)
+    feature_offsets: torch.Tensor | None = None  # (N, ...) at config.distill.feature_level
+    residuals: torch.Tensor | None = None  # (N, C, H, W) normalised
+    generator_path: str | None = None
+    generator_sha256: str | None = None
+    stop_reason: str = ""
+    history: list | None = None  # [{"iteration", "seconds", "match_loss", "accuracy"?}, ...]
+    versions: dict | None = None
+
+    @property
+    def ipc(self) -> int:
+        return int(torch.bincount(self.labels).max())
+
+    def images(self, normalized: bool = False) -> torch.Tensor:
+        """The images as optimised: normalised, or denormalised to [0, 1] pixels (clamped)."""
+        if normalized:
+            return self.images_float.clone()
+        return self.info.denormalize(self.images_float).clamp(0.0, 1.0)
+
+    def decode(self, generator_path: str | Path | None = None) -> torch.Tensor:
+        """Re-decode the latents through the generator (checked by hash); normalised images."""
+        from gandistill.distill import decode_latents  # the decoder lives with the parameterisation
+
+        if self.space != "latent" or self.latents is None:
+            raise ArtifactError(
+                "this distilled set was optimised in pixel space: nothing to decode"
+            )
+        path = generator_path or self.generator_path
+        if path is None or not Path(path).is_file():
+            raise ArtifactError(f"generator file not found: {path} (pass its current path)")
+        ckpt = load_generator_checkpoint(path)
+        if ckpt.sha256 != self.generator_sha256:
+            raise ArtifactError(
+                f"generator {path} (sha256 {ckpt.sha256[:12]}) is not the one this set was "
+                f"distilled with (sha256 {str(self.generator_sha256)[:12]})"
+            )
+        return decode_latents(self, ckpt.generator)
+
+    def to_dataset(self) -> torch.utils.data.TensorDataset:
+        """A torch Dataset of (normalised image, label) pairs to train on."""
+        return torch.utils.data.TensorDataset(self.images_float.clone(), self.labels.clone())
+
+    def save(self, path: str | Path) -> Path:
+        optional = {
+            k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v)
+            for k, v in (
+                ("latents", self.latents),
+                ("feature_offsets", self.feature_offsets),
+                ("residuals", self.residuals),
+            )
+        }
+        payload = (
+            _header(KIND_DISTILLED, self.config)
+            | optional
+            | {
+                "labels": self.labels.cpu(),
+                "images_float": self.images_float.detach().cpu(),
+                "images_uint8": self.images_uint8.cpu(),
+                "dataset": self.info.to_dict(),
+                "space": self.space,
+                "generator_path": self.generator_path,
+                "generator_sha256": self.generator_sha256,
+                "seed": self.config.seed,
+                "stop_reason": self.stop_reason,
+                "history": self.history or [],
+            }
+        )
+        return atomic_save(payload, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> DistilledSet:
+        payload = load_payload(path, KIND_DISTILLED)
+        try:
+            return cls(
+                labels=payload["labels"],
+                images_float=payload["images_float"],
+                images_uint8=payload["images_uint8"],
+                info=DatasetInfo.from_dict(payload["dataset"]),
+                config=config_from_dict(payload["config"]),
+                space=payload["space"],
+                latents=payload.get("latents"),
+                feature_offsets=payload.get("feature_offsets"),
+                residuals=payload.get("residuals"),
+                generator_path=payload.get("generator_path"),
+                generator_sha256=payload.get("generator_sha256"),
+                stop_reason=payload.get("stop_reason", ""),
+                history=payload.get("history", []),
+                versions=payload.get("versions"),
+            )
+        except (KeyError, TypeError, GandistillError) as exc:
+            raise ArtifactError(f"{path} is a damaged distilled-set file ({exc})") from None

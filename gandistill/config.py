@@ -79,6 +79,75 @@ class ClassifierConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Latent (or pixel) optimisation by gradient or distribution matching."""
+
+    ipc: int = _f(10, "images (latents) per class", min=1)
+    space: str = _f("latent", "what is optimised", choices=("latent", "pixel"))
+    objective: str = _f("gm", "gradient matching or distribution matching", choices=("gm", "dm"))
+    distance: str = _f("dc", "gradient distance (gm)", choices=("dc", "mse", "cos"))
+    init: str = _f(
+        "auto",
+        "auto = best_of_k (latent) / noise (pixel)",
+        choices=("auto", "normal", "truncated", "best_of_k", "noise", "real"),
+    )
+    truncation: float = _f(1.0, "|z| bound of the truncated-normal init", min=0.0)
+    init_candidates: int = _f(16, "candidates per slot for best_of_k", min=1)
+    outer_loop: int = _f(0, "matching steps per iteration (0: DC schedule by ipc)", min=0)
+    inner_loop: int = _f(0, "network steps between matching steps (0: DC schedule)", min=0)
+    max_iterations: int = _f(200, "outer iterations (each draws a fresh network)", min=1)
+    max_minutes: float = _f(0.0, "wall-clock budget in minutes (0: none)", min=0.0)
+    patience: int = _f(0, "stop when the smoothed loss stalls this many iterations (0: off)", min=0)
+    tolerance: float = _f(0.01, "relative improvement that resets patience", min=0.0)
+    optimizer: str = _f(
+        "auto", "auto = adam (latent) / sgd (pixel)", choices=("auto", "sgd", "adam")
+    )
+    lr: float = _f(
+        0.0, "learning rate of the set (0: 0.1 pixel gm, 1.0 pixel dm, 0.01 latent)", min=0.0
+    )
+    momentum: float = _f(0.5, "SGD momentum of the set", min=0.0)
+    lr_net: float = _f(0.01, "SGD learning rate of the matching network (momentum 0.5)", min=0.0)
+    real_batch: int = _f(256, "real images per class per matching step", min=1)
+    batch_train: int = _f(256, "batch size of the inner network training", min=1)
+    net_width: int = _f(128, "matching ConvNet width", min=1)
+    net_depth: int = _f(3, "matching ConvNet depth", min=1)
+    net_norm: str = _f(
+        "instancenorm", "matching ConvNet norm", choices=("instancenorm", "batchnorm", "none")
+    )
+    dsa: bool = _f(False, "Siamese augmentation of real and synthetic batches (DSA)")
+    latent_penalty: float = _f(
+        0.0, "weight of (|z|/sqrt(d) - 1)^2 keeping latents on the prior", min=0.0
+    )
+    latent_clip: float = _f(0.0, "clamp |z|/sqrt(d) to this (0: off)", min=0.0)
+    grad_clip: float = _f(0.0, "clip the set's gradient norm (0: off)", min=0.0)
+    feature_level: int = _f(
+        -1, "also optimise an offset of G's feature map after this block (-1: off)", min=-1
+    )
+    feature_penalty: float = _f(0.0, "weight of the mean squared feature offset", min=0.0)
+    residual: bool = _f(False, "also optimise a per-image pixel residual")
+    residual_penalty: float = _f(1.0, "weight of the mean squared residual", min=0.0)
+    eval_every: int = _f(50, "iterations between quick accuracy checks (0: only at the end)", min=0)
+    eval_epochs: int = _f(300, "epochs of the quick check (one network, no augmentation)", min=1)
+    log_every: int = _f(1, "iterations between TensorBoard scalars", min=1)
+    image_every: int = _f(25, "iterations between image grids", min=1)
+    progress: bool = _f(True, "show a progress bar")
+
+
+@dataclass
+class EvalConfig:
+    """The downstream-accuracy protocol of the DC/DSA/DM papers (see REFERENCE in the README)."""
+
+    arch: str = _f("convnet", "evaluation network", choices=("convnet",))
+    epochs: int = _f(1000, "epochs on the distilled set (300 is the no-augment norm)", min=1)
+    augment: str = _f("dc", "training augmentation", choices=("none", "dc", "dsa"))
+    lr: float = _f(0.01, "SGD learning rate, x0.1 at half the epochs", min=0.0)
+    momentum: float = _f(0.9, "SGD momentum", min=0.0)
+    weight_decay: float = _f(5e-4, "SGD weight decay", min=0.0)
+    batch_size: int = _f(256, "training batch size", min=1)
+    n_models: int = _f(3, "fresh networks trained; mean ± std reported", min=1)
+
+
+@dataclass
 class Config:
     seed: int = _f(0, "seed of every random draw in the run")
     device: str = _f("auto", "auto | cpu | cuda | cuda:N")
@@ -88,6 +157,8 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 def _check_value(name: str, value: Any, tp: Any, meta: typing.Mapping) -> Any:

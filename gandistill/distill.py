@@ -1,0 +1,644 @@
+"""Distillation: optimise a few latents (or pixels) per class to teach what real data teaches.
+
+Gradient matching (Zhao et al. 2021, "Dataset Condensation with Gradient Matching"), bilevel:
+every outer iteration draws a freshly initialised ConvNet; for ``outer_loop`` steps the per-class
+gradients of its loss on real batches (detached) and on the synthetic images (with graph) are
+compared, the distance is backpropagated through the frozen generator into the latents, and the
+network is trained ``inner_loop`` steps on the (detached) synthetic set in between.
+Distribution matching (Zhao & Bilen 2023, "Dataset Condensation with Distribution Matching")
+compares mean embeddings of random networks instead, with no inner loop.
+
+Per-class gradients are computed for all classes at once with ``torch.func.vmap(grad(...))``
+over a (classes, batch, C, H, W) tensor. ``space: pixel`` optimises the images themselves through
+the same code: the DC and DM baselines.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from ignite.engine import Engine, Events
+from ignite.handlers import ProgressBar
+from ignite.handlers.tensorboard_logger import TensorboardLogger
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+from torch.nn import functional as F
+from torchvision.utils import make_grid
+
+from gandistill.artifacts import DistilledSet, GeneratorCheckpoint, load_generator_checkpoint
+from gandistill.augment import dsa_augment
+from gandistill.classifier import RealClassifier, get_classifier
+from gandistill.config import Config, DistillConfig
+from gandistill.data import DatasetInfo, ImageTensors, load_dataset
+from gandistill.errors import ConfigError, DataError
+from gandistill.evaluate import dsa_strategy_for, train_and_test
+from gandistill.models import ConvNet, Generator, from_gan_range
+from gandistill.runtime import library_versions, resolve_device, step_generator
+
+# (outer_loop, inner_loop) of the DC reference implementation, by images per class
+DC_SCHEDULE = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
+STOP_ITERATIONS, STOP_TIME, STOP_CONVERGED = "max_iterations", "max_minutes", "converged"
+LOSS_SMOOTHING = 0.9  # EMA factor of the loss that the patience rule watches
+
+
+def default_loops(ipc: int) -> tuple[int, int]:
+    """``(outer_loop, inner_loop)``: the DC schedule where it is tabulated; in between, outer =
+    ipc and the inner loop interpolated linearly between the neighbouring entries; above 50, the
+    IPC-50 entry."""
+    if ipc in DC_SCHEDULE:
+        return DC_SCHEDULE[ipc]
+    if ipc > max(DC_SCHEDULE):
+        return DC_SCHEDULE[max(DC_SCHEDULE)]
+    lo = max(k for k in DC_SCHEDULE if k < ipc)
+    hi = min(k for k in DC_SCHEDULE if k > ipc)
+    inner_lo, inner_hi = DC_SCHEDULE[lo][1], DC_SCHEDULE[hi][1]
+    return ipc, round(inner_lo + (inner_hi - inner_lo) * (ipc - lo) / (hi - lo))
+
+
+# --- distances between per-class gradients ------------------------------------------------------
+
+
+def _rows(g: Tensor) -> Tensor:
+    """(K, out, ...) per-class gradients → (K, out, rest)."""
+    return g.reshape(g.shape[0], g.shape[1], -1)
+
+
+def dc_distance(real: dict[str, Tensor], syn: dict[str, Tensor]) -> Tensor:
+    """Layer-wise distance of the DC paper, summed over classes: for every parameter with ≥ 2
+    dimensions, Σ over output units of 1 − cos(real row, synthetic row); 1-D parameters add 0."""
+    total = torch.zeros((), device=next(iter(syn.values())).device)
+    for name, gs in syn.items():
+        if gs.dim() - 1 < 2:  # leading dim is the class
+            continue
+        gr, gs = _rows(real[name]), _rows(gs)
+        cos = (gr * gs).sum(-1) / (gr.norm(dim=-1) * gs.norm(dim=-1) + 1e-6)
+        total = total + (1.0 - cos).sum()
+    return total
+
+
+def _flat(grads: dict[str, Tensor]) -> Tensor:
+    return torch.cat([g.reshape(g.shape[0], -1) for g in grads.values()], dim=1)  # (K, P)
+
+
+def mse_distance(real: dict[str, Tensor], syn: dict[str, Tensor]) -> Tensor:
+    return (_flat(real) - _flat(syn)).pow(2).sum()
+
+
+def cos_distance(real: dict[str, Tensor], syn: dict[str, Tensor]) -> Tensor:
+    """Σ over classes of 1 − cos between the whole flattened gradients."""
+    return (1.0 - F.cosine_similarity(_flat(real), _flat(syn), dim=1, eps=1e-6)).sum()
+
+
+DISTANCES: dict[str, Callable[[dict[str, Tensor], dict[str, Tensor]], Tensor]] = {
+    "dc": dc_distance,
+    "mse": mse_distance,
+    "cos": cos_distance,
+}
+
+
+def per_class_gradients(
+    net: nn.Module, params: dict[str, Tensor], x: Tensor, y: Tensor
+) -> dict[str, Tensor]:
+    """Cross-entropy gradients for each class batch at once: x (K, B, C, H, W), y (K, B)."""
+
+    def loss(p: dict[str, Tensor], xb: Tensor, yb: Tensor) -> Tensor:
+        return F.cross_entropy(functional_call(net, p, (xb,)), yb)
+
+    return vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
+
+
+# --- what is optimised -----------------------------------------------------------------------
+
+
+class SyntheticSet(nn.Module):
+    """The distilled set's parameters; ``forward()`` returns normalised images (N, C, H, W).
+
+    Pixel space: the images themselves. Latent space: latents ``z`` decoded by the frozen
+    generator, optionally plus an offset of its feature map after block ``feature_level`` and a
+    per-image pixel residual (both start at zero).
+    """
+
+    def __init__(
+        self,
+        labels: Tensor,
+        info: DatasetInfo,
+        generator: Generator | None = None,
+        latents: Tensor | None = None,
+        pixels: Tensor | None = None,
+        feature_level: int = -1,
+        residual: bool = False,
+    ) -> None:
+        super().__init__()
+        self.register_buffer("labels", labels)
+        self.info = info
+        self.generator = generator
+        self.feature_level = feature_level
+        self.latents = self.pixels = self.feature_offsets = self.residuals = None
+        if generator is None:
+            assert pixels is not None
+            self.pixels = nn.Parameter(pixels.clone())
+            return
+        assert latents is not None
+        generator.requires_grad_(False).eval()
+        self.latents = nn.Parameter(latents.clone())
+        if feature_level >= 0:
+            with torch.no_grad():
+                shape = generator.features(latents[:1], labels[:1], feature_level).shape[1:]
+            self.feature_offsets = nn.Parameter(latents.new_zeros(len(labels), *shape))
+        if residual:
+            self.residuals = nn.Parameter(
+                latents.new_zeros(len(labels), info.channels, info.image_size, info.image_size)
+            )
+
+    def forward(self) -> Tensor:
+        if self.pixels is not None:
+            return self.pixels
+        g = self.generator
+        level = max(self.feature_level, 0)
+        h = g.features(self.latents, self.labels, level)
+        if self.feature_offsets is not None:
+            h = h + self.feature_offsets
+        x = self.info.normalize(from_gan_range(g.decode(h, level)))
+        if self.residuals is not None:
+            x = x + self.residuals
+        return x
+
+    def penalty(self, dc: DistillConfig) -> Tensor:
+        """Terms that keep the set on the generator's manifold."""
+        total = torch.zeros((), device=self.labels.device)
+        if self.latents is not None and dc.latent_penalty > 0:
+            radius = self.latents.norm(dim=1) / math.sqrt(self.latents.shape[1])
+            total = total + dc.latent_penalty * (radius - 1.0).pow(2).mean()
+        if self.feature_offsets is not None and dc.feature_penalty > 0:
+            total = total + dc.feature_penalty * self.feature_offsets.pow(2).mean()
+        if self.residuals is not None and dc.residual_penalty > 0:
+            total = total + dc.residual_penalty * self.residuals.pow(2).mean()
+        return total
+
+    @torch.no_grad()
+    def clamp_latents(self, max_radius: float) -> None:
+        if self.latents is None or max_radius <= 0:
+            return
+        limit = max_radius * math.sqrt(self.latents.shape[1])
+        norms = self.latents.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        self.latents.mul_(torch.clamp(limit / norms, max=1.0))
+
+    def latent_radius(self) -> float:
+        if self.latents is None:
+            return 0.0
+        return float((self.latents.detach().norm(dim=1) / math.sqrt(self.latents.shape[1])).mean())
+
+
+@torch.no_grad()
+def decode_latents(ds: DistilledSet, generator: Generator) -> Tensor:
+    """Normalised images of a latent-space distilled set, decoded again through ``generator``."""
+    syn = SyntheticSet(
+        ds.labels,
+        ds.info,
+        generator=generator,
+        latents=ds.latents,
+        feature_level=ds.config.distill.feature_level,
+        residual=ds.residuals is not None,
+    )
+    if ds.feature_offsets is not None:
+        syn.feature_offsets.copy_(ds.feature_offsets)
+    if ds.residuals is not None:
+        syn.residuals.copy_(ds.residuals)
+    return syn()
+
+
+# --- initialisation ----------------------------------------------------------------------------
+
+
+def _truncated_normal(n: int, dim: int, bound: float, gen: torch.Generator) -> Tensor:
+    z = torch.randn(n, dim, generator=gen)
+    while bound > 0 and (bad := z.abs() > bound).any():
+        z[bad] = torch.randn(int(bad.sum()), generator=gen)
+    return z
+
+
+@torch.no_grad()
+def best_of_k(
+    generator: Generator,
+    clf: RealClassifier,
+    ipc: int,
+    k: int,
+    gen: torch.Generator,
+    device: torch.device,
+) -> Tensor:
+    """Per class, draw ``k · ipc`` candidates, keep the half the classifier is most confident
+    about, then pick ``ipc`` of them by k-center greedy in its feature space (starting from the
+    most confident) so the chosen latents are both typical and spread out."""
+    chosen = []
+    for c in range(generator.num_classes):
+        z = generator.sample_latents(k * ipc, gen).to(device)
+        y = torch.full((len(z),), c, device=device)
+        x = from_gan_range(generator(z, y))
+        conf = clf.logits(x).softmax(1)[:, c]
+        keep = conf.argsort(descending=True)[: max(ipc, len(z) // 2)]
+        feats = F.normalize(clf.features(x[keep]), dim=1)
+        picks = [0]
+        dist = (feats - feats[0]).norm(dim=1)
+        for _ in range(ipc - 1):
+            nxt = int(dist.argmax())
+            picks.append(nxt)
+            dist = torch.minimum(dist, (feats - feats[nxt]).norm(dim=1))
+        chosen.append(z[keep[picks]])
+    return torch.cat(chosen)
+
+
+# --- the distiller --------------------------------------------------------------------------
+
+
+class Distiller:
+    """Optimises a :class:`SyntheticSet` against real data; :meth:`run` returns the set.
+
+    Args:
+        cfg: resolved config (``cfg.distill`` drives the method, ``cfg.eval`` the final check).
+        generator: the generator checkpoint (path or loaded); required for ``space: latent``.
+        out: where :meth:`run` saves the distilled set (``None``: not saved).
+        data: pre-loaded ``(train, test, info)``; loaded from ``cfg.data`` otherwise.
+        log_dir: TensorBoard folder (``None``: next to ``out``, else no logging).
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        generator: str | Path | GeneratorCheckpoint | None = None,
+        out: str | Path | None = None,
+        data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None = None,
+        log_dir: str | Path | None = None,
+    ) -> None:
+        self.cfg, dc = cfg, cfg.distill
+        self.device = resolve_device(cfg.device)
+        self.out = Path(out) if out is not None else None
+        self.ckpt: GeneratorCheckpoint | None = None
+        if dc.space == "latent":
+            if generator is None:
+                raise ConfigError("space 'latent' needs a generator (--generator FILE)")
+            self.ckpt = (
+                generator
+                if isinstance(generator, GeneratorCheckpoint)
+                else load_generator_checkpoint(generator, device=self.device)
+            )
+            self.ckpt.generator.to(self.device)
+        self.train_set, self.test_set, self.info = (
+            data if data is not None else load_dataset(cfg.data)
+        )
+        self._check_compatible()
+        self.outer_loop, self.inner_loop = default_loops(dc.ipc)
+        self.outer_loop = dc.outer_loop or self.outer_loop
+        self.inner_loop = dc.inner_loop or self.inner_loop
+        self.dsa_strategy = dsa_strategy_for(self.info) if dc.dsa else ""
+        self.syn = self._init_set().to(self.device)
+        self.opt = self._optimizer()
+        self.history: list[dict] = []
+        self.stop_reason = STOP_ITERATIONS
+        self._smoothed: float | None = None
+        self._best = math.inf
+        self._best_at = 0
+        self.engine = Engine(self._step)
+        self.tb = None
+        if log_dir is None and self.out is not None:
+            log_dir = self.out.parent / "tb" / self.out.stem
+        if log_dir is not None:
+            self.tb = TensorboardLogger(log_dir=str(log_dir))
+        self._attach_handlers()
+
+    # --- set-up ---------------------------------------------------------------------------
+
+    def _check_compatible(self) -> None:
+        info, dc = self.info, self.cfg.distill
+        if self.ckpt is not None:
+            g = self.ckpt.info
+            if (g.num_classes, g.channels, g.image_size) != (
+                info.num_classes,
+                info.channels,
+                info.image_size,
+            ):
+                raise DataError(
+                    f"generator was trained on {g.num_classes} classes of "
+                    f"{g.channels}×{g.image_size}² images; dataset '{info.name}' has "
+                    f"{info.num_classes} classes of {info.channels}×{info.image_size}²"
+                )
+        if dc.init == "real":
+            smallest = min(self.train_set.class_counts())
+            if dc.ipc > smallest:
+                raise DataError(
+                    f"ipc {dc.ipc} exceeds the smallest class ({smallest} images) for init 'real'"
+                )
+
+    def _init_set(self) -> SyntheticSet:
+        dc, info = self.cfg.distill, self.info
+        gen = step_generator(self.cfg.seed, -10)
+        labels = torch.arange(info.num_classes).repeat_interleave(dc.ipc).to(self.device)
+        init = dc.init
+        if init == "auto":
+            init = "best_of_k" if dc.space == "latent" else "noise"
+        if dc.space == "pixel":
+            if init == "real":
+                real = torch.cat(
+                    [self.train_set.sample_class(c, dc.ipc, gen) for c in range(info.num_classes)]
+                )
+                pixels = info.normalize(real)
+            elif init == "noise":
+                shape = (len(labels), info.channels, info.image_size, info.image_size)
+                pixels = torch.randn(shape, generator=gen)
+            else:
+                raise ConfigError(
+                    f"init '{init}' is for latent space; pixel space takes noise or real"
+                )
+            return SyntheticSet(labels, info, pixels=pixels.to(self.device))
+        g = self.ckpt.generator
+        if init == "normal":
+            z = torch.randn(len(labels), g.latent_dim, generator=gen)
+        elif init == "truncated":
+            z = _truncated_normal(len(labels), g.latent_dim, dc.truncation, gen)
+        elif init == "best_of_k":
+            clf = get_classifier(
+                self.cfg.data,
+                self.cfg.classifier,
+                self.cfg.seed,
+                self.cfg.cache_dir,
+                (self.train_set, self.test_set, self.info),
+                self.device,
+                progress=dc.progress,
+            )
+            z = best_of_k(g, clf, dc.ipc, dc.init_candidates, gen, self.device)
+        else:
+            raise ConfigError(
+                f"init '{init}' is for pixel space; latent space takes normal, truncated, best_of_k"
+            )
+        return SyntheticSet(
+            labels,
+            info,
+            generator=g,
+            latents=z.to(self.device),
+            feature_level=dc.feature_level,
+            residual=dc.residual,
+        )
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        dc = self.cfg.distill
+        kind = (
+            dc.optimizer if dc.optimizer != "auto" else ("adam" if dc.space == "latent" else "sgd")
+        )
+        lr = dc.lr or (0.01 if dc.space == "latent" else 0.1 if dc.objective == "gm" else 1.0)
+        params = [p for p in self.syn.parameters() if p.requires_grad]
+        if kind == "adam":
+            return torch.optim.Adam(params, lr=lr)
+        return torch.optim.SGD(params, lr=lr, momentum=dc.momentum)
+
+    def _attach_handlers(self) -> None:
+        dc, engine = self.cfg.distill, self.engine
+        engine.add_event_handler(Events.STARTED, self._on_started)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._check_stop)
+        if dc.eval_every:
+            engine.add_event_handler(
+                Events.ITERATION_COMPLETED(every=dc.eval_every), self._quick_eval
+            )
+        if self.tb is not None:
+            self.tb.attach_output_handler(
+                engine,
+                Events.ITERATION_COMPLETED(every=dc.log_every),
+                tag="distill",
+                output_transform=lambda out: out,
+            )
+            engine.add_event_handler(
+                Events.ITERATION_COMPLETED(every=dc.image_every), self._log_grid
+            )
+        if dc.progress:
+            ProgressBar(persist=True, desc="distill").attach(
+                engine, output_transform=lambda out: {"loss": out["match_loss"]}
+            )
+
+    # --- one outer iteration -----------------------------------------------------------------
+
+    def _fresh_net(self, it: int) -> ConvNet:
+        dc, info = self.cfg.distill, self.info
+        seed = int(torch.randint(2**62, (1,), generator=step_generator(self.cfg.seed, it, 1)))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = ConvNet(
+                info.num_classes,
+                info.channels,
+                info.image_size,
+                dc.net_width,
+                dc.net_depth,
+                dc.net_norm,
+            )
+        return net.to(self.device)
+
+    def _real_batch(self, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Normalised real images (K, B, C, H, W) and their labels (K, B)."""
+        k, b = self.info.num_classes, self.cfg.distill.real_batch
+        x = torch.stack([self.train_set.sample_class(c, b, gen) for c in range(k)])
+        y = torch.arange(k).unsqueeze(1).expand(k, b)
+        return self.info.normalize(x.to(self.device)), y.to(self.device)
+
+    def _siamese(self, real: Tensor, syn: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """The same DSA draw for the real and the synthetic batch of each class."""
+        if not self.dsa_strategy:
+            return real, syn
+        pairs = []
+        for c in range(real.shape[0]):
+            seed = int(torch.randint(2**31, (1,), generator=gen))
+            pairs.append(
+                (
+                    dsa_augment(real[c], self.dsa_strategy, seed),
+                    dsa_augment(syn[c], self.dsa_strategy, seed),
+                )
+            )
+        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+    def _matching_step(self, net: ConvNet, gen: torch.Generator) -> dict[str, float]:
+        dc, k = self.cfg.distill, self.info.num_classes
+        real, real_y = self._real_batch(gen)
+        syn = self.syn().view(k, dc.ipc, *real.shape[2:])
+        syn_y = self.syn.labels.view(k, dc.ipc)
+        real, syn = self._siamese(real, syn, gen)
+        if dc.objective == "gm":
+            params = {name: p.detach() for name, p in net.named_parameters()}
+            with torch.no_grad():
+                g_real = per_class_gradients(net, params, real, real_y)
+            g_syn = per_class_gradients(net, params, syn, syn_y)
+            match = DISTANCES[dc.distance](g_real, g_syn)
+            with torch.no_grad():
+                fr, fs = _flat(g_real), _flat(g_syn)
+                grad_cos = F.cosine_similarity(fr, fs, dim=1).mean().item()
+                grad_l2 = (fr - fs).norm(dim=1).mean().item()
+        else:
+            with torch.no_grad():
+                emb_real = net.embed(real.flatten(0, 1)).view(k, real.shape[1], -1).mean(1)
+            emb_syn = net.embed(syn.flatten(0, 1)).view(k, dc.ipc, -1).mean(1)
+            match = (emb_real - emb_syn).pow(2).sum()
+            grad_cos = grad_l2 = float("nan")
+        loss = match + self.syn.penalty(dc)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if dc.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.syn.parameters(), dc.grad_clip)
+        self.opt.step()
+        self.syn.clamp_latents(dc.latent_clip)
+        return {"match_loss": match.item(), "grad_cosine": grad_cos, "grad_l2": grad_l2}
+
+    def _inner_training(
+        self, net: ConvNet, opt: torch.optim.Optimizer, gen: torch.Generator
+    ) -> None:
+        """``inner_loop`` epochs of the network on the detached synthetic set."""
+        dc = self.cfg.distill
+        with torch.no_grad():
+            images = self.syn().detach()
+        labels = self.syn.labels
+        for _ in range(self.inner_loop):
+            order = torch.randperm(len(labels), generator=gen).to(self.device)
+            for idx in order.split(dc.batch_train):
+                x = images[idx]
+                if self.dsa_strategy:
+                    x = dsa_augment(
+                        x, self.dsa_strategy, int(torch.randint(2**31, (1,), generator=gen))
+                    )
+                loss = F.cross_entropy(net(x), labels[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+    def _step(self, engine: Engine, _batch: None) -> dict[str, float]:
+        dc, it = self.cfg.distill, engine.state.iteration
+        gen = step_generator(self.cfg.seed, it)
+        net = self._fresh_net(it)
+        net.train()
+        outer = self.outer_loop if dc.objective == "gm" else 1
+        net_opt = torch.optim.SGD(net.parameters(), lr=dc.lr_net, momentum=0.5)
+        if dc.objective == "dm":
+            net.requires_grad_(False)
+        stats: list[dict[str, float]] = []
+        for ol in range(outer):
+            stats.append(self._matching_step(net, gen))
+            if ol == outer - 1:
+                break
+            self._inner_training(net, net_opt, gen)
+        out = {key: sum(s[key] for s in stats) / len(stats) for key in stats[0]}
+        out["match_loss"] /= self.info.num_classes  # per class, comparable across datasets
+        out["latent_norm"] = self.syn.latent_radius()
+        out["seconds"] = time.perf_counter() - self._t0
+        if dc.objective == "dm":
+            del out["grad_cosine"], out["grad_l2"]
+        return out
+
+    # --- events ----------------------------------------------------------------------------
+
+    def _on_started(self, engine: Engine) -> None:
+        self._t0 = time.perf_counter()
+
+    def _check_stop(self, engine: Engine) -> None:
+        dc, out = self.cfg.distill, engine.state.output
+        loss = out["match_loss"]
+        self._smoothed = (
+            loss
+            if self._smoothed is None
+            else LOSS_SMOOTHING * self._smoothed + (1 - LOSS_SMOOTHING) * loss
+        )
+        if self._smoothed < self._best * (1.0 - dc.tolerance):
+            self._best, self._best_at = self._smoothed, engine.state.iteration
+        self.history.append(
+            {"iteration": engine.state.iteration, "seconds": out["seconds"], "match_loss": loss}
+        )
+        if dc.patience and engine.state.iteration - self._best_at >= dc.patience:
+            self.stop_reason = STOP_CONVERGED
+            engine.terminate()
+        elif dc.max_minutes and out["seconds"] >= 60.0 * dc.max_minutes:
+            self.stop_reason = STOP_TIME
+            engine.terminate()
+
+    def quick_accuracy(self, seed_offset: int = 0) -> float:
+        """Test accuracy of one fresh network trained briefly (no augmentation) on the set."""
+        ec = self.cfg.eval
+        with torch.no_grad():
+            images = self.syn().detach()
+
+        quick = replace(ec, augment="none")
+        return train_and_test(
+            images,
+            self.syn.labels,
+            self.test_set,
+            self.info,
+            quick,
+            self.cfg.seed + 7919 + seed_offset,
+            self.device,
+            epochs=self.cfg.distill.eval_epochs,
+        )
+
+    def _quick_eval(self, engine: Engine) -> None:
+        it = engine.state.iteration
+        pause = time.perf_counter()
+        acc = self.quick_accuracy(it)
+        self._t0 += time.perf_counter() - pause  # evaluation time is not distillation time
+        self.history[-1]["accuracy"] = acc
+        if self.tb is not None:
+            self.tb.writer.add_scalar("distill/accuracy", acc, it)
+            self.tb.writer.add_scalar(
+                "distill/accuracy_vs_seconds", acc, int(self.history[-1]["seconds"])
+            )
+
+    def _log_grid(self, engine: Engine) -> None:
+        with torch.no_grad():
+            pixels = self.info.denormalize(self.syn()).clamp(0, 1).cpu()
+        grid = make_grid(pixels, nrow=self.cfg.distill.ipc, padding=2, pad_value=1.0)
+        self.tb.writer.add_image("images/distilled", grid, engine.state.iteration)
+
+    # --- run ---------------------------------------------------------------------------------
+
+    def result(self) -> DistilledSet:
+        with torch.no_grad():
+            images = self.syn().detach().cpu()
+        pixels = self.info.denormalize(images).clamp(0, 1)
+        syn = self.syn
+        return DistilledSet(
+            labels=syn.labels.cpu(),
+            images_float=images,
+            images_uint8=(pixels * 255).round().to(torch.uint8),
+            info=self.info,
+            config=self.cfg,
+            space=self.cfg.distill.space,
+            latents=None if syn.latents is None else syn.latents.detach().cpu(),
+            feature_offsets=None
+            if syn.feature_offsets is None
+            else syn.feature_offsets.detach().cpu(),
+            residuals=None if syn.residuals is None else syn.residuals.detach().cpu(),
+            generator_path=None if self.ckpt is None else str(self.ckpt.path),
+            generator_sha256=None if self.ckpt is None else self.ckpt.sha256,
+            stop_reason=self.stop_reason,
+            history=self.history,
+            versions=library_versions(),
+        )
+
+    def run(self) -> DistilledSet:
+        """Distil until a stop rule fires; saves to ``out`` when given."""
+        dc = self.cfg.distill
+        try:
+            self.engine.run(data=None, max_epochs=1, epoch_length=dc.max_iterations)
+            if dc.eval_every and self.history and "accuracy" not in self.history[-1]:
+                self._quick_eval(self.engine)
+        finally:
+            if self.tb is not None:
+                self.tb.close()
+        ds = self.result()
+        if self.out is not None:
+            ds.save(self.out)
+        return ds
+
+
+def distill(
+    cfg: Config,
+    generator: str | Path | GeneratorCheckpoint | None = None,
+    out: str | Path | None = None,
+    data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None = None,
+) -> DistilledSet:
+    """Distil ``cfg.distill.ipc`` images per class (see :class:`Distiller`)."""
+    return Distiller(cfg, generator=generator, out=out, data=data).run()

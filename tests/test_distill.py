@@ -1,0 +1,198 @@
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import SMOKE, make_tiny_data
+from torch.nn import functional as F
+
+from gandistill.artifacts import DistilledSet, load_generator_checkpoint
+from gandistill.config import load_config
+from gandistill.distill import (
+    Distiller,
+    cos_distance,
+    dc_distance,
+    default_loops,
+    mse_distance,
+    per_class_gradients,
+)
+from gandistill.errors import ArtifactError, DataError
+from gandistill.models import ConvNet
+from gandistill.train import train
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return make_tiny_data(per_class=6)
+
+
+@pytest.fixture(scope="module")
+def generator_file(tmp_path_factory, tiny):
+    root = tmp_path_factory.mktemp("gen")
+    cfg = load_config(
+        SMOKE, [f"run_dir={root / 'run'}", f"cache_dir={root}", "train.eval_samples_per_class=0"]
+    )
+    return train(cfg, data=tiny).generator_path
+
+
+def _cfg(tmp_path, *overrides):
+    return load_config(SMOKE, [f"cache_dir={tmp_path}", *overrides])
+
+
+def _grads(seed):
+    gen = torch.Generator().manual_seed(seed)
+    return {
+        "w": torch.randn(3, 4, 5, generator=gen),  # (classes, out, in): counted
+        "b": torch.randn(3, 4, generator=gen),  # 1-D per class: ignored by dc
+    }
+
+
+def test_distances_zero_for_identical_gradients():
+    g = _grads(0)
+    for distance in (dc_distance, mse_distance, cos_distance):
+        assert distance(g, g).abs() < 1e-5
+        assert distance(g, _grads(1)) > 0.1
+
+
+def test_dc_distance_ignores_one_dimensional_parameters():
+    g, h = _grads(0), _grads(0)
+    h["b"] = h["b"] * -5.0
+    assert dc_distance(g, h).abs() < 1e-5
+    assert mse_distance(g, h) > 0
+
+
+def test_dc_distance_is_rowwise_cosine():
+    g = _grads(0)
+    scaled = {"w": g["w"] * (torch.rand(3, 4, 1) * 3 + 0.1), "b": g["b"]}  # positive row scaling
+    assert dc_distance(g, scaled).abs() < 1e-4
+
+
+def test_schedule_rule():
+    assert default_loops(1) == (1, 1)
+    assert default_loops(10) == (10, 50)
+    assert default_loops(50) == (50, 10)
+    assert default_loops(5) == (5, 23)  # 1 + (50 - 1) * 4 / 9, between IPC 1 and 10
+    assert default_loops(15) == (15, 38)  # halfway between 50 (IPC 10) and 25 (IPC 20)
+    assert default_loops(100) == (50, 10)
+
+
+def test_per_class_gradients_match_a_loop():
+    net = ConvNet(3, 1, 28, width=4)
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    x = torch.randn(3, 5, 1, 28, 28)
+    y = torch.arange(3).unsqueeze(1).expand(3, 5)
+    batched = per_class_gradients(net, params, x, y)
+    for c in range(3):
+        net.zero_grad()
+        F.cross_entropy(net(x[c]), y[c]).backward()
+        for name, p in net.named_parameters():
+            assert torch.allclose(batched[name][c], p.grad, atol=1e-5), name
+
+
+def test_gradients_reach_latents_not_the_generator(tmp_path, tiny, generator_file):
+    cfg = _cfg(tmp_path, "distill.init=normal")
+    d = Distiller(cfg, generator=generator_file, data=tiny)
+    before = {k: v.clone() for k, v in d.ckpt.generator.state_dict().items()}
+    z0 = d.syn.latents.detach().clone()
+    d.run()
+    assert not torch.equal(d.syn.latents.detach(), z0)
+    for k, v in d.ckpt.generator.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert all(not p.requires_grad for p in d.ckpt.generator.parameters())
+
+
+def test_dm_objective_decreases_on_a_fixed_network(tmp_path, tiny):
+    cfg = _cfg(
+        tmp_path,
+        "distill.space=pixel",
+        "distill.objective=dm",
+        "distill.max_iterations=30",
+        "distill.eval_every=0",
+        "distill.lr=5",
+    )
+    d = Distiller(cfg, data=tiny)
+    net = d._fresh_net(0)
+    d._fresh_net = lambda it: net  # a toy problem: one fixed network
+    ds = d.run()
+    losses = [h["match_loss"] for h in ds.history]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_pixel_space_runs_through_the_same_path(tmp_path, tiny):
+    cfg = _cfg(tmp_path, "distill.space=pixel", "distill.init=real")
+    d = Distiller(cfg, data=tiny)
+    start = d.syn().detach().clone()
+    ds = d.run()
+    assert ds.space == "pixel" and ds.latents is None
+    assert not torch.equal(ds.images_float, start)
+    assert 0.0 <= ds.history[-1]["accuracy"] <= 1.0
+    assert ds.stop_reason == "max_iterations"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["distill.feature_level=1", "distill.residual=true", "distill.latent_penalty=0.1"],
+        ["distill.dsa=true", "distill.objective=dm"],
+    ],
+)
+def test_artifact_round_trip_and_hash_check(tmp_path, tiny, generator_file, extra):
+    out = tmp_path / "set.pt"
+    cfg = _cfg(tmp_path, "distill.init=truncated", *extra)
+    ds = Distiller(cfg, generator=generator_file, out=out, data=tiny).run()
+    loaded = DistilledSet.load(out)
+    assert torch.equal(loaded.images_float, ds.images_float)
+    assert torch.equal(loaded.latents, ds.latents)
+    assert loaded.labels.tolist() == [0, 0, 1, 1, 2, 2] and loaded.ipc == 2
+    assert loaded.generator_sha256 == load_generator_checkpoint(generator_file).sha256
+    assert loaded.config == cfg
+    assert torch.allclose(loaded.decode(), ds.images_float, atol=1e-5)
+    assert loaded.images().min() >= 0 and loaded.images().max() <= 1
+    x, y = loaded.to_dataset()[3]
+    assert x.shape == (1, 28, 28) and int(y) == 1
+    # another generator (same architecture, different weights) is refused
+    other = tmp_path / "other.pt"
+    other.write_bytes(Path(generator_file).read_bytes())
+    payload = torch.load(other, weights_only=True)
+    payload["ema_state_dict"] = {
+        k: v + 1 if v.is_floating_point() else v for k, v in payload["ema_state_dict"].items()
+    }
+    torch.save(payload, other)
+    with pytest.raises(ArtifactError, match="not the one this set was distilled with"):
+        loaded.decode(other)
+
+
+def test_same_seed_same_set(tmp_path, tiny, generator_file):
+    cfg = _cfg(tmp_path, "distill.init=normal", "distill.dsa=true")
+    a = Distiller(cfg, generator=generator_file, data=tiny).run()
+    b = Distiller(cfg, generator=generator_file, data=tiny).run()
+    assert torch.equal(a.images_float, b.images_float)
+    c = Distiller(dataclasses.replace(cfg, seed=1), generator=generator_file, data=tiny).run()
+    assert not torch.equal(a.images_float, c.images_float)
+
+
+def test_patience_stops_early(tmp_path, tiny):
+    cfg = _cfg(
+        tmp_path,
+        "distill.space=pixel",
+        "distill.max_iterations=50",
+        "distill.patience=2",
+        "distill.tolerance=0.9",
+        "distill.eval_every=0",
+    )
+    ds = Distiller(cfg, data=tiny).run()
+    assert ds.stop_reason == "converged"
+    assert len(ds.history) < 50
+
+
+def test_bad_input(tmp_path, tiny, generator_file):
+    with pytest.raises(DataError, match="ipc 10 exceeds the smallest class"):
+        Distiller(
+            _cfg(tmp_path, "distill.space=pixel", "distill.init=real", "distill.ipc=10"), data=tiny
+        )
+    mnist_like = make_tiny_data(num_classes=4)
+    with pytest.raises(DataError, match="3 classes"):
+        Distiller(_cfg(tmp_path), generator=generator_file, data=mnist_like)
+    with pytest.raises(ArtifactError, match="not found"):
+        Distiller(_cfg(tmp_path), generator=tmp_path / "none.pt", data=tiny)
