@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from gandistill.artifacts import (  # noqa: E402
+    DistilledSet,
     GeneratorCheckpoint,
     load_generator,
     load_generator_checkpoint,
@@ -10,12 +11,15 @@ from gandistill.artifacts import (  # noqa: E402
 from gandistill.classifier import RealClassifier, class_consistency, get_classifier  # noqa: E402
 from gandistill.config import Config, load_config  # noqa: E402
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset  # noqa: E402
+from gandistill.distill import Distiller, distill  # noqa: E402
 from gandistill.errors import GandistillError  # noqa: E402
 from gandistill.train import GANTrainer, TrainResult, train  # noqa: E402
 
 __all__ = [
     "Config",
     "DatasetInfo",
+    "DistilledSet",
+    "Distiller",
     "GANTrainer",
     "GandistillError",
     "GeneratorCheckpoint",
@@ -24,6 +28,7 @@ __all__ = [
     "TrainResult",
     "__version__",
     "class_consistency",
+    "distill",
     "get_classifier",
     "load_config",
     "load_dataset",

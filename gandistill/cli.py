@@ -1,4 +1,4 @@
-"""Command line: ``gandistill train|sample``.
+"""Command line: ``gandistill train|distill|sample``.
 
 User mistakes end in one ``gandistill: error: ...`` line on stderr and exit status 2; defaults
 come from the config dataclasses, so the CLI and the Python API cannot drift apart.
@@ -12,9 +12,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
+
 from gandistill.errors import ArtifactError, GandistillError
 
 EXIT_USER_ERROR = 2
+EXPORT_FORMATS = ("png", "npz", "pt", "imagefolder")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,6 +58,121 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    from gandistill.artifacts import load_generator_checkpoint
+    from gandistill.config import (
+        Config,
+        apply_overrides,
+        from_dict,
+        load_config,
+        to_dict,
+    )
+    from gandistill.distill import Distiller
+
+    out = Path(args.out)
+    _check_output(out, args.overwrite)
+    overrides = list(args.set or [])
+    for key, value in (
+        ("distill.ipc", args.ipc),
+        ("distill.space", args.space),
+        ("device", args.device),
+    ):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    ckpt = None
+    if args.generator:
+        ckpt = load_generator_checkpoint(args.generator)
+    if args.config:
+        cfg = load_config(args.config, overrides)
+    elif ckpt is not None:  # the generator's own run config: same data, classifier, seed
+        cfg = from_dict(Config, apply_overrides(to_dict(ckpt.config), overrides))
+    else:
+        cfg = load_config(None, overrides)
+    if cfg.distill.space == "pixel":
+        ckpt = None
+    distiller = Distiller(cfg, generator=ckpt, out=out)
+    ds = distiller.run()
+    dc, n_classes = cfg.distill, ds.info.num_classes
+    print(f"distilled set: {out} ({dc.ipc} per class × {n_classes} classes, {dc.space} space)")
+    last = ds.history[-1] if ds.history else {}
+    spent = _fmt_seconds(last.get("seconds", 0.0))
+    print(f"stopped: {ds.stop_reason} after {last.get('iteration', 0)} iterations ({spent})")
+    if "accuracy" in last:
+        acc = 100 * last["accuracy"]
+        print(f"quick check: {acc:.1f}% test accuracy (one network, {dc.eval_epochs} epochs)")
+    return 0
+
+
+def _distilled_images(args: argparse.Namespace):
+    """uint8 images of a distilled set: decoded through its generator when at hand, else stored."""
+    from gandistill.artifacts import DistilledSet
+
+    ds = DistilledSet.load(args.distilled)
+    source = "stored images"
+    if ds.space == "latent" and (
+        args.generator or (ds.generator_path and Path(ds.generator_path).is_file())
+    ):
+        try:
+            normalized = ds.decode(args.generator)
+            pixels = ds.info.denormalize(normalized).clamp(0, 1)
+            source = f"decoded through {args.generator or ds.generator_path}"
+            return ds, (pixels * 255).round().to(torch.uint8), source
+        except ArtifactError:
+            if args.generator:
+                raise
+    return ds, ds.images_uint8, source
+
+
+def _write_export(images, labels, info, fmt: str, out: Path) -> None:
+    import numpy as np
+    import torch
+    from torchvision.utils import make_grid, save_image
+
+    from gandistill.artifacts import atomic_save
+
+    if fmt == "png":
+        ipc = int(torch.bincount(labels).max())
+        grid = make_grid(images.float() / 255, nrow=ipc, padding=2, pad_value=1.0)
+        _atomic_write(out, lambda fh: save_image(grid, fh, format="png"))
+    elif fmt == "pt":
+        atomic_save(
+            {"images": images, "labels": labels, "class_names": list(info.class_names)}, out
+        )
+    elif fmt == "npz":
+        _atomic_write(out, lambda fh: np.savez(fh, images=images.numpy(), labels=labels.numpy()))
+    else:  # imagefolder: one sub-folder per class, built aside and renamed into place
+        from PIL import Image
+
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            for i, (img, y) in enumerate(zip(images, labels.tolist(), strict=True)):
+                folder = tmp / info.class_names[y]
+                folder.mkdir(exist_ok=True)
+                arr = img.permute(1, 2, 0).squeeze(-1).numpy()
+                Image.fromarray(arr).save(folder / f"{i:05d}.png")
+            if out.exists():
+                import shutil
+
+                shutil.rmtree(out)
+            os.replace(tmp, out)
+        finally:
+            if tmp.exists():
+                import shutil
+
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _atomic_write(out: Path, write) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     import torch
     from torchvision.utils import save_image
@@ -64,6 +182,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from gandistill.train import class_grid
 
     out = Path(args.out)
+    if args.distilled:
+        fmt = args.format or (out.suffix.lstrip(".").lower() if out.suffix else "imagefolder")
+        if fmt not in EXPORT_FORMATS:
+            raise GandistillError(f"unknown format '{fmt}' (use {', '.join(EXPORT_FORMATS)})")
+        _check_output(out, args.overwrite)
+        ds, images, source = _distilled_images(args)
+        _write_export(images, ds.labels, ds.info, fmt, out)
+        print(f"wrote {out} ({fmt}): {len(ds.labels)} images, {ds.ipc} per class, {source}")
+        return 0
+    if not args.generator:
+        raise GandistillError("sample needs --generator FILE or --distilled FILE")
     if out.suffix.lower() != ".png":
         raise ArtifactError(f"--out must be a .png file for a grid, got '{out.name}'")
     if args.n_per_class < 1:
@@ -75,14 +204,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     z = g.sample_latents(args.n_per_class, step_generator(args.seed, -3))
     with torch.no_grad():
         grid = class_grid(g, z, g.num_classes).cpu()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            save_image(grid, fh, format="png")
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    _atomic_write(out, lambda fh: save_image(grid, fh, format="png"))
     names = ", ".join(ckpt.info.class_names)
     print(f"wrote {out}: {g.num_classes} rows ({names}) × {args.n_per_class} samples")
     return 0
@@ -106,10 +228,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="discard an earlier run in run_dir")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("sample", help="write a grid of generated images, one row per class")
-    p.add_argument("--generator", required=True, help="generator checkpoint (generator.pt)")
+    p = sub.add_parser("distill", help="distil a small training set through a generator")
+    p.add_argument("--generator", help="generator checkpoint (needed for latent space)")
+    p.add_argument("--ipc", type=int, help="images per class (overrides distill.ipc)")
+    p.add_argument("--space", choices=("latent", "pixel"), help="overrides distill.space")
+    p.add_argument("--out", required=True, help="distilled-set file to write (.pt)")
+    p.add_argument("--config", help="YAML config (default: the generator's own run config)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override, e.g. distill.max_iterations=100",
+    )
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("sample", help="generator grid, or export of a distilled set")
+    p.add_argument("--generator", help="generator checkpoint (generator.pt)")
+    p.add_argument("--distilled", help="distilled-set file to export")
+    p.add_argument(
+        "--format", choices=EXPORT_FORMATS, help="export format (default: from --out's suffix)"
+    )
     p.add_argument("--n-per-class", type=int, default=8, help="columns of the grid")
-    p.add_argument("--out", required=True, help="output .png")
+    p.add_argument("--out", required=True, help="output file (or folder for imagefolder)")
     p.add_argument("--seed", type=int, default=0, help="seed of the latents")
     p.add_argument("--no-ema", action="store_true", help="use the raw, not the EMA, weights")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -50,8 +51,69 @@ def test_train_then_sample(tmp_path):
     # make_grid: 2 px padding around 28 px cells -> 10 rows of classes, 3 columns
     assert (width, height) == (2 + 3 * 30, 2 + 10 * 30)
 
+    # distil through it, then export the set in every format
+    distilled = tmp_path / "set.pt"
+    proc = run_cli("distill", "--generator", generator, "--ipc", 2, "--out", distilled)
+    assert proc.returncode == 0, proc.stderr
+    assert "quick check:" in proc.stdout and distilled.is_file()
+    for fmt, name in (
+        ("png", "set.png"),
+        ("npz", "set.npz"),
+        ("pt", "export.pt"),
+        ("imagefolder", "folder"),
+    ):
+        proc = run_cli(
+            "sample", "--distilled", distilled, "--format", fmt, "--out", tmp_path / name
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "decoded through" in proc.stdout
+    assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == [str(c) for c in range(10)]
+    assert len(list((tmp_path / "folder").rglob("*.png"))) == 20
+    npz = np.load(tmp_path / "set.npz")
+    assert npz["images"].shape == (20, 1, 28, 28) and npz["images"].dtype == np.uint8
+    exported = torch.load(tmp_path / "export.pt", weights_only=True)
+    assert exported["labels"].tolist() == [c for c in range(10) for _ in range(2)]
+    # the export is a dataset gandistill reads back
+    proc = run_cli(
+        "distill",
+        "--space",
+        "pixel",
+        "--config",
+        SMOKE,
+        "--out",
+        tmp_path / "px.pt",
+        "--set",
+        "data.name=tensors",
+        "--set",
+        f"data.root={tmp_path / 'export.pt'}",
+        "--set",
+        "data.test_fraction=0.5",
+    )
+    assert proc.returncode == 0, proc.stderr
+    # without the generator at hand, the stored images are exported
+    generator.rename(tmp_path / "moved.pt")
+    proc = run_cli("sample", "--distilled", distilled, "--out", tmp_path / "stored.png")
+    assert proc.returncode == 0 and "stored images" in proc.stdout, proc.stderr
+    generator = tmp_path / "moved.pt"
+
     # a second train into the same folder is refused, --resume finishes at once
     assert_user_error(run_cli("train", "--config", SMOKE, "--run-dir", run), "already holds a run")
+    assert_user_error(
+        run_cli("distill", "--generator", generator, "--out", distilled), "already exists"
+    )
+    assert_user_error(
+        run_cli("distill", "--generator", distilled, "--out", tmp_path / "x.pt"),
+        "is a gandistill.distilled, not a gandistill.generator",
+    )
+    assert_user_error(
+        run_cli("distill", "--generator", generator, "--ipc", 0, "--out", tmp_path / "x.pt"),
+        "'distill.ipc' must be >= 1",
+    )
+    assert_user_error(
+        run_cli("sample", "--distilled", generator, "--out", tmp_path / "x.png"),
+        "not a gandistill.distilled",
+    )
+    assert not (tmp_path / "x.pt").exists()
     assert_user_error(run_cli("sample", "--generator", generator, "--out", grid), "already exists")
 
 
