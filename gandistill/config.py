@@ -115,6 +115,12 @@ class DistillConfig:
         "instancenorm", "matching ConvNet norm", choices=("instancenorm", "batchnorm", "none")
     )
     dsa: bool = _f(False, "Siamese augmentation of real and synthetic batches (DSA)")
+    amp: bool = _f(True, "bfloat16 autocast of the matching step (CUDA; CPUs with native bf16)")
+    grad_mode: str = _f(
+        "auto",
+        "per-class gradients: auto = vmap on CUDA, loop on CPU",
+        choices=("auto", "vmap", "loop"),
+    )
     latent_penalty: float = _f(
         0.0, "weight of (|z|/sqrt(d) - 1)^2 keeping latents on the prior", min=0.0
     )

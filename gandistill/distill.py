@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -102,14 +103,42 @@ DISTANCES: dict[str, Callable[[dict[str, Tensor], dict[str, Tensor]], Tensor]] =
 
 
 def per_class_gradients(
-    net: nn.Module, params: dict[str, Tensor], x: Tensor, y: Tensor
+    net: nn.Module,
+    params: dict[str, Tensor],
+    x: Tensor,
+    y: Tensor,
+    mode: str = "loop",
+    create_graph: bool = False,
 ) -> dict[str, Tensor]:
-    """Cross-entropy gradients for each class batch at once: x (K, B, C, H, W), y (K, B)."""
+    """Cross-entropy gradients of every class batch: x (K, B, C, H, W), y (K, B) → (K, ...).
 
-    def loss(p: dict[str, Tensor], xb: Tensor, yb: Tensor) -> Tensor:
-        return F.cross_entropy(functional_call(net, p, (xb,)), yb)
+    ``vmap`` computes all classes in one batched call (``torch.func``); ``loop`` runs one
+    autograd pass per class. On a 2-core CPU the loop is about 2.5× faster (vmap's batched
+    convolution backward is slow there, see ``scripts/bench_distill.py``); ``create_graph`` keeps
+    the graph for a second differentiation (the synthetic side). ``params`` must be ``net``'s
+    parameters (detached for vmap).
+    """
+    if mode == "vmap":
 
-    return vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
+        def loss(p: dict[str, Tensor], xb: Tensor, yb: Tensor) -> Tensor:
+            return F.cross_entropy(functional_call(net, p, (xb,)), yb)
+
+        return vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
+    names = list(params)
+    weights = [dict(net.named_parameters())[n] for n in names]
+    per_class = [
+        torch.autograd.grad(F.cross_entropy(net(xc), yc), weights, create_graph=create_graph)
+        for xc, yc in zip(x, y, strict=True)
+    ]
+    return {n: torch.stack([g[i] for g in per_class]) for i, n in enumerate(names)}
+
+
+def amp_context(device: torch.device, enabled: bool):
+    """bfloat16 autocast where it pays: CUDA, and CPUs with native bf16 (AVX512-BF16/AMX)."""
+    fast_cpu = device.type == "cpu" and torch.cpu._is_avx512_bf16_supported()
+    if enabled and (device.type == "cuda" or fast_cpu):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
 
 
 # --- what is optimised -----------------------------------------------------------------------
@@ -295,6 +324,9 @@ class Distiller:
         self.outer_loop = dc.outer_loop or self.outer_loop
         self.inner_loop = dc.inner_loop or self.inner_loop
         self.dsa_strategy = dsa_strategy_for(self.info) if dc.dsa else ""
+        self.grad_mode = dc.grad_mode
+        if self.grad_mode == "auto":
+            self.grad_mode = "vmap" if self.device.type == "cuda" else "loop"
         self.syn = self._init_set().to(self.device)
         self.opt = self._optimizer()
         self.history: list[dict] = []
@@ -462,22 +494,26 @@ class Distiller:
         syn = self.syn().view(k, dc.ipc, *real.shape[2:])
         syn_y = self.syn.labels.view(k, dc.ipc)
         real, syn = self._siamese(real, syn, gen)
-        if dc.objective == "gm":
-            params = {name: p.detach() for name, p in net.named_parameters()}
-            with torch.no_grad():
-                g_real = per_class_gradients(net, params, real, real_y)
-            g_syn = per_class_gradients(net, params, syn, syn_y)
-            match = DISTANCES[dc.distance](g_real, g_syn)
-            with torch.no_grad():
-                fr, fs = _flat(g_real), _flat(g_syn)
-                grad_cos = F.cosine_similarity(fr, fs, dim=1).mean().item()
-                grad_l2 = (fr - fs).norm(dim=1).mean().item()
-        else:
-            with torch.no_grad():
-                emb_real = net.embed(real.flatten(0, 1)).view(k, real.shape[1], -1).mean(1)
-            emb_syn = net.embed(syn.flatten(0, 1)).view(k, dc.ipc, -1).mean(1)
-            match = (emb_real - emb_syn).pow(2).sum()
-            grad_cos = grad_l2 = float("nan")
+        with amp_context(self.device, dc.amp):
+            if dc.objective == "gm":
+                params = {name: p.detach() for name, p in net.named_parameters()}
+                mode = self.grad_mode
+                with torch.no_grad() if mode == "vmap" else nullcontext():
+                    g_real = per_class_gradients(net, params, real, real_y, mode)
+                g_real = {k: v.detach().float() for k, v in g_real.items()}
+                g_syn = per_class_gradients(net, params, syn, syn_y, mode, create_graph=True)
+                g_syn = {k: v.float() for k, v in g_syn.items()}
+                match = DISTANCES[dc.distance](g_real, g_syn)
+                with torch.no_grad():
+                    fr, fs = _flat(g_real), _flat(g_syn)
+                    grad_cos = F.cosine_similarity(fr, fs, dim=1).mean().item()
+                    grad_l2 = (fr - fs).norm(dim=1).mean().item()
+            else:
+                with torch.no_grad():
+                    emb_real = net.embed(real.flatten(0, 1)).view(k, real.shape[1], -1).mean(1)
+                emb_syn = net.embed(syn.flatten(0, 1)).view(k, dc.ipc, -1).mean(1)
+                match = (emb_real.float() - emb_syn.float()).pow(2).sum()
+                grad_cos = grad_l2 = float("nan")
         loss = match + self.syn.penalty(dc)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
