@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from ignite.engine import Events, create_supervised_evaluator, create_supervised_trainer
+from ignite.engine import Events, create_supervised_trainer
 from ignite.handlers import ProgressBar
-from ignite.metrics import Accuracy
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
@@ -23,6 +22,7 @@ from gandistill.artifacts import KIND_CLASSIFIER, atomic_save, load_payload
 from gandistill.config import ClassifierConfig, DataConfig, to_dict
 from gandistill.data import DatasetInfo, ImageTensors
 from gandistill.errors import ArtifactError
+from gandistill.evaluate import test_accuracy
 from gandistill.models import ConvNet, build_model, from_gan_range
 from gandistill.runtime import library_versions, step_generator
 
@@ -90,14 +90,7 @@ def train_classifier(
     if progress:
         ProgressBar(persist=False, desc="classifier").attach(trainer)
     trainer.run(loader, max_epochs=cc.epochs)
-    net.eval()
-    accuracy = 0.0
-    if len(test_set):
-        evaluator = create_supervised_evaluator(
-            net, metrics={"accuracy": Accuracy()}, device=device, prepare_batch=prepare
-        )
-        evaluator.run(DataLoader(test_set, batch_size=500))
-        accuracy = float(evaluator.state.metrics["accuracy"])
+    accuracy = test_accuracy(net, test_set, info, device) if len(test_set) else 0.0
     return RealClassifier(net, info, accuracy)
 
 

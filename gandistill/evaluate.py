@@ -145,7 +145,7 @@ def evaluate_set(
     device: torch.device,
     progress: bool = False,
 ) -> EvalResult:
-    """``ec.n_models`` fresh networks trained on the set, seeds ``seed, seed + 1, ...``."""
+    """``ec.n_models`` fresh networks trained on the set, seeds ``seed, seed + 1000, ...``."""
     accs = [
         train_and_test(images, labels, test_set, info, ec, seed + 1000 * i, device, None, progress)
         for i in range(ec.n_models)
