@@ -67,9 +67,8 @@ def test_checkpoint_round_trip(smoke_cfg, tiny_data):
         assert torch.equal(v, raw[k]), k
     # resolved config next to the run and in every resumable checkpoint
     assert (Path(smoke_cfg.run_dir) / "config.yaml").is_file()
-    state = torch.load(
-        sorted((Path(smoke_cfg.run_dir) / STATE_DIR).glob("*.pt"))[-1], weights_only=True
-    )
+    newest = sorted((Path(smoke_cfg.run_dir) / STATE_DIR).glob("*.pt"))[-1]
+    state = torch.load(newest, weights_only=True)
     assert state["config"] == to_dict(smoke_cfg)
 
 
