@@ -102,7 +102,7 @@ class GANTrainer:
             raise ConfigError(f"config key 'train.augment': {exc}") from None
         self.device = resolve_device(cfg.device)
         self.run_dir = Path(cfg.run_dir)
-        self._prepare_run_dir(resume, overwrite)
+        self._check_run_dir(resume, overwrite)  # before any slow work, and before any write
         self.train_set, self.test_set, self.info = (
             data if data is not None else load_dataset(cfg.data)
         )
@@ -141,25 +141,29 @@ class GANTrainer:
             "config": _ConfigRecord(cfg),
         }
         self.diverged_at: int | None = None
+        self._init_run_dir(clear=overwrite and not resume)
         self._attach_handlers()
         if resume:
             self._resume()
 
     # --- set-up -----------------------------------------------------------------------------
 
-    def _prepare_run_dir(self, resume: bool, overwrite: bool) -> None:
+    def _check_run_dir(self, resume: bool, overwrite: bool) -> None:
         state = self.run_dir / STATE_DIR
         has_run = state.is_dir() and any(state.glob("*.pt"))
         if resume and overwrite:
             raise ConfigError("--resume and --overwrite exclude each other")
         if resume and not has_run:
             raise ArtifactError(f"nothing to resume: no checkpoint in {state}")
-        if has_run and not resume:
-            if not overwrite:
-                raise ArtifactError(
-                    f"{self.run_dir} already holds a run; pass --resume to continue it "
-                    "or --overwrite to start over"
-                )
+        if has_run and not resume and not overwrite:
+            raise ArtifactError(
+                f"{self.run_dir} already holds a run; pass --resume to continue it "
+                "or --overwrite to start over"
+            )
+
+    def _init_run_dir(self, clear: bool) -> None:
+        """Clear an earlier run (``--overwrite``) and write the resolved config."""
+        if clear:
             for sub in (STATE_DIR, TB_DIR):
                 shutil.rmtree(self.run_dir / sub, ignore_errors=True)
             (self.run_dir / GENERATOR_FILE).unlink(missing_ok=True)
