@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -27,8 +28,9 @@ KIND_CLASSIFIER = "gandistill.classifier"
 GENERATOR_FILE = "generator.pt"
 
 
-def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the target folder, then rename over ``path``."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(fh)`` on a temporary file in the target folder, then rename over ``path``:
+    a kill at any moment leaves the old file or the new one, never a partial one."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,12 +39,17 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
         raise ArtifactError(f"cannot write to {path.parent}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
+            write(fh)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` through :func:`atomic_write`."""
+    return atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def sha256_file(path: str | Path) -> str:

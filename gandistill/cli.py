@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
+from gandistill.artifacts import atomic_write
 from gandistill.errors import ArtifactError, GandistillError
 
 EXIT_USER_ERROR = 2
@@ -133,13 +135,13 @@ def _write_export(images, labels, info, fmt: str, out: Path) -> None:
     if fmt == "png":
         ipc = int(torch.bincount(labels).max())
         grid = make_grid(images.float() / 255, nrow=ipc, padding=2, pad_value=1.0)
-        _atomic_write(out, lambda fh: save_image(grid, fh, format="png"))
+        atomic_write(out, lambda fh: save_image(grid, fh, format="png"))
     elif fmt == "pt":
         atomic_save(
             {"images": images, "labels": labels, "class_names": list(info.class_names)}, out
         )
     elif fmt == "npz":
-        _atomic_write(out, lambda fh: np.savez(fh, images=images.numpy(), labels=labels.numpy()))
+        atomic_write(out, lambda fh: np.savez(fh, images=images.numpy(), labels=labels.numpy()))
     else:  # imagefolder: one sub-folder per class, built aside and renamed into place
         from PIL import Image
 
@@ -151,26 +153,11 @@ def _write_export(images, labels, info, fmt: str, out: Path) -> None:
                 arr = img.permute(1, 2, 0).squeeze(-1).numpy()
                 Image.fromarray(arr).save(folder / f"{i:05d}.png")
             if out.exists():
-                import shutil
-
                 shutil.rmtree(out)
             os.replace(tmp, out)
         finally:
             if tmp.exists():
-                import shutil
-
                 shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _atomic_write(out: Path, write) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -204,7 +191,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     z = g.sample_latents(args.n_per_class, step_generator(args.seed, -3))
     with torch.no_grad():
         grid = class_grid(g, z, g.num_classes).cpu()
-    _atomic_write(out, lambda fh: save_image(grid, fh, format="png"))
+    atomic_write(out, lambda fh: save_image(grid, fh, format="png"))
     names = ", ".join(ckpt.info.class_names)
     print(f"wrote {out}: {g.num_classes} rows ({names}) × {args.n_per_class} samples")
     return 0
