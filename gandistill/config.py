@@ -88,11 +88,13 @@ class DistillConfig:
     distance: str = _f("dc", "gradient distance (gm)", choices=("dc", "mse", "cos"))
     init: str = _f(
         "auto",
-        "auto = best_of_k (latent) / noise (pixel)",
+        "auto: noise (pixel), best_of_k (latent, ipc < 10), real (latent, ipc >= 10); real = a "
+        "random real subset (latent: inverted into the generator, the residual takes the rest)",
         choices=("auto", "normal", "truncated", "best_of_k", "noise", "real"),
     )
     truncation: float = _f(1.0, "|z| bound of the truncated-normal init", min=0.0)
-    init_candidates: int = _f(16, "candidates per slot for best_of_k", min=1)
+    init_candidates: int = _f(16, "candidates per slot for best_of_k and inversion", min=1)
+    invert_steps: int = _f(300, "Adam steps of the GAN inversion behind latent init 'real'", min=0)
     outer_loop: int = _f(0, "matching steps per iteration (0: DC schedule by ipc)", min=0)
     inner_loop: int = _f(0, "network steps between matching steps (0: DC schedule)", min=0)
     max_iterations: int = _f(200, "outer iterations (each draws a fresh network)", min=1)
@@ -107,7 +109,11 @@ class DistillConfig:
     )
     momentum: float = _f(0.5, "SGD momentum of the set", min=0.0)
     lr_net: float = _f(0.01, "SGD learning rate of the matching network (momentum 0.5)", min=0.0)
-    real_batch: int = _f(256, "real images per class per matching step", min=1)
+    real_batch: int = _f(
+        0,
+        "real images per class per matching step (0: 64 for latent gm, 256 otherwise)",
+        min=0,
+    )
     batch_train: int = _f(256, "batch size of the inner network training", min=1)
     net_width: int = _f(128, "matching ConvNet width", min=1)
     net_depth: int = _f(3, "matching ConvNet depth", min=1)
@@ -130,7 +136,7 @@ class DistillConfig:
         -1, "also optimise an offset of G's feature map after this block (-1: off)", min=-1
     )
     feature_penalty: float = _f(0.0, "weight of the mean squared feature offset", min=0.0)
-    residual: bool = _f(False, "also optimise a per-image pixel residual")
+    residual: bool = _f(True, "also optimise a per-image pixel residual (latent space)")
     residual_penalty: float = _f(1.0, "weight of the mean squared residual", min=0.0)
     eval_every: int = _f(50, "iterations between quick accuracy checks (0: only at the end)", min=0)
     eval_epochs: int = _f(300, "epochs of the quick check (one network, no augmentation)", min=1)

@@ -38,7 +38,7 @@ from gandistill.config import Config, DistillConfig
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset
 from gandistill.errors import ConfigError, DataError
 from gandistill.evaluate import dsa_strategy_for, train_and_test
-from gandistill.models import ConvNet, Generator, from_gan_range
+from gandistill.models import ConvNet, Generator, from_gan_range, to_gan_range
 from gandistill.runtime import library_versions, resolve_device, step_generator
 
 # (outer_loop, inner_loop) of the DC reference implementation, by images per class
@@ -281,6 +281,52 @@ def best_of_k(
     return torch.cat(chosen)
 
 
+def resolve_init(dc: DistillConfig) -> str:
+    """The initialisation ``auto`` stands for. Latent space: best-of-K generator samples at small
+    IPC (at IPC 1 they score 79% against 58% for one random real image per class on mnist5k),
+    a random real subset inverted into the generator from IPC 10 (where generator samples fall
+    behind real images: 88% against 95%)."""
+    if dc.init != "auto":
+        return dc.init
+    if dc.space == "pixel":
+        return "noise"
+    return "best_of_k" if dc.ipc < 10 else "real"
+
+
+def invert(
+    generator: Generator,
+    images: Tensor,
+    labels: Tensor,
+    steps: int,
+    candidates: int,
+    gen: torch.Generator,
+) -> Tensor:
+    """Latents whose decodings approximate ``images`` (in the generator's [-1, 1] range).
+
+    Of ``candidates`` prior draws per image the closest one starts an Adam descent of the pixel
+    MSE (``steps`` steps, lr 0.05) with a weak pull towards the prior's typical radius.
+    """
+    n, dim = len(images), generator.latent_dim
+    generator.requires_grad_(False).eval()
+    with torch.no_grad():
+        best = generator.sample_latents(n, gen)
+        best_err = (generator(best, labels) - images).pow(2).flatten(1).mean(1)
+        for _ in range(candidates - 1):
+            z = generator.sample_latents(n, gen)
+            err = (generator(z, labels) - images).pow(2).flatten(1).mean(1)
+            better = err < best_err
+            best[better], best_err[better] = z[better], err[better]
+    z = best.clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=0.05)
+    for _ in range(steps):
+        err = (generator(z, labels) - images).pow(2).flatten(1).mean(1).sum()
+        prior = 1e-3 * (z.norm(dim=1) / math.sqrt(dim) - 1.0).pow(2).sum()
+        opt.zero_grad(set_to_none=True)
+        (err + prior).backward()
+        opt.step()
+    return z.detach()
+
+
 # --- the distiller --------------------------------------------------------------------------
 
 
@@ -319,10 +365,14 @@ class Distiller:
         self.train_set, self.test_set, self.info = (
             data if data is not None else load_dataset(cfg.data)
         )
+        self.init = resolve_init(dc)
         self._check_compatible()
         self.outer_loop, self.inner_loop = default_loops(dc.ipc)
         self.outer_loop = dc.outer_loop or self.outer_loop
         self.inner_loop = dc.inner_loop or self.inner_loop
+        self.real_batch = dc.real_batch or (
+            64 if dc.space == "latent" and dc.objective == "gm" else 256
+        )
         self.dsa_strategy = dsa_strategy_for(self.info) if dc.dsa else ""
         self.grad_mode = dc.grad_mode
         if self.grad_mode == "auto":
@@ -358,7 +408,7 @@ class Distiller:
                     f"{g.channels}×{g.image_size}² images; dataset '{info.name}' has "
                     f"{info.num_classes} classes of {info.channels}×{info.image_size}²"
                 )
-        if dc.init == "real":
+        if self.init == "real":
             smallest = min(self.train_set.class_counts())
             if dc.ipc > smallest:
                 raise DataError(
@@ -369,14 +419,14 @@ class Distiller:
         dc, info = self.cfg.distill, self.info
         gen = step_generator(self.cfg.seed, -10)
         labels = torch.arange(info.num_classes).repeat_interleave(dc.ipc).to(self.device)
-        init = dc.init
-        if init == "auto":
-            init = "best_of_k" if dc.space == "latent" else "noise"
+        init = self.init
+        real = None
+        if init == "real":
+            real = torch.cat(
+                [self.train_set.sample_class(c, dc.ipc, gen) for c in range(info.num_classes)]
+            ).to(self.device)
         if dc.space == "pixel":
             if init == "real":
-                real = torch.cat(
-                    [self.train_set.sample_class(c, dc.ipc, gen) for c in range(info.num_classes)]
-                )
                 pixels = info.normalize(real)
             elif init == "noise":
                 shape = (len(labels), info.channels, info.image_size, info.image_size)
@@ -402,11 +452,14 @@ class Distiller:
                 progress=dc.progress,
             )
             z = best_of_k(g, clf, dc.ipc, dc.init_candidates, gen, self.device)
+        elif init == "real":
+            z = invert(g, to_gan_range(real), labels, dc.invert_steps, dc.init_candidates, gen)
         else:
             raise ConfigError(
-                f"init '{init}' is for pixel space; latent space takes normal, truncated, best_of_k"
+                f"init '{init}' is for pixel space; latent space takes normal, truncated, "
+                "best_of_k, real"
             )
-        return SyntheticSet(
+        syn = SyntheticSet(
             labels,
             info,
             generator=g,
@@ -414,6 +467,10 @@ class Distiller:
             feature_level=dc.feature_level,
             residual=dc.residual,
         )
+        if real is not None and syn.residuals is not None:
+            with torch.no_grad():  # start exactly at the real subset
+                syn.residuals.copy_(info.normalize(real) - syn())
+        return syn
 
     def _optimizer(self) -> torch.optim.Optimizer:
         dc = self.cfg.distill
@@ -468,7 +525,7 @@ class Distiller:
 
     def _real_batch(self, gen: torch.Generator) -> tuple[Tensor, Tensor]:
         """Normalised real images (K, B, C, H, W) and their labels (K, B)."""
-        k, b = self.info.num_classes, self.cfg.distill.real_batch
+        k, b = self.info.num_classes, self.real_batch
         x = torch.stack([self.train_set.sample_class(c, b, gen) for c in range(k)])
         y = torch.arange(k).unsqueeze(1).expand(k, b)
         return self.info.normalize(x.to(self.device)), y.to(self.device)
@@ -539,7 +596,8 @@ class Distiller:
                     x = dsa_augment(
                         x, self.dsa_strategy, int(torch.randint(2**31, (1,), generator=gen))
                     )
-                loss = F.cross_entropy(net(x), labels[idx])
+                with amp_context(self.device, dc.amp):
+                    loss = F.cross_entropy(net(x), labels[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

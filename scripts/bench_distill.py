@@ -83,7 +83,7 @@ def cmd_speed(args: argparse.Namespace) -> None:
         per_step = (times[-1] - times[0]) / max(len(times) - 1, 1)
         rows.append((label, per_step))
     # plain loop with the same shapes
-    info, k, b = d.info, d.info.num_classes, cfg.distill.real_batch
+    info, k, b = d.info, d.info.num_classes, d.real_batch
     gen = torch.Generator().manual_seed(0)
     net = ConvNet(k, info.channels, info.image_size, cfg.distill.net_width, cfg.distill.net_depth)
     real = torch.randn(k, b, info.channels, info.image_size, info.image_size, generator=gen)
@@ -138,7 +138,7 @@ def cmd_curve(args: argparse.Namespace) -> None:
             row = {"method": method, "minutes": seconds / 60, "mean": res.mean, "std": res.std}
             results.append(row)
             print(json.dumps(row), flush=True)
-    (out / "curve.json").write_text(json.dumps(results, indent=1))
+        (out / "curve.json").write_text(json.dumps(results, indent=1))  # kept after each method
     lines = ["| method | distillation minutes | accuracy (DC protocol) |", "|---|---|---|"]
     lines += [
         f"| {r['method']} | {r['minutes']:.1f} | {100 * r['mean']:.1f} ± {100 * r['std']:.1f}% |"
