@@ -13,6 +13,7 @@ from gandistill.config import Config, load_config  # noqa: E402
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset  # noqa: E402
 from gandistill.distill import Distiller, distill  # noqa: E402
 from gandistill.errors import GandistillError  # noqa: E402
+from gandistill.report import evaluate_distilled  # noqa: E402
 from gandistill.train import GANTrainer, TrainResult, train  # noqa: E402
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "__version__",
     "class_consistency",
     "distill",
+    "evaluate_distilled",
     "get_classifier",
     "load_config",
     "load_dataset",

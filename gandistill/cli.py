@@ -105,6 +105,33 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from gandistill.artifacts import DistilledSet
+    from gandistill.config import apply_overrides, config_from_dict, load_config, to_dict
+    from gandistill.report import evaluate_distilled, headline
+
+    out = Path(args.out)
+    _check_output(out / "report.json", args.overwrite)
+    ds = DistilledSet.load(args.distilled)
+    overrides = list(args.set or []) + ([f"device={args.device}"] if args.device else [])
+    if args.config:
+        cfg = load_config(args.config, overrides)
+    else:  # the set's own config: same data, classifier and seed
+        cfg = config_from_dict(apply_overrides(to_dict(ds.config), overrides))
+    report = evaluate_distilled(
+        args.distilled,
+        cfg,
+        out=out,
+        profile=args.profile,
+        extractor=args.feature_extractor,
+        inception_weights=args.inception_weights,
+        progress=not args.no_progress,
+    )
+    print(headline(report))
+    print(f"report: {out / 'report.md'} ({_fmt_seconds(report['wall_seconds'])})")
+    return 0
+
+
 def _distilled_images(args: argparse.Namespace):
     """uint8 images of a distilled set: decoded through its generator when at hand, else stored."""
     from gandistill.artifacts import DistilledSet
@@ -230,6 +257,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("evaluate", help="accuracy, fidelity and seed metrics of a distilled set")
+    p.add_argument("--distilled", required=True, help="distilled-set file")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--profile", choices=("quick", "full"), default="quick", help="how much to run")
+    p.add_argument(
+        "--feature-extractor",
+        default="classifier",
+        help="torch-fidelity features: classifier (offline, default) or inception-v3-compat",
+    )
+    p.add_argument("--inception-weights", help="local Inception-v3 weights (no download)")
+    p.add_argument("--config", help="YAML config (default: the set's own config)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. seed=1")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("sample", help="generator grid, or export of a distilled set")
     p.add_argument("--generator", help="generator checkpoint (generator.pt)")

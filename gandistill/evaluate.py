@@ -63,23 +63,21 @@ def _augmenter(kind: str, info: DatasetInfo, seed: int) -> Callable[[Tensor], Te
     return lambda x: x
 
 
-def train_and_test(
+def train_network(
     images: Tensor,
     labels: Tensor,
-    test_set: ImageTensors,
     info: DatasetInfo,
     ec: EvalConfig,
     seed: int,
     device: torch.device,
     epochs: int | None = None,
     progress: bool = False,
-) -> float:
-    """Train one fresh ``ec.arch`` network on normalised ``images`` and return its test accuracy.
+) -> nn.Module:
+    """Train one fresh ``ec.arch`` network on normalised ``images`` under the protocol.
 
     Args:
         images: normalised training images (N, C, H, W) (``info.normalize`` of [0, 1] pixels).
         labels: int64 labels (N,).
-        test_set: real test split (images in [0, 1] on access).
         info: dataset facts (normalisation, shape).
         ec: the protocol.
         seed: seeds the network's initialisation, the batch order and the augmentation.
@@ -114,7 +112,33 @@ def train_and_test(
     if progress:
         ProgressBar(persist=False, desc="eval").attach(trainer)
     trainer.run(loader, max_epochs=epochs)
+    return net
+
+
+def train_and_test(
+    images: Tensor,
+    labels: Tensor,
+    test_set: ImageTensors,
+    info: DatasetInfo,
+    ec: EvalConfig,
+    seed: int,
+    device: torch.device,
+    epochs: int | None = None,
+    progress: bool = False,
+) -> float:
+    """Test accuracy of one fresh network trained by :func:`train_network` (same arguments)."""
+    net = train_network(images, labels, info, ec, seed, device, epochs, progress)
     return test_accuracy(net, test_set, info, device)
+
+
+@torch.no_grad()
+def test_logits(
+    net: nn.Module, test_set: ImageTensors, info: DatasetInfo, device: torch.device
+) -> Tensor:
+    """Logits (N_test, K) of ``net`` on the real test split, in its order."""
+    net.eval()
+    loader = DataLoader(test_set, batch_size=500)
+    return torch.cat([net(info.normalize(x.to(device))).float().cpu() for x, _ in loader])
 
 
 @torch.no_grad()

@@ -1,0 +1,167 @@
+"""``gandistill evaluate``: the report's content, files, caching and bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import SMOKE, make_tiny_data
+
+from gandistill import report as report_mod
+from gandistill.artifacts import DistilledSet
+from gandistill.config import load_config
+
+FAST = ["eval.epochs=3", "eval.n_models=2", "classifier.epochs=1", "classifier.width=8"]
+
+
+def _cfg(tmp_path, data_file, *extra):
+    return load_config(
+        SMOKE,
+        [f"cache_dir={tmp_path}", "data.name=tensors", f"data.root={data_file}", *FAST, *extra],
+    )
+
+
+@pytest.fixture
+def setup(tmp_path):
+    """A tiny tensors dataset on disk and a 2-per-class pixel-space set made from it."""
+    train, test, info = make_tiny_data(per_class=12)
+    data_file = tmp_path / "tiny.pt"
+    torch.save(
+        {
+            "images": train.images,
+            "labels": train.labels,
+            "test_images": test.images,
+            "test_labels": test.labels,
+        },
+        data_file,
+    )
+    cfg = _cfg(tmp_path, data_file)
+    from gandistill.data import load_dataset
+
+    train, test, info = load_dataset(cfg.data)
+    pick = torch.cat([train.class_indices[c][:2] for c in range(info.num_classes)])
+    images01 = train.images[pick].float() / 255
+    ds = DistilledSet(
+        labels=train.labels[pick],
+        images_float=info.normalize(images01),
+        images_uint8=train.images[pick],
+        info=info,
+        config=cfg,
+        space="pixel",
+        stop_reason="max_iterations",
+    )
+    path = ds.save(tmp_path / "set.pt")
+    return cfg, path, (train, test, info)
+
+
+def test_report_content_and_files(tmp_path, setup, monkeypatch):
+    cfg, path, data = setup
+    out = tmp_path / "report"
+    rep = report_mod.evaluate_distilled(
+        path, cfg, out=out, profile="quick", data=data, progress=False
+    )
+    assert tuple(rep) == report_mod.REPORT_KEYS
+    assert rep["source"]["ipc"] == 2 and rep["source"]["space"] == "pixel"
+    acc = rep["accuracy"]["convnet"]
+    for name in ("distilled", "random_real", "full_data"):
+        assert len(acc[name]["accuracies"]) == 1  # quick: one network
+        assert 0.0 <= acc[name]["mean"] <= 1.0
+    assert rep["protocol"]["epochs"] == 3 and rep["protocol"]["augment"] == "none"
+    fid = rep["fidelity"]
+    assert fid["extractor"].startswith("gandistill-classifier-")
+    for name in ("distilled", "random_real", "real_train"):
+        assert fid[name]["fid"] >= -1e-3 and 1.0 <= fid[name]["is_mean"] <= 3.0 + 1e-6
+    assert rep["compression"]["image_ratio"] == pytest.approx(36 / 6)
+    assert rep["training_time"]["reduction"] > 0
+    assert -1.0 <= rep["gradient_similarity"]["cos_mean"] <= 1.0
+    # the distilled images are training images: SSIM 1, distance to the closest record 0
+    assert rep["structure"]["nearest_real_ssim_mean"] == pytest.approx(1.0, abs=1e-4)
+    assert rep["privacy"]["dcr_syn_min"] == 0.0 and rep["privacy"]["near_copies"] == 6
+    assert rep["distribution"]["class_js"] == pytest.approx(0.0, abs=1e-6)
+    for name in ("report.json", "report.md", "grid.png", "accuracy.png"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "report.json").read_text())["accuracy"] == rep["accuracy"]
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+    assert "random real subset" in (out / "report.md").read_text()
+    assert not list(out.glob(".*.tmp"))
+
+    # the full-data reference is cached: a second report trains only the two small sets
+    calls = []
+    real_train_network = report_mod.train_network
+    monkeypatch.setattr(
+        report_mod,
+        "train_network",
+        lambda images, *a, **k: calls.append(len(images)) or real_train_network(images, *a, **k),
+    )
+    again = report_mod.evaluate_distilled(path, cfg, profile="quick", data=data, progress=False)
+    assert calls == [6, 6]
+    assert again["accuracy"]["convnet"]["full_data"] == acc["full_data"]
+    assert again["accuracy"]["convnet"]["distilled"]["accuracies"] == acc["distilled"]["accuracies"]
+
+
+def test_full_profile_follows_the_config(tmp_path, setup):
+    cfg, path, data = setup
+    rep = report_mod.evaluate_distilled(path, cfg, profile="full", data=data, progress=False)
+    assert rep["protocol"]["augment"] == cfg.eval.augment == "dc"
+    assert len(rep["accuracy"]["convnet"]["distilled"]["accuracies"]) == 2
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "gandistill", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_evaluate_end_to_end_and_bad_input(tmp_path, setup):
+    cfg, path, _ = setup
+    out = tmp_path / "cli_report"
+    proc = run_cli("evaluate", "--distilled", path, "--out", out, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "random real subset" in proc.stdout and (out / "report.json").is_file()
+
+    def user_error(*args, fragment):
+        proc = run_cli(*args)
+        assert proc.returncode == 2, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and fragment in proc.stderr, proc.stderr
+
+    user_error("evaluate", "--distilled", path, "--out", out, fragment="already exists")
+    user_error(
+        "evaluate", "--distilled", tmp_path / "nope.pt", "--out", tmp_path / "r2", fragment="nope"
+    )
+    user_error(
+        "evaluate",
+        "--distilled",
+        tmp_path / "tiny.pt",  # a data file, not a distilled set
+        "--out",
+        tmp_path / "r3",
+        fragment="tiny.pt",
+    )
+    user_error(
+        "evaluate",
+        "--distilled",
+        path,
+        "--out",
+        tmp_path / "r4",
+        "--set",
+        "data.name=mnist5k",  # 10 classes; the set has 3
+        fragment="3 classes",
+    )
+    user_error(
+        "evaluate",
+        "--distilled",
+        path,
+        "--out",
+        tmp_path / "r5",
+        "--feature-extractor",
+        "inception-v3-compat",
+        "--inception-weights",
+        tmp_path / "missing.pth",
+        fragment="missing.pth",
+    )
+    assert not (tmp_path / "r4").exists() and not (tmp_path / "r5" / "report.json").exists()
+    assert Path(path).is_file()
