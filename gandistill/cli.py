@@ -126,6 +126,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         extractor=args.feature_extractor,
         inception_weights=args.inception_weights,
         progress=not args.no_progress,
+        archs=args.archs.split(",") if args.archs else None,
+        soft_labels=args.soft_labels,
     )
     print(headline(report))
     print(f"report: {out / 'report.md'} ({_fmt_seconds(report['wall_seconds'])})")
@@ -268,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch-fidelity features: classifier (offline, default) or inception-v3-compat",
     )
     p.add_argument("--inception-weights", help="local Inception-v3 weights (no download)")
+    p.add_argument("--archs", help="comma-separated evaluation networks, e.g. convnet,mlp,resnet18")
+    p.add_argument(
+        "--soft-labels", action="store_true", help="also train with the classifier as teacher"
+    )
     p.add_argument("--config", help="YAML config (default: the set's own config)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. seed=1")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")

@@ -149,7 +149,11 @@ class DistillConfig:
 class EvalConfig:
     """The downstream-accuracy protocol of the DC/DSA/DM papers (see REFERENCE in the README)."""
 
-    arch: str = _f("convnet", "evaluation network", choices=("convnet",))
+    arch: str = _f(
+        "convnet",
+        "evaluation network",
+        choices=("convnet", "mlp", "lenet", "alexnet", "resnet18"),
+    )
     epochs: int = _f(1000, "epochs on the distilled set (300 is the no-augment norm)", min=1)
     augment: str = _f("dc", "training augmentation", choices=("none", "dc", "dsa"))
     lr: float = _f(0.01, "SGD learning rate, x0.1 at half the epochs", min=0.0)
@@ -157,6 +161,12 @@ class EvalConfig:
     weight_decay: float = _f(5e-4, "SGD weight decay", min=0.0)
     batch_size: int = _f(256, "training batch size", min=1)
     n_models: int = _f(3, "fresh networks trained; mean ± std reported", min=1)
+    kd_temperature: float = _f(
+        4.0, "soft labels: softmax temperature of teacher and student", min=0.01
+    )
+    kd_alpha: float = _f(
+        0.7, "soft labels: weight of the KL term (1 - alpha: hard labels)", min=0.0
+    )
 
 
 @dataclass

@@ -16,15 +16,21 @@ from ignite.engine import Events, create_supervised_evaluator, create_supervised
 from ignite.handlers import ProgressBar
 from ignite.metrics import Accuracy
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from gandistill.augment import DSA_STRATEGY, dc_augment, dsa_augment
 from gandistill.config import EvalConfig
 from gandistill.data import DatasetInfo, ImageTensors
 from gandistill.models import ConvNet
+from gandistill.models.evalnets import EVAL_NETWORKS
 
 EVAL_ARCHS: dict[str, Callable[[DatasetInfo], nn.Module]] = {
     "convnet": lambda info: ConvNet(info.num_classes, info.channels, info.image_size),
+    **{
+        name: (lambda info, make=make: make(info.num_classes, info.channels, info.image_size))
+        for name, make in EVAL_NETWORKS.items()
+    },
 }
 
 
@@ -63,6 +69,24 @@ def _augmenter(kind: str, info: DatasetInfo, seed: int) -> Callable[[Tensor], Te
     return lambda x: x
 
 
+def distillation_loss(temperature: float, alpha: float) -> Callable[[Tensor, tuple], Tensor]:
+    """Knowledge distillation (Hinton et al. 2015): ``alpha`` · T² · KL(teacher_T ‖ student_T)
+    plus ``1 − alpha`` · cross-entropy on the hard labels; targets come as ``(labels, logits)``."""
+
+    def loss(student: Tensor, target: tuple[Tensor, Tensor]) -> Tensor:
+        labels, teacher = target
+        soft = F.kl_div(
+            F.log_softmax(student / temperature, 1),
+            F.log_softmax(teacher / temperature, 1),
+            reduction="batchmean",
+            log_target=True,
+        )
+        hard = F.cross_entropy(student, labels)
+        return alpha * temperature**2 * soft + (1.0 - alpha) * hard
+
+    return loss
+
+
 def train_network(
     images: Tensor,
     labels: Tensor,
@@ -72,6 +96,7 @@ def train_network(
     device: torch.device,
     epochs: int | None = None,
     progress: bool = False,
+    teacher: nn.Module | Tensor | None = None,
 ) -> nn.Module:
     """Train one fresh ``ec.arch`` network on normalised ``images`` under the protocol.
 
@@ -84,6 +109,9 @@ def train_network(
         device: where to train.
         epochs: overrides ``ec.epochs`` (quick checks during distillation).
         progress: show a progress bar.
+        teacher: soft labels: a network taking normalised images (applied to each augmented
+            batch) or stored teacher logits (N, K); trained with :func:`distillation_loss`
+            (``ec.kd_temperature``, ``ec.kd_alpha``).
     """
     epochs = epochs or ec.epochs
     with torch.random.fork_rng(devices=[]):
@@ -93,20 +121,35 @@ def train_network(
         net.parameters(), lr=ec.lr, momentum=ec.momentum, weight_decay=ec.weight_decay
     )
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[epochs // 2], gamma=0.1)
+    tensors = [images.detach().float().cpu(), labels.cpu()]
+    if isinstance(teacher, Tensor):
+        tensors.append(teacher.detach().float().cpu())
     loader = DataLoader(
-        TensorDataset(images.detach().float().cpu(), labels.cpu()),
+        TensorDataset(*tensors),
         batch_size=ec.batch_size,
         shuffle=True,
         generator=torch.Generator().manual_seed(seed),
     )
     augment = _augmenter(ec.augment, info, seed + 1)
+    if isinstance(teacher, nn.Module):
+        teacher.eval()
 
     def prepare_train(batch, device, non_blocking):
-        x, y = batch
-        return augment(x.to(device)), y.to(device)
+        x, y = augment(batch[0].to(device)), batch[1].to(device)
+        if teacher is None:
+            return x, y
+        if isinstance(teacher, nn.Module):
+            with torch.no_grad():
+                return x, (y, teacher(x).float())
+        return x, (y, batch[2].to(device))
 
+    loss_fn = (
+        nn.CrossEntropyLoss()
+        if teacher is None
+        else distillation_loss(ec.kd_temperature, ec.kd_alpha)
+    )
     trainer = create_supervised_trainer(
-        net, opt, nn.CrossEntropyLoss(), device=device, prepare_batch=prepare_train
+        net, opt, loss_fn, device=device, prepare_batch=prepare_train
     )
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: sched.step())
     if progress:

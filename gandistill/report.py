@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -33,7 +34,13 @@ from gandistill.classifier import get_classifier
 from gandistill.config import Config, EvalConfig, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset
 from gandistill.errors import ConfigError, DataError
-from gandistill.evaluate import EvalResult, test_accuracy, test_logits, train_network
+from gandistill.evaluate import (
+    EVAL_ARCHS,
+    EvalResult,
+    test_accuracy,
+    test_logits,
+    train_network,
+)
 from gandistill.fidelity import (
     EXTRACTOR_INCEPTION,
     EXTRACTORS,
@@ -110,13 +117,26 @@ class _Trainer:
         self.test, self.info, self.seed, self.device = test, info, seed, device
 
     def run(
-        self, images: torch.Tensor, labels: torch.Tensor, ec: EvalConfig, progress: bool
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        ec: EvalConfig,
+        progress: bool,
+        teacher: torch.nn.Module | None = None,
     ) -> tuple[dict, torch.Tensor]:
         accs, seconds, logits = [], [], None
         for i in range(ec.n_models):
             start = time.perf_counter()
             net = train_network(
-                images, labels, self.info, ec, self.seed + 1000 * i, self.device, None, progress
+                images,
+                labels,
+                self.info,
+                ec,
+                self.seed + 1000 * i,
+                self.device,
+                None,
+                progress,
+                teacher,
             )
             seconds.append(time.perf_counter() - start)
             accs.append(test_accuracy(net, self.test, self.info, self.device))
@@ -181,6 +201,8 @@ def evaluate_distilled(
     inception_weights: str | None = None,
     data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None = None,
     progress: bool = True,
+    archs: Sequence[str] | None = None,
+    soft_labels: bool = False,
 ) -> dict:
     """Evaluate a distilled set; returns the report (and writes it to ``out`` when given).
 
@@ -195,6 +217,11 @@ def evaluate_distilled(
         inception_weights: local Inception weights file.
         data: pre-loaded ``(train, test, info)``.
         progress: progress bars on the long trainings.
+        archs: evaluation networks (default: ``cfg.eval.arch``); the first one also gets the
+            full-data reference, every one the distilled set and the random real subset (the
+            cross-architecture table).
+        soft_labels: also train the distilled set's networks with the real-data classifier as
+            teacher (:func:`gandistill.evaluate.distillation_loss`) and report the gain.
     """
     wall = time.perf_counter()
     if profile not in PROFILES:
@@ -205,6 +232,12 @@ def evaluate_distilled(
         )
     if extractor == EXTRACTOR_INCEPTION:  # fail before hours of training, not after
         inception_weights = str(resolve_inception_weights(inception_weights))
+    archs = list(archs or [])
+    unknown = [a for a in archs if a not in EVAL_ARCHS]
+    if unknown:
+        raise ConfigError(
+            f"unknown architecture(s) {', '.join(unknown)} (known: {', '.join(EVAL_ARCHS)})"
+        )
     source_path = None
     if not isinstance(distilled, DistilledSet):
         source_path = Path(distilled)
@@ -219,21 +252,33 @@ def evaluate_distilled(
     trainer = _Trainer(test, info, cfg.seed, device)
     ipc = ds.ipc
 
-    # --- downstream accuracy --------------------------------------------------------------
-    syn_images01 = ds.images_uint8.float() / 255.0  # the pixels as shipped
-    acc_syn, logits_syn = trainer.run(ds.images_float, ds.labels, ec, progress)
-    rand01, rand_labels = _random_subset(train, ipc, cfg.seed)
-    acc_rand, _ = trainer.run(info.normalize(rand01), rand_labels, ec, progress)
-    full_ec = replace(ec, epochs=min(ec.epochs, prof.full_epochs))
-    acc_full, logits_full = _full_data_baseline(trainer, train, cfg, full_ec, profile, progress)
-    accuracy = {
-        ec.arch: {"distilled": acc_syn, "random_real": acc_rand, "full_data": acc_full},
-    }
-
-    # --- fidelity (torch-fidelity), each beside the real-vs-real floor ----------------------
     clf = get_classifier(
         cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, (train, test, info), device, progress
     )
+
+    # --- downstream accuracy --------------------------------------------------------------
+    syn_images01 = ds.images_uint8.float() / 255.0  # the pixels as shipped
+    rand01, rand_labels = _random_subset(train, ipc, cfg.seed)
+    accuracy: dict[str, dict] = {}
+    for arch in archs or [ec.arch]:
+        arch_ec = replace(ec, arch=arch)
+        rows = accuracy[arch] = {}
+        rows["distilled"], logits = trainer.run(ds.images_float, ds.labels, arch_ec, progress)
+        if soft_labels:
+            rows["distilled_soft"], _ = trainer.run(
+                ds.images_float, ds.labels, arch_ec, progress, teacher=clf.net
+            )
+            rows["soft_label_gain"] = rows["distilled_soft"]["mean"] - rows["distilled"]["mean"]
+        rows["random_real"], _ = trainer.run(info.normalize(rand01), rand_labels, arch_ec, progress)
+        if len(accuracy) == 1:  # the first architecture
+            main_arch, acc_syn, logits_syn = arch, rows["distilled"], logits
+            full_ec = replace(arch_ec, epochs=min(ec.epochs, prof.full_epochs))
+            acc_full, logits_full = _full_data_baseline(
+                trainer, train, cfg, full_ec, profile, progress
+            )
+            rows["full_data"] = acc_full
+
+    # --- fidelity (torch-fidelity), each beside the real-vs-real floor ----------------------
     test_u8 = test.images
     real01, real_labels = _real_per_class(train, prof.fidelity_real, cfg.seed)
 
@@ -325,7 +370,12 @@ def evaluate_distilled(
             "generator_sha256": ds.generator_sha256,
         },
         "profile": profile,
-        "protocol": {**asdict(ec), "full_data_epochs": full_ec.epochs, "seed": cfg.seed},
+        "protocol": {
+            **asdict(replace(ec, arch=main_arch)),
+            "archs": list(accuracy),
+            "full_data_epochs": full_ec.epochs,
+            "seed": cfg.seed,
+        },
         "accuracy": accuracy,
         "fidelity": fidelity,
         "compression": comp,
@@ -345,6 +395,24 @@ def evaluate_distilled(
 # --- output ----------------------------------------------------------------------------------
 
 
+ROW_LABELS = {
+    "distilled": "distilled (IPC {ipc})",
+    "distilled_soft": "distilled, soft labels",
+    "random_real": "random real subset",
+    "full_data": "full training data",
+}
+FIDELITY_OF_ROW = {
+    "distilled": "distilled",
+    "random_real": "random_real",
+    "full_data": "real_train",
+}
+
+
+def _stat_rows(rows: dict) -> list[tuple[str, dict]]:
+    """The accuracy rows of one architecture (skipping derived numbers such as the gain)."""
+    return [(name, stats) for name, stats in rows.items() if isinstance(stats, dict)]
+
+
 def _pct(stats: dict) -> str:
     return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}%"
 
@@ -357,14 +425,11 @@ def headline(report: dict) -> str:
         "|---|---|---|---|---|",
     ]
     for arch, rows in report["accuracy"].items():
-        for name, label in (
-            ("distilled", f"distilled (IPC {report['source']['ipc']})"),
-            ("random_real", "random real subset"),
-            ("full_data", "full training data"),
-        ):
-            f = fid.get(name if name != "full_data" else "real_train", {})
+        for name, stats in _stat_rows(rows):
+            label = ROW_LABELS[name].format(ipc=report["source"]["ipc"])
+            f = fid.get(FIDELITY_OF_ROW.get(name, ""), {})
             cells = [f"{f[k]:.3g}" if k in f else "–" for k in ("fid", "kid_mean", "is_mean")]
-            lines.append(f"| {label} ({arch}) | {_pct(rows[name])} | " + " | ".join(cells) + " |")
+            lines.append(f"| {label} ({arch}) | {_pct(stats)} | " + " | ".join(cells) + " |")
     comp, tt = report["compression"], report["training_time"]
     lines += [
         "",
@@ -393,11 +458,11 @@ def _plot(report: dict, fh: BinaryIO) -> None:
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for arch, rows in report["accuracy"].items():
-        names = list(rows)
+        stat_rows = _stat_rows(rows)
         ax.bar(
-            [f"{n}\n({arch})" for n in names],
-            [100 * rows[n]["mean"] for n in names],
-            yerr=[100 * rows[n]["std"] for n in names],
+            [f"{n}\n({arch})" for n, _ in stat_rows],
+            [100 * st["mean"] for _, st in stat_rows],
+            yerr=[100 * st["std"] for _, st in stat_rows],
             capsize=4,
         )
     ax.set_ylabel("test accuracy (%)")
@@ -444,8 +509,9 @@ def write_report(report: dict, out: Path, images01: torch.Tensor, info: DatasetI
     atomic_write(out / "report.md", lambda fh: fh.write("\n".join(md).encode()))
     atomic_write(out / "report.json", lambda fh: fh.write(json.dumps(report, indent=1).encode()))
     tb = TensorboardLogger(log_dir=str(out / "tb"))
-    for name, stats in report["accuracy"][report["protocol"]["arch"]].items():
-        tb.writer.add_scalar(f"eval/accuracy_{name}", stats["mean"], ipc)
+    for arch, rows in report["accuracy"].items():
+        for name, stats in _stat_rows(rows):
+            tb.writer.add_scalar(f"eval/accuracy_{arch}_{name}", stats["mean"], ipc)
     for name, scores in report["fidelity"].items():
         if isinstance(scores, dict):
             for key, value in scores.items():

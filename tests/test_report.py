@@ -12,6 +12,7 @@ from conftest import SMOKE, make_tiny_data
 from gandistill import report as report_mod
 from gandistill.artifacts import DistilledSet
 from gandistill.config import load_config
+from gandistill.errors import ConfigError
 
 FAST = ["eval.epochs=3", "eval.n_models=2", "classifier.epochs=1", "classifier.width=8"]
 
@@ -165,3 +166,39 @@ def test_cli_evaluate_end_to_end_and_bad_input(tmp_path, setup):
     )
     assert not (tmp_path / "r4").exists() and not (tmp_path / "r5" / "report.json").exists()
     assert Path(path).is_file()
+
+
+def test_distillation_loss():
+    from gandistill.evaluate import distillation_loss
+
+    gen = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(8, 3, generator=gen), torch.randn(8, 3, generator=gen)
+    labels = torch.randint(3, (8,), generator=gen)
+    ce = torch.nn.functional.cross_entropy(student, labels)
+    assert torch.allclose(distillation_loss(4.0, 0.0)(student, (labels, teacher)), ce)
+    assert distillation_loss(4.0, 1.0)(student, (labels, student)).abs() < 1e-6  # KL(p‖p) = 0
+    assert distillation_loss(4.0, 1.0)(student, (labels, teacher)) > 0.01
+
+
+def test_soft_labels_and_architectures(tmp_path, setup):
+    cfg, path, data = setup
+    rep = report_mod.evaluate_distilled(
+        path,
+        cfg,
+        profile="quick",
+        data=data,
+        progress=False,
+        soft_labels=True,
+        archs=["mlp", "lenet"],
+    )
+    assert list(rep["accuracy"]) == ["mlp", "lenet"] == rep["protocol"]["archs"]
+    assert "full_data" in rep["accuracy"]["mlp"] and "full_data" not in rep["accuracy"]["lenet"]
+    assert "random real subset (lenet)" in report_mod.headline(rep)
+    rows = rep["accuracy"]["mlp"]
+    assert 0.0 <= rows["distilled_soft"]["mean"] <= 1.0
+    assert rows["soft_label_gain"] == pytest.approx(
+        rows["distilled_soft"]["mean"] - rows["distilled"]["mean"]
+    )
+    assert "distilled, soft labels" in report_mod.headline(rep)
+    with pytest.raises(ConfigError, match="unknown architecture"):
+        report_mod.evaluate_distilled(path, cfg, data=data, archs=["convnet", "vgg99"])
