@@ -13,6 +13,7 @@ from gandistill.config import Config, load_config  # noqa: E402
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset  # noqa: E402
 from gandistill.distill import Distiller, distill  # noqa: E402
 from gandistill.errors import GandistillError  # noqa: E402
+from gandistill.generator_report import evaluate_generator  # noqa: E402
 from gandistill.report import evaluate_distilled  # noqa: E402
 from gandistill.train import GANTrainer, TrainResult, train  # noqa: E402
 
@@ -31,6 +32,7 @@ __all__ = [
     "class_consistency",
     "distill",
     "evaluate_distilled",
+    "evaluate_generator",
     "get_classifier",
     "load_config",
     "load_dataset",

@@ -176,6 +176,7 @@ class DistilledSet:
     latents: torch.Tensor | None = None  # (N, latent_dim)
     feature_offsets: torch.Tensor | None = None  # (N, ...) at config.distill.feature_level
     residuals: torch.Tensor | None = None  # (N, C, H, W) normalised
+    teacher_logits: torch.Tensor | None = None  # (N, K) of the real-data classifier: soft labels
     generator_path: str | None = None
     generator_sha256: str | None = None
     stop_reason: str = ""
@@ -222,6 +223,7 @@ class DistilledSet:
                 ("latents", self.latents),
                 ("feature_offsets", self.feature_offsets),
                 ("residuals", self.residuals),
+                ("teacher_logits", self.teacher_logits),
             )
         }
         payload = (
@@ -256,6 +258,7 @@ class DistilledSet:
                 latents=payload.get("latents"),
                 feature_offsets=payload.get("feature_offsets"),
                 residuals=payload.get("residuals"),
+                teacher_logits=payload.get("teacher_logits"),
                 generator_path=payload.get("generator_path"),
                 generator_sha256=payload.get("generator_sha256"),
                 stop_reason=payload.get("stop_reason", ""),

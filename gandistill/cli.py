@@ -106,30 +106,45 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from gandistill.artifacts import DistilledSet
+    from gandistill.artifacts import DistilledSet, load_generator_checkpoint
     from gandistill.config import apply_overrides, config_from_dict, load_config, to_dict
+    from gandistill.generator_report import evaluate_generator, generator_markdown
     from gandistill.report import evaluate_distilled, headline
 
+    if bool(args.distilled) == bool(args.generator):
+        raise ArtifactError("pass one of --distilled FILE or --generator FILE")
     out = Path(args.out)
     _check_output(out / "report.json", args.overwrite)
-    ds = DistilledSet.load(args.distilled)
+    source = (
+        DistilledSet.load(args.distilled)
+        if args.distilled
+        else load_generator_checkpoint(args.generator)
+    )
     overrides = list(args.set or []) + ([f"device={args.device}"] if args.device else [])
     if args.config:
         cfg = load_config(args.config, overrides)
-    else:  # the set's own config: same data, classifier and seed
-        cfg = config_from_dict(apply_overrides(to_dict(ds.config), overrides))
-    report = evaluate_distilled(
-        args.distilled,
-        cfg,
+    else:  # the file's own config: same data, classifier and seed
+        cfg = config_from_dict(apply_overrides(to_dict(source.config), overrides))
+    common = dict(
+        cfg=cfg,
         out=out,
         profile=args.profile,
         extractor=args.feature_extractor,
         inception_weights=args.inception_weights,
+        kid_subset_size=args.kid_subset_size,
         progress=not args.no_progress,
-        archs=args.archs.split(",") if args.archs else None,
-        soft_labels=args.soft_labels,
     )
-    print(headline(report))
+    if args.generator:
+        report = evaluate_generator(source, **common)
+        print("\n".join(generator_markdown(report)[4:9]))
+    else:
+        report = evaluate_distilled(
+            args.distilled,
+            **common,
+            archs=args.archs.split(",") if args.archs else None,
+            soft_labels=args.soft_labels,
+        )
+        print(headline(report))
     print(f"report: {out / 'report.md'} ({_fmt_seconds(report['wall_seconds'])})")
     return 0
 
@@ -260,8 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(func=cmd_distill)
 
-    p = sub.add_parser("evaluate", help="accuracy, fidelity and seed metrics of a distilled set")
-    p.add_argument("--distilled", required=True, help="distilled-set file")
+    p = sub.add_parser("evaluate", help="report on a distilled set (or a generator)")
+    p.add_argument("--distilled", help="distilled-set file")
+    p.add_argument("--generator", help="generator checkpoint (instead of --distilled)")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--profile", choices=("quick", "full"), default="quick", help="how much to run")
     p.add_argument(
@@ -270,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch-fidelity features: classifier (offline, default) or inception-v3-compat",
     )
     p.add_argument("--inception-weights", help="local Inception-v3 weights (no download)")
+    p.add_argument("--kid-subset-size", type=int, help="KID subset size (default 1000, clamped)")
     p.add_argument("--archs", help="comma-separated evaluation networks, e.g. convnet,mlp,resnet18")
     p.add_argument(
         "--soft-labels", action="store_true", help="also train with the classifier as teacher"

@@ -107,6 +107,11 @@ class DistillConfig:
     lr: float = _f(
         0.0, "learning rate of the set (0: 0.1 pixel gm, 1.0 pixel dm, 0.01 latent)", min=0.0
     )
+    lr_schedule: str = _f(
+        "constant",
+        "learning rate of the set: constant, or cosine to 0 over max_iterations",
+        choices=("constant", "cosine"),
+    )
     momentum: float = _f(0.5, "SGD momentum of the set", min=0.0)
     lr_net: float = _f(0.01, "SGD learning rate of the matching network (momentum 0.5)", min=0.0)
     real_batch: int = _f(
@@ -138,6 +143,9 @@ class DistillConfig:
     feature_penalty: float = _f(0.0, "weight of the mean squared feature offset", min=0.0)
     residual: bool = _f(True, "also optimise a per-image pixel residual (latent space)")
     residual_penalty: float = _f(1.0, "weight of the mean squared residual", min=0.0)
+    teacher_logits: bool = _f(
+        True, "store the real-data classifier's logits on the final set (soft labels)"
+    )
     eval_every: int = _f(50, "iterations between quick accuracy checks (0: only at the end)", min=0)
     eval_epochs: int = _f(300, "epochs of the quick check (one network, no augmentation)", min=1)
     log_every: int = _f(1, "iterations between TensorBoard scalars", min=1)

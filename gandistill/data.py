@@ -162,6 +162,17 @@ class ImageTensors(torch.utils.data.Dataset):
         return images[order], labels[order]
 
 
+def require_same_shape(source: DatasetInfo, info: DatasetInfo, what: str) -> None:
+    """One-line :class:`DataError` unless ``what`` (described by ``source``) has the classes and
+    image shape of dataset ``info``."""
+    src = (source.num_classes, source.channels, source.image_size)
+    if src != (info.num_classes, info.channels, info.image_size):
+        raise DataError(
+            f"{what} has {src[0]} classes of {src[1]}×{src[2]}² images; dataset '{info.name}' "
+            f"has {info.num_classes} classes of {info.channels}×{info.image_size}²"
+        )
+
+
 def register_dataset(name: str) -> Callable[[Loader], Loader]:
     """Decorator adding a loader to :data:`DATASETS` under ``name``."""
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import ProgressBar
+from ignite.handlers import CosineAnnealingScheduler, ProgressBar
 from ignite.handlers.tensorboard_logger import TensorboardLogger
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
@@ -35,7 +35,7 @@ from gandistill.artifacts import DistilledSet, GeneratorCheckpoint, load_generat
 from gandistill.augment import dsa_augment
 from gandistill.classifier import RealClassifier, get_classifier
 from gandistill.config import Config, DistillConfig
-from gandistill.data import DatasetInfo, ImageTensors, load_dataset
+from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
 from gandistill.errors import ConfigError, DataError
 from gandistill.evaluate import dsa_strategy_for, train_and_test
 from gandistill.models import ConvNet, Generator, from_gan_range, to_gan_range
@@ -397,17 +397,7 @@ class Distiller:
     def _check_compatible(self) -> None:
         info, dc = self.info, self.cfg.distill
         if self.ckpt is not None:
-            g = self.ckpt.info
-            if (g.num_classes, g.channels, g.image_size) != (
-                info.num_classes,
-                info.channels,
-                info.image_size,
-            ):
-                raise DataError(
-                    f"generator was trained on {g.num_classes} classes of "
-                    f"{g.channels}×{g.image_size}² images; dataset '{info.name}' has "
-                    f"{info.num_classes} classes of {info.channels}×{info.image_size}²"
-                )
+            require_same_shape(self.ckpt.info, info, "the generator")
         if self.init == "real":
             smallest = min(self.train_set.class_counts())
             if dc.ipc > smallest:
@@ -442,16 +432,7 @@ class Distiller:
         elif init == "truncated":
             z = _truncated_normal(len(labels), g.latent_dim, dc.truncation, gen)
         elif init == "best_of_k":
-            clf = get_classifier(
-                self.cfg.data,
-                self.cfg.classifier,
-                self.cfg.seed,
-                self.cfg.cache_dir,
-                (self.train_set, self.test_set, self.info),
-                self.device,
-                progress=dc.progress,
-            )
-            z = best_of_k(g, clf, dc.ipc, dc.init_candidates, gen, self.device)
+            z = best_of_k(g, self._classifier(), dc.ipc, dc.init_candidates, gen, self.device)
         elif init == "real":
             z = invert(g, to_gan_range(real), labels, dc.invert_steps, dc.init_candidates, gen)
         else:
@@ -486,6 +467,12 @@ class Distiller:
     def _attach_handlers(self) -> None:
         dc, engine = self.cfg.distill, self.engine
         engine.add_event_handler(Events.STARTED, self._on_started)
+        if dc.lr_schedule == "cosine":  # by iteration, not by the clock: runs stay reproducible
+            lr = self.opt.param_groups[0]["lr"]
+            engine.add_event_handler(
+                Events.ITERATION_STARTED,
+                CosineAnnealingScheduler(self.opt, "lr", lr, 0.0, cycle_size=dc.max_iterations + 1),
+            )
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._check_stop)
         if dc.eval_every:
             engine.add_event_handler(
@@ -688,6 +675,24 @@ class Distiller:
 
     # --- run ---------------------------------------------------------------------------------
 
+    def _teacher_logits(self, pixels: Tensor) -> Tensor:
+        """The cached real-data classifier's logits on the final images (soft labels)."""
+        clf = self._classifier()  # may train it (with gradients) the first time
+        clf.net.eval()
+        with torch.no_grad():
+            return clf.logits(pixels.to(self.device)).float().cpu()
+
+    def _classifier(self) -> RealClassifier:
+        return get_classifier(
+            self.cfg.data,
+            self.cfg.classifier,
+            self.cfg.seed,
+            self.cfg.cache_dir,
+            (self.train_set, self.test_set, self.info),
+            self.device,
+            progress=self.cfg.distill.progress,
+        )
+
     def result(self) -> DistilledSet:
         with torch.no_grad():
             images = self.syn().detach().cpu()
@@ -705,6 +710,9 @@ class Distiller:
             if syn.feature_offsets is None
             else syn.feature_offsets.detach().cpu(),
             residuals=None if syn.residuals is None else syn.residuals.detach().cpu(),
+            teacher_logits=self._teacher_logits(pixels)
+            if self.cfg.distill.teacher_logits
+            else None,
             generator_path=None if self.ckpt is None else str(self.ckpt.path),
             generator_sha256=None if self.ckpt is None else self.ckpt.sha256,
             stop_reason=self.stop_reason,

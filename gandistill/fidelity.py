@@ -66,6 +66,7 @@ FEATURE_LAYERS = {
     EXTRACTOR_CLASSIFIER: {"fid": "embed", "kid": "embed", "prc": "embed", "isc": "logits"},
     EXTRACTOR_INCEPTION: {"fid": "2048", "kid": "2048", "prc": "2048", "isc": "logits_unbiased"},
 }
+DEFAULT_KID_SUBSET = 1000  # torch-fidelity's default
 HASH_CHARS = 12  # hex digits of a weights hash in an extractor name
 _ISC_MIN_SPLIT = 50  # fewer images per IS split make the score mostly a small-sample artefact
 _PRC_NEIGHBORHOOD = 3  # torch-fidelity's default k of the k-NN manifold
@@ -163,6 +164,18 @@ def resolve_inception_weights(path: str | Path | None = None) -> Path:
     )
 
 
+def check_extractor(extractor: str, inception_weights: str | Path | None = None) -> str | None:
+    """Validate an extractor choice up front (before hours of training, not after); returns the
+    Inception weights path to use, if any."""
+    if extractor not in EXTRACTORS:
+        raise ConfigError(
+            f"unknown feature extractor '{extractor}' (known: {', '.join(EXTRACTORS)})"
+        )
+    if extractor == EXTRACTOR_INCEPTION:
+        return str(resolve_inception_weights(inception_weights))
+    return None
+
+
 @lru_cache(maxsize=8)
 def _file_hash(path: str, size: int, mtime_ns: int) -> str:  # size, mtime: invalidate on change
     return sha256_file(path)
@@ -241,7 +254,7 @@ def fidelity_metrics(
     device: torch.device | str = "cpu",
     metrics: Sequence[str] = METRICS,
     kid_subsets: int = 100,
-    kid_subset_size: int = 1000,
+    kid_subset_size: int | None = None,
     isc_splits: int = 10,
     batch_size: int = 64,
     seed: int = 2020,
@@ -259,7 +272,8 @@ def fidelity_metrics(
         device: where features are extracted ('cpu' or 'cuda').
         metrics: a subset of :data:`METRICS`.
         kid_subsets: KID subsets.
-        kid_subset_size: KID subset size, clamped to the smaller set.
+        kid_subset_size: KID subset size (default: 1000, clamped to the smaller set); an
+            explicit size larger than a set is an error.
         isc_splits: IS splits, reduced so that each split holds at least 50 images.
         batch_size: images per feature-extraction batch.
         seed: torch-fidelity's ``rng_seed`` (KID subsets, IS shuffling).
@@ -277,6 +291,10 @@ def fidelity_metrics(
     _check_images("images_a", images_a, fe)
     _check_images("images_b", images_b, fe)
     n_min = min(len(images_a), len(images_b))
+    if kid_subset_size is not None and "kid" in metrics and not 2 <= kid_subset_size <= n_min:
+        raise ConfigError(
+            f"KID subset size {kid_subset_size} must lie in 2..{n_min} (the smaller set's size)"
+        )
     binary = any(m in metrics for m in ("fid", "kid", "prc"))
     raw = torch_fidelity.calculate_metrics(
         input1=_UInt8Images(images_a, fe.channels),
@@ -289,7 +307,9 @@ def fidelity_metrics(
         **fe.kwargs,
         isc_splits=max(1, min(isc_splits, len(images_a) // _ISC_MIN_SPLIT)),
         kid_subsets=kid_subsets,
-        kid_subset_size=min(kid_subset_size, n_min),
+        kid_subset_size=min(DEFAULT_KID_SUBSET, n_min)
+        if kid_subset_size is None
+        else kid_subset_size,
         prc_neighborhood=min(_PRC_NEIGHBORHOOD, n_min - 1),  # k-th neighbour needs k + 1 points
         cache=False,  # torch-fidelity reloads its cache files with full pickle: never use it
         save_cpu_ram=True,  # no DataLoader worker processes for tensors already in memory

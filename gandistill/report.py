@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -32,8 +32,8 @@ from gandistill import metrics
 from gandistill.artifacts import DistilledSet, atomic_write, sha256_file
 from gandistill.classifier import get_classifier
 from gandistill.config import Config, EvalConfig, to_dict
-from gandistill.data import DatasetInfo, ImageTensors, load_dataset
-from gandistill.errors import ConfigError, DataError
+from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
+from gandistill.errors import ConfigError
 from gandistill.evaluate import (
     EVAL_ARCHS,
     EvalResult,
@@ -41,12 +41,7 @@ from gandistill.evaluate import (
     test_logits,
     train_network,
 )
-from gandistill.fidelity import (
-    EXTRACTOR_INCEPTION,
-    EXTRACTORS,
-    fidelity_metrics,
-    resolve_inception_weights,
-)
+from gandistill.fidelity import check_extractor, fidelity_metrics
 from gandistill.models import ConvNet
 from gandistill.runtime import library_versions, resolve_device, step_generator
 
@@ -182,16 +177,6 @@ def _real_per_class(split: ImageTensors, n: int, seed: int) -> tuple[torch.Tenso
     return images, torch.repeat_interleave(torch.arange(split.num_classes), torch.tensor(counts))
 
 
-def _check_matches(ds: DistilledSet, info: DatasetInfo) -> None:
-    shape = (ds.info.num_classes, ds.info.channels, ds.info.image_size)
-    if shape != (info.num_classes, info.channels, info.image_size):
-        raise DataError(
-            f"the distilled set has {shape[0]} classes of {shape[1]}×{shape[2]}² images; "
-            f"dataset '{info.name}' has {info.num_classes} classes of "
-            f"{info.channels}×{info.image_size}²"
-        )
-
-
 def evaluate_distilled(
     distilled: str | Path | DistilledSet,
     cfg: Config | None = None,
@@ -199,6 +184,7 @@ def evaluate_distilled(
     profile: str = "quick",
     extractor: str = "classifier",
     inception_weights: str | None = None,
+    kid_subset_size: int | None = None,
     data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None = None,
     progress: bool = True,
     archs: Sequence[str] | None = None,
@@ -215,6 +201,8 @@ def evaluate_distilled(
         extractor: torch-fidelity feature extractor: ``classifier`` (offline) or
             ``inception-v3-compat`` (needs ``inception_weights`` or weights in the torch cache).
         inception_weights: local Inception weights file.
+        kid_subset_size: KID subset size (default: 1000 clamped to the smaller set; an explicit
+            size larger than a set is an error).
         data: pre-loaded ``(train, test, info)``.
         progress: progress bars on the long trainings.
         archs: evaluation networks (default: ``cfg.eval.arch``); the first one also gets the
@@ -226,12 +214,7 @@ def evaluate_distilled(
     wall = time.perf_counter()
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile '{profile}' (known: {', '.join(PROFILES)})")
-    if extractor not in EXTRACTORS:
-        raise ConfigError(
-            f"unknown feature extractor '{extractor}' (known: {', '.join(EXTRACTORS)})"
-        )
-    if extractor == EXTRACTOR_INCEPTION:  # fail before hours of training, not after
-        inception_weights = str(resolve_inception_weights(inception_weights))
+    inception_weights = check_extractor(extractor, inception_weights)
     archs = list(archs or [])
     unknown = [a for a in archs if a not in EVAL_ARCHS]
     if unknown:
@@ -243,10 +226,15 @@ def evaluate_distilled(
         source_path = Path(distilled)
         distilled = DistilledSet.load(source_path)
     ds = distilled
+    if kid_subset_size is not None and not 2 <= kid_subset_size <= len(ds.labels):
+        raise ConfigError(
+            f"KID subset size {kid_subset_size} must lie in 2..{len(ds.labels)} "
+            "(the distilled set's size)"
+        )
     cfg = cfg or ds.config
     device = resolve_device(cfg.device)
     train, test, info = data if data is not None else load_dataset(cfg.data)
-    _check_matches(ds, info)
+    require_same_shape(ds.info, info, "the distilled set")
     ec = _protocol(cfg.eval, PROFILES[profile])
     prof = PROFILES[profile]
     trainer = _Trainer(test, info, cfg.seed, device)
@@ -289,6 +277,7 @@ def evaluate_distilled(
             clf=clf,
             extractor=extractor,
             inception_weights=inception_weights,
+            kid_subset_size=kid_subset_size,
             device=str(device),
         )
 
@@ -472,12 +461,44 @@ def _plot(report: dict, fh: BinaryIO) -> None:
     plt.close(fig)
 
 
+def write_files(
+    out: Path,
+    report: dict,
+    markdown: list[str],
+    images01: torch.Tensor,
+    nrow: int,
+    scalars: dict[str, float],
+    step: int,
+    extra_png: dict[str, Callable[[BinaryIO], object]] | None = None,
+) -> None:
+    """Write a report folder: ``grid.png`` (+ ``extra_png``), ``report.md``, ``report.json``
+    (each atomically) and TensorBoard scalars and the image grid under ``tb``."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "grid.png", lambda fh: save_image(images01, fh, nrow=nrow, format="png"))
+    for name, draw in (extra_png or {}).items():
+        atomic_write(out / name, draw)
+    atomic_write(out / "report.md", lambda fh: fh.write("\n".join(markdown).encode()))
+    atomic_write(out / "report.json", lambda fh: fh.write(json.dumps(report, indent=1).encode()))
+    tb = TensorboardLogger(log_dir=str(out / "tb"))
+    for tag, value in scalars.items():
+        tb.writer.add_scalar(f"eval/{tag}", value, step)
+    tb.writer.add_images("eval/images", images01, step)
+    tb.close()
+
+
+def fidelity_scalars(fidelity: dict) -> dict[str, float]:
+    """``{metric}_{set}`` scalars of a report's fidelity section."""
+    return {
+        f"{key}_{name}": value
+        for name, scores in fidelity.items()
+        if isinstance(scores, dict)
+        for key, value in scores.items()
+    }
+
+
 def write_report(report: dict, out: Path, images01: torch.Tensor, info: DatasetInfo) -> None:
     """``report.json``, ``report.md`` (+ grid and plot PNGs) and TensorBoard ``eval/*``."""
-    out.mkdir(parents=True, exist_ok=True)
     ipc = report["source"]["ipc"]
-    atomic_write(out / "grid.png", lambda fh: save_image(images01, fh, nrow=ipc, format="png"))
-    atomic_write(out / "accuracy.png", lambda fh: _plot(report, fh))
     md = [
         f"# Evaluation report ({report['profile']} profile)",
         "",
@@ -506,16 +527,13 @@ def write_report(report: dict, out: Path, images01: torch.Tensor, info: DatasetI
         f"{report['structure']['nearest_real_ssim_mean']:.3f}.",
         "",
     ]
-    atomic_write(out / "report.md", lambda fh: fh.write("\n".join(md).encode()))
-    atomic_write(out / "report.json", lambda fh: fh.write(json.dumps(report, indent=1).encode()))
-    tb = TensorboardLogger(log_dir=str(out / "tb"))
-    for arch, rows in report["accuracy"].items():
-        for name, stats in _stat_rows(rows):
-            tb.writer.add_scalar(f"eval/accuracy_{arch}_{name}", stats["mean"], ipc)
-    for name, scores in report["fidelity"].items():
-        if isinstance(scores, dict):
-            for key, value in scores.items():
-                tb.writer.add_scalar(f"eval/{key}_{name}", value, ipc)
-    tb.writer.add_scalar("eval/training_time_reduction", report["training_time"]["reduction"], ipc)
-    tb.writer.add_images("eval/distilled", images01, ipc)
-    tb.close()
+    scalars = {
+        f"accuracy_{arch}_{name}": stats["mean"]
+        for arch, rows in report["accuracy"].items()
+        for name, stats in _stat_rows(rows)
+    }
+    scalars |= fidelity_scalars(report["fidelity"])
+    scalars["training_time_reduction"] = report["training_time"]["reduction"]
+    write_files(
+        out, report, md, images01, ipc, scalars, ipc, {"accuracy.png": lambda fh: _plot(report, fh)}
+    )

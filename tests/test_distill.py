@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import SMOKE, make_tiny_data
+from ignite.engine import Events
 from torch.nn import functional as F
 
 from gandistill.artifacts import DistilledSet, load_generator_checkpoint
@@ -164,6 +165,8 @@ def test_artifact_round_trip_and_hash_check(tmp_path, tiny, generator_file, extr
     loaded = DistilledSet.load(out)
     assert torch.equal(loaded.images_float, ds.images_float)
     assert torch.equal(loaded.latents, ds.latents)
+    assert loaded.teacher_logits.shape == (6, 3)
+    assert torch.equal(loaded.teacher_logits, ds.teacher_logits)
     assert loaded.labels.tolist() == [0, 0, 1, 1, 2, 2] and loaded.ipc == 2
     assert loaded.generator_sha256 == load_generator_checkpoint(generator_file).sha256
     assert loaded.config == cfg
@@ -216,3 +219,22 @@ def test_bad_input(tmp_path, tiny, generator_file):
         Distiller(_cfg(tmp_path), generator=generator_file, data=mnist_like)
     with pytest.raises(ArtifactError, match="not found"):
         Distiller(_cfg(tmp_path), generator=tmp_path / "none.pt", data=tiny)
+
+
+def test_cosine_schedule_anneals_the_set_learning_rate(tmp_path, tiny):
+    cfg = _cfg(
+        tmp_path,
+        "distill.space=pixel",
+        "distill.max_iterations=4",
+        "distill.eval_every=0",
+        "distill.lr=0.4",
+        "distill.lr_schedule=cosine",
+    )
+    d = Distiller(cfg, data=tiny)
+    seen = []
+    d.engine.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda _: seen.append(d.opt.param_groups[0]["lr"])
+    )
+    d.run()
+    assert seen[0] == pytest.approx(0.4) and seen == sorted(seen, reverse=True)
+    assert seen[-1] < 0.2

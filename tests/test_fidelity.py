@@ -104,8 +104,10 @@ def test_inception_score_of_a_trained_classifier(images):
 
 def test_small_sets_clamp_kid_and_need_two_images(clf, images):
     real, noise = images
-    result = fidelity_metrics(real[:3], noise[:5], clf, kid_subset_size=1000, isc_splits=10)
+    result = fidelity_metrics(real[:3], noise[:5], clf, isc_splits=10)  # default 1000 -> 3
     assert result[KEY_KID_STD] >= 0 and result[KEY_IS_STD] == 0.0  # one IS split
+    with pytest.raises(ConfigError, match="KID subset size 1000 must lie in 2..3"):
+        fidelity_metrics(real[:3], noise[:5], clf, kid_subset_size=1000)
     with pytest.raises(DataError, match="at least 2 images"):
         fidelity_metrics(real[:1], real, clf)
 

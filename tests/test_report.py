@@ -164,6 +164,26 @@ def test_cli_evaluate_end_to_end_and_bad_input(tmp_path, setup):
         tmp_path / "missing.pth",
         fragment="missing.pth",
     )
+    user_error(
+        "evaluate",
+        "--distilled",
+        path,
+        "--out",
+        tmp_path / "r6",
+        "--kid-subset-size",
+        "100",
+        fragment="KID subset size 100",
+    )
+    user_error(
+        "evaluate",
+        "--distilled",
+        path,
+        "--out",
+        tmp_path / "r7",
+        "--archs",
+        "vgg99",
+        fragment="vgg99",
+    )
     assert not (tmp_path / "r4").exists() and not (tmp_path / "r5" / "report.json").exists()
     assert Path(path).is_file()
 
@@ -202,3 +222,30 @@ def test_soft_labels_and_architectures(tmp_path, setup):
     assert "distilled, soft labels" in report_mod.headline(rep)
     with pytest.raises(ConfigError, match="unknown architecture"):
         report_mod.evaluate_distilled(path, cfg, data=data, archs=["convnet", "vgg99"])
+
+
+def test_generator_report(tmp_path, setup):
+    from gandistill.generator_report import GENERATOR_REPORT_KEYS, evaluate_generator
+    from gandistill.train import train
+
+    cfg, _, data = setup
+    gen_cfg = load_config(
+        SMOKE,
+        [
+            f"run_dir={tmp_path / 'run'}",
+            f"cache_dir={tmp_path}",
+            "train.eval_samples_per_class=0",
+            *FAST,
+        ],
+    )
+    generator = train(gen_cfg, data=data).generator_path
+    out = tmp_path / "gen_report"
+    rep = evaluate_generator(generator, cfg, out=out, data=data, progress=False)
+    assert tuple(rep) == GENERATOR_REPORT_KEYS
+    assert 0.0 <= rep["class_consistency"] <= 1.0
+    assert 0.0 <= rep["real_vs_generated"]["accuracy"] <= 1.0
+    assert rep["fidelity"]["generated"]["fid"] > rep["fidelity"]["real_train"]["fid"]
+    assert (out / "report.json").is_file() and (out / "grid.png").is_file()
+    assert "Class consistency" in (out / "report.md").read_text()
+    proc = run_cli("evaluate", "--distilled", "a.pt", "--generator", generator, "--out", out)
+    assert proc.returncode == 2 and "one of --distilled" in proc.stderr
