@@ -123,16 +123,17 @@ def cmd_curve(args: argparse.Namespace) -> None:
         cfg = load_config(args.config, overrides)
         gen = args.generator if "latent" in method else None
         d = Distiller(cfg, generator=gen, out=out / f"{method}_ipc{args.ipc}.pt")
-        snaps: list[tuple[float, torch.Tensor]] = [(0.0, d.syn().detach().cpu())]
+        snaps: list[tuple[float, torch.Tensor]] = [(0.0, d.syn().detach().cpu().clone())]
 
         def snapshot(engine, d=d, snaps=snaps):
             seconds = engine.state.output["seconds"]
             if seconds >= 60 * args.every * len(snaps):
-                snaps.append((seconds, d.syn().detach().cpu()))
+                snaps.append((seconds, d.syn().detach().cpu().clone()))  # pixels alias
 
         d.engine.add_event_handler(Events.ITERATION_COMPLETED, snapshot)
         ds = d.run()
-        snaps.append((ds.history[-1]["seconds"], ds.images_float))
+        if ds.history[-1]["seconds"] > snaps[-1][0] + 1.0:  # unless the last snapshot is the end
+            snaps.append((ds.history[-1]["seconds"], ds.images_float))
         for seconds, images in snaps:
             res = evaluate_set(images, ds.labels, d.test_set, d.info, cfg.eval, 0, d.device)
             row = {"method": method, "minutes": seconds / 60, "mean": res.mean, "std": res.std}

@@ -65,3 +65,25 @@ def test_bench_distill_speed(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "plain per-class loop" in proc.stdout and "speed-up" in proc.stdout
+
+
+@pytest.mark.slow
+def test_bench_distill_curve_snapshots_are_copies(tmp_path):
+    """Pixel-space snapshots must be copies: the set is optimised in place."""
+    proc = run_script(
+        "bench_distill.py", "--config", SMOKE, "curve",
+        "--generator", "unused-for-pixel-space.pt",
+        "--methods", "pixel-dc",
+        "--minutes", "0.05",
+        "--every", "0.01",
+        "--set", f"cache_dir={tmp_path}",
+        "--set", "distill.lr=100",
+        "--out", tmp_path / "curve",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "curve" / "curve.json").read_text())
+    assert len(rows) >= 2 and rows[0]["minutes"] == 0.0
+    assert [r["minutes"] for r in rows] == sorted(r["minutes"] for r in rows)
+    assert len({r["mean"] for r in rows}) > 1  # noise start and a heavily stepped set differ
+    assert (tmp_path / "curve" / "curve.png").is_file()
