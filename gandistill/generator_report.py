@@ -24,7 +24,7 @@ from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_sam
 from gandistill.errors import ConfigError
 from gandistill.fidelity import check_extractor, fidelity_metrics
 from gandistill.models import ConvNet, from_gan_range
-from gandistill.report import REPORT_VERSION, fidelity_scalars, write_files
+from gandistill.report import REPORT_VERSION, fidelity_scalars, to_uint8, write_files
 from gandistill.runtime import library_versions, resolve_device, step_generator
 
 GENERATOR_REPORT_KEYS = (
@@ -98,10 +98,6 @@ def real_vs_generated_accuracy(
     return correct / (len(real_test) + len(fake_test))
 
 
-def _uint8(x01: Tensor) -> Tensor:
-    return (x01.clamp(0, 1) * 255).round().to(torch.uint8)
-
-
 def evaluate_generator(
     generator: str | Path | GeneratorCheckpoint,
     cfg: Config | None = None,
@@ -143,7 +139,7 @@ def evaluate_generator(
 
     def fid(images01: Tensor) -> dict:
         return fidelity_metrics(
-            _uint8(images01),
+            to_uint8(images01),
             test.images,
             clf=clf,
             extractor=extractor,

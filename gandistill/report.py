@@ -92,7 +92,8 @@ def _protocol(ec: EvalConfig, profile: Profile) -> EvalConfig:
     )
 
 
-def _uint8(x01: torch.Tensor) -> torch.Tensor:
+def to_uint8(x01: torch.Tensor) -> torch.Tensor:
+    """[0, 1] images as uint8 pixels."""
     return (x01.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
@@ -283,8 +284,8 @@ def evaluate_distilled(
 
     fidelity = {
         "distilled": fid(ds.images_uint8),
-        "random_real": fid(_uint8(rand01)),
-        "real_train": fid(_uint8(real01)),
+        "random_real": fid(to_uint8(rand01)),
+        "real_train": fid(to_uint8(real01)),
     }
     fidelity["extractor"] = fidelity["distilled"].pop("extractor")
     for key in ("random_real", "real_train"):
