@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import re
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,15 +63,31 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _load_failure(exc: Exception) -> str:
+    """One short reason for a failed ``weights_only`` load (torch's own text spans paragraphs
+    and suggests ``weights_only=False``, which is exactly what must not be done)."""
+    text = str(exc).strip()
+    if isinstance(exc, pickle.UnpicklingError):  # the safe unpickler refused something
+        found = re.search(r"GLOBAL (\S+)", text)
+        return (
+            f"unsafe content refused: it would import {found.group(1)}"
+            if found
+            else "content the weights-only loader refuses"
+        )
+    return text.splitlines()[0].split(". ")[0][:120] if text else type(exc).__name__
+
+
 def load_payload(path: str | Path, kind: str) -> dict:
     """Load a gandistill file with ``weights_only=True`` and check that it is of ``kind``."""
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"file not found: {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. on foreign pickle protocols: the error says it
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, foreign pickle, code-carrying pickle
-        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        reason = _load_failure(exc)
         raise ArtifactError(f"{path} is not a readable gandistill file ({reason})") from None
     if not isinstance(payload, dict) or "kind" not in payload:
         raise ArtifactError(f"{path} is not a gandistill file (expected a {kind})")
@@ -172,7 +191,7 @@ class DistilledSet:
     images_uint8: torch.Tensor  # (N, C, H, W) pixels
     info: DatasetInfo
     config: Config
-    space: str
+    space: str  # "latent", "pixel" or "real" (a coreset baseline of real training images)
     latents: torch.Tensor | None = None  # (N, latent_dim)
     feature_offsets: torch.Tensor | None = None  # (N, ...) at config.distill.feature_level
     residuals: torch.Tensor | None = None  # (N, C, H, W) normalised
@@ -198,9 +217,12 @@ class DistilledSet:
         from gandistill.distill import decode_latents  # the decoder lives with the parameterisation
 
         if self.space != "latent" or self.latents is None:
-            raise ArtifactError(
-                "this distilled set was optimised in pixel space: nothing to decode"
+            what = (
+                "holds real training images (a coreset baseline)"
+                if self.space == "real"
+                else "was optimised in pixel space"
             )
+            raise ArtifactError(f"this distilled set {what}: nothing to decode")
         path = generator_path or self.generator_path
         if path is None or not Path(path).is_file():
             raise ArtifactError(f"generator file not found: {path} (pass its current path)")

@@ -17,6 +17,7 @@ import torch
 
 from gandistill.artifacts import atomic_write
 from gandistill.errors import ArtifactError, GandistillError
+from gandistill.runtime import format_seconds as _fmt_seconds
 
 EXIT_USER_ERROR = 2
 EXPORT_FORMATS = ("png", "npz", "pt", "imagefolder")
@@ -24,19 +25,21 @@ EXPORT_FORMATS = ("png", "npz", "pt", "imagefolder")
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + message
-        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}\n")
+        command = self.prog.removeprefix("gandistill").strip()  # a subcommand's prog
+        where = f"{command}: " if command else ""
+        self.exit(EXIT_USER_ERROR, f"gandistill: error: {where}{message}\n")
 
 
 def _check_output(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise ArtifactError(f"{path} already exists (pass --overwrite to replace it)")
-    if path.parent.exists() and not os.access(path.parent, os.W_OK):
-        raise ArtifactError(f"output folder {path.parent} is not writable")
-
-
-def _fmt_seconds(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    folder = path.parent  # the nearest existing folder above it gets the new sub-folders
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ArtifactError(f"cannot write {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ArtifactError(f"output folder {folder} is not writable")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

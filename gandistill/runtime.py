@@ -40,9 +40,23 @@ def step_generator(seed: int, *keys: int) -> torch.Generator:
 
 def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for dist in ("gandistill", "torch", "torchvision", "pytorch-ignite", "torch-fidelity", "numpy"):
+    for dist in (
+        "gandistill",
+        "torch",
+        "torchvision",
+        "pytorch-ignite",
+        "torch-fidelity",
+        "numpy",
+        "scikit-learn",
+    ):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = "not installed"
     return versions
+
+
+def format_seconds(seconds: float) -> str:
+    """``7m05s`` (or ``42s`` under a minute) for progress lines and summaries."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

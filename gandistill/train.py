@@ -28,9 +28,10 @@ from gandistill.augment import check_policy, diff_augment
 from gandistill.classifier import class_consistency, get_classifier
 from gandistill.config import Config, config_from_dict, dump_yaml, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset
-from gandistill.errors import ArtifactError, ConfigError, GandistillError
+from gandistill.errors import ArtifactError, ConfigError, DataError, GandistillError
 from gandistill.losses import ADVERSARIAL, DIST_TERMS, class_conditional
 from gandistill.models import ConvNet, Discriminator, Generator, from_gan_range, to_gan_range
+from gandistill.models.generator import SIZES as GENERATOR_SIZES
 from gandistill.runtime import resolve_device, step_generator
 
 STATE_DIR = "state"
@@ -107,6 +108,12 @@ class GANTrainer:
             data if data is not None else load_dataset(cfg.data)
         )
         info = self.info
+        if info.image_size not in GENERATOR_SIZES:
+            sizes = ", ".join(map(str, GENERATOR_SIZES))
+            raise DataError(
+                f"the generator makes {sizes} px images; dataset '{info.name}' has "
+                f"{info.image_size} px (set data.image_size to one of {sizes})"
+            )
         torch.manual_seed(cfg.seed)
         mc = cfg.model
         self.generator = Generator(
