@@ -8,12 +8,14 @@ from gandistill.artifacts import (  # noqa: E402
     load_generator,
     load_generator_checkpoint,
 )
+from gandistill.baselines import build_baseline  # noqa: E402
 from gandistill.classifier import RealClassifier, class_consistency, get_classifier  # noqa: E402
 from gandistill.config import Config, load_config  # noqa: E402
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset  # noqa: E402
 from gandistill.distill import Distiller, distill  # noqa: E402
 from gandistill.errors import GandistillError  # noqa: E402
 from gandistill.generator_report import evaluate_generator  # noqa: E402
+from gandistill.quickstart import QuickstartResult, quickstart, quickstart_config  # noqa: E402
 from gandistill.report import evaluate_distilled  # noqa: E402
 from gandistill.train import GANTrainer, TrainResult, train  # noqa: E402
 
@@ -25,10 +27,12 @@ __all__ = [
     "GANTrainer",
     "GandistillError",
     "GeneratorCheckpoint",
+    "QuickstartResult",
     "ImageTensors",
     "RealClassifier",
     "TrainResult",
     "__version__",
+    "build_baseline",
     "class_consistency",
     "distill",
     "evaluate_distilled",
@@ -38,5 +42,7 @@ __all__ = [
     "load_dataset",
     "load_generator",
     "load_generator_checkpoint",
+    "quickstart",
+    "quickstart_config",
     "train",
 ]

@@ -1,4 +1,4 @@
-"""Command line: ``gandistill train|distill|sample``.
+"""Command line: ``gandistill train|distill|baseline|evaluate|benchmark|sample``.
 
 User mistakes end in one ``gandistill: error: ...`` line on stderr and exit status 2; defaults
 come from the config dataclasses, so the CLI and the Python API cannot drift apart.
@@ -105,6 +105,58 @@ def cmd_distill(args: argparse.Namespace) -> int:
     if "accuracy" in last:
         acc = 100 * last["accuracy"]
         print(f"quick check: {acc:.1f}% test accuracy (one network, {dc.eval_epochs} epochs)")
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from gandistill.baselines import build_baseline
+    from gandistill.config import load_config
+
+    out = Path(args.out)
+    _check_output(out, args.overwrite)
+    overrides = list(args.set or []) + ([f"device={args.device}"] if args.device else [])
+    cfg = load_config(args.config, overrides)
+    ds = build_baseline(cfg, args.method, ipc=args.ipc, out=out)
+    n_classes, spent = ds.info.num_classes, _fmt_seconds(ds.history[-1]["seconds"])
+    print(f"baseline set: {out} ({args.ipc} per class × {n_classes} classes, real images)")
+    print(f"selected by {args.method} in {spent} from {ds.info.name}'s training split")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from gandistill.artifacts import load_generator_checkpoint
+    from gandistill.benchmark import (
+        METHODS,
+        RESULTS_FILE,
+        TABLE_FILE,
+        benchmark_config,
+        parse_ipcs,
+        parse_methods,
+        run_benchmark,
+    )
+
+    ipcs, methods = parse_ipcs(args.ipc), parse_methods(args.methods or ",".join(METHODS))
+    overrides = list(args.set or []) + ([f"device={args.device}"] if args.device else [])
+    ckpt = load_generator_checkpoint(args.generator) if args.generator else None
+    cfg = benchmark_config(args.config, overrides, ckpt)
+    run_benchmark(cfg, args.out, ipcs, methods, args.seeds, args.minutes, args.profile, ckpt)
+    print(f"wrote {Path(args.out) / TABLE_FILE} and {Path(args.out) / RESULTS_FILE}")
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from gandistill.quickstart import quickstart, quickstart_config, summary
+
+    overrides = list(args.set or [])
+    if args.device:
+        overrides.append(f"device={args.device}")
+    if args.run_dir:
+        overrides.append(f"run_dir={args.run_dir}")
+    if args.no_progress:
+        overrides += ["train.progress=false", "distill.progress=false"]
+    cfg = quickstart_config(args.config, overrides)
+    result = quickstart(cfg, overwrite=args.overwrite, progress=not args.no_progress)
+    print(summary(result))
     return 0
 
 
@@ -278,6 +330,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(func=cmd_distill)
 
+    from gandistill.baselines import METHODS
+
+    p = sub.add_parser("baseline", help="coreset baseline: real images chosen per class")
+    p.add_argument("--method", required=True, help=f"selection rule: {', '.join(METHODS)}")
+    p.add_argument("--ipc", type=int, required=True, help="images per class")
+    p.add_argument("--out", required=True, help="distilled-set file to write (.pt)")
+    p.add_argument("--config", help="YAML config (default: built-in mnist5k defaults)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. seed=1")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.set_defaults(func=cmd_baseline)
+
     p = sub.add_parser("evaluate", help="report on a distilled set (or a generator)")
     p.add_argument("--distilled", help="distilled-set file")
     p.add_argument("--generator", help="generator checkpoint (instead of --distilled)")
@@ -300,6 +364,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "quickstart", help="train on mnist5k, distil IPC 10, evaluate: the whole pipeline"
+    )
+    p.add_argument("--config", help="YAML config (default: built-in defaults + quickstart's)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. seed=1")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--run-dir", help="output folder (default: checkpoints/quickstart)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--overwrite", action="store_true", help="start over, discarding earlier output")
+    p.set_defaults(func=cmd_quickstart)
+
+    p = sub.add_parser("benchmark", help="every method × IPC × seed: one budget, one protocol")
+    p.add_argument("--ipc", default="1,10", help="comma-separated images per class")
+    p.add_argument("--methods", help="comma-separated methods (default: all eight)")
+    p.add_argument("--minutes", type=float, default=10.0, help="budget per optimised set")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per row (cfg.seed + 0..N-1)")
+    p.add_argument("--profile", choices=("quick", "full"), default="quick", help="eval protocol")
+    p.add_argument("--generator", help="generator checkpoint (for latent-gm, latent-dm)")
+    p.add_argument("--out", default="checkpoints/benchmark", help="output folder")
+    p.add_argument("--config", help="YAML config (default: the generator's run config)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. seed=1")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("sample", help="generator grid, or export of a distilled set")
     p.add_argument("--generator", help="generator checkpoint (generator.pt)")

@@ -46,6 +46,7 @@ from gandistill.models import ConvNet
 from gandistill.runtime import library_versions, resolve_device, step_generator
 
 REPORT_VERSION = 1
+REPORT_JSON, REPORT_MD = "report.json", "report.md"
 REPORT_KEYS = (
     "report_version",
     "source",
@@ -478,8 +479,8 @@ def write_files(
     atomic_write(out / "grid.png", lambda fh: save_image(images01, fh, nrow=nrow, format="png"))
     for name, draw in (extra_png or {}).items():
         atomic_write(out / name, draw)
-    atomic_write(out / "report.md", lambda fh: fh.write("\n".join(markdown).encode()))
-    atomic_write(out / "report.json", lambda fh: fh.write(json.dumps(report, indent=1).encode()))
+    atomic_write(out / REPORT_MD, lambda fh: fh.write("\n".join(markdown).encode()))
+    atomic_write(out / REPORT_JSON, lambda fh: fh.write(json.dumps(report, indent=1).encode()))
     tb = TensorboardLogger(log_dir=str(out / "tb"))
     for tag, value in scalars.items():
         tb.writer.add_scalar(f"eval/{tag}", value, step)

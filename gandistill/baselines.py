@@ -1,0 +1,236 @@
+"""Coreset baselines: pick ``ipc`` real training images per class instead of distilling them.
+
+Each method is a pure function from one class's features to indices into them; the selected
+images are written as an ordinary :class:`~gandistill.artifacts.DistilledSet` (space ``real``),
+so ``gandistill evaluate`` scores a coreset exactly as it scores a distilled set. Features are the
+cached real-data classifier's penultimate activations, L2-normalised as in ``best_of_k``.
+
+- ``random``: a uniform draw without replacement.
+- ``herding``: greedy mean matching (Welling 2009; the iCaRL exemplar rule): step ``t`` adds the
+  point that brings the mean of the chosen points closest to the class mean.
+- ``kcenter``: k-center greedy (Sener & Savarese 2018): from the point closest to the class
+  mean, repeatedly add the point farthest from the chosen set.
+- ``kmeans``: k-means with ``ipc`` clusters; for each centroid the nearest real point.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gandistill.artifacts import DistilledSet
+from gandistill.classifier import RealClassifier, get_classifier
+from gandistill.config import Config
+from gandistill.data import DatasetInfo, ImageTensors, load_dataset
+from gandistill.errors import ConfigError, DataError
+from gandistill.runtime import library_versions, resolve_device, step_generator
+
+METHODS = ("random", "herding", "kcenter", "kmeans")
+SPACE_REAL = "real"  # DistilledSet.space of a coreset: real training images, nothing optimised
+SELECTION_KEY = -40  # step_generator key of the baselines' draws (one generator per class)
+KMEANS_INITS = 10
+
+
+def select_random(n: int, ipc: int, gen: torch.Generator) -> Tensor:
+    """``ipc`` distinct indices into ``range(n)``, uniformly at random."""
+    return torch.randperm(n, generator=gen)[:ipc]
+
+
+def select_herding(features: Tensor, ipc: int) -> Tensor:
+    """Herding: at step ``t`` the point ``i`` minimising ``|mean(chosen + [i]) - mean(all)|``.
+
+    With ``s`` the sum of the ``t - 1`` points chosen so far and ``mu`` the class mean, that is
+    the unchosen point nearest ``t * mu - s``.
+
+    Args:
+        features: one class's features (n, d).
+        ipc: how many points to choose (at most n).
+
+    Returns:
+        int64 indices (ipc,) in the order chosen.
+    """
+    mu = features.mean(0)
+    total = torch.zeros_like(mu)
+    taken = torch.zeros(len(features), dtype=torch.bool)
+    chosen = []
+    for t in range(1, ipc + 1):
+        dist = (features - (t * mu - total)).norm(dim=1)
+        dist[taken] = float("inf")
+        i = int(dist.argmin())
+        chosen.append(i)
+        taken[i] = True
+        total += features[i]
+    return torch.tensor(chosen, dtype=torch.int64)
+
+
+def select_kcenter(features: Tensor, ipc: int) -> Tensor:
+    """k-center greedy: the point closest to the class mean, then the farthest from the chosen.
+
+    Args:
+        features: one class's features (n, d).
+        ipc: how many points to choose (at most n).
+
+    Returns:
+        int64 indices (ipc,) in the order chosen.
+    """
+    first = int((features - features.mean(0)).norm(dim=1).argmin())
+    chosen = [first]
+    dist = (features - features[first]).norm(dim=1)  # (n,) distance to the nearest chosen point
+    dist[first] = -1.0  # duplicates of a chosen point (distance 0) may still be picked
+    for _ in range(ipc - 1):
+        i = int(dist.argmax())
+        chosen.append(i)
+        dist = torch.minimum(dist, (features - features[i]).norm(dim=1))
+        dist[chosen] = -1.0
+    return torch.tensor(chosen, dtype=torch.int64)
+
+
+def select_kmeans(features: Tensor, ipc: int, seed: int, n_init: int = KMEANS_INITS) -> Tensor:
+    """k-means with ``ipc`` clusters (scikit-learn); for each centroid the nearest real point.
+
+    Centroids claim points in the order of their distance to their nearest point, each taking
+    the nearest point not yet taken, so the indices are distinct even when two centroids share
+    a nearest point.
+
+    Args:
+        features: one class's features (n, d).
+        ipc: number of clusters (at most n).
+        seed: ``random_state`` of the k-means initialisation.
+        n_init: k-means restarts; the best inertia wins.
+
+    Returns:
+        int64 indices (ipc,), one per centroid in centroid order.
+    """
+    from sklearn.cluster import KMeans  # imported here: only this method needs scikit-learn
+
+    x = features.double()
+    km = KMeans(n_clusters=ipc, n_init=n_init, random_state=seed).fit(x.numpy())
+    centroids = torch.from_numpy(km.cluster_centers_).to(x.dtype)
+    dist = torch.cdist(centroids, x)  # (ipc, n)
+    picks = torch.full((ipc,), -1, dtype=torch.int64)
+    taken = torch.zeros(len(x), dtype=torch.bool)
+    for k in dist.min(1).values.argsort().tolist():
+        row = dist[k].masked_fill(taken, float("inf"))
+        picks[k] = int(row.argmin())
+        taken[picks[k]] = True
+    return picks
+
+
+@torch.no_grad()
+def class_features(
+    clf: RealClassifier, images: Tensor, device: torch.device, batch_size: int = 500
+) -> Tensor:
+    """L2-normalised classifier features (n, d) on the CPU of uint8 images (n, C, H, W)."""
+    clf.net.eval()
+    feats = [clf.features(b.to(device).float() / 255.0).float() for b in images.split(batch_size)]
+    return F.normalize(torch.cat(feats), dim=1).cpu()
+
+
+def _check_ipc(ipc: int, train: ImageTensors, info: DatasetInfo) -> None:
+    if ipc < 1:
+        raise ConfigError(f"ipc must be >= 1, got {ipc}")
+    for c, count in enumerate(train.class_counts()):
+        if ipc > count:
+            raise DataError(
+                f"ipc {ipc} exceeds the {count} training images of class {c} "
+                f"('{info.class_names[c]}')"
+            )
+
+
+def build_baseline(
+    cfg: Config,
+    method: str,
+    ipc: int | None = None,
+    out: str | Path | None = None,
+    data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None = None,
+) -> DistilledSet:
+    """Select ``ipc`` real training images per class with a coreset method.
+
+    Args:
+        cfg: the config whose ``data``, ``classifier``, ``seed``, ``device``, ``cache_dir`` and
+            ``distill.teacher_logits`` apply.
+        method: one of :data:`METHODS`.
+        ipc: images per class (default: ``cfg.distill.ipc``).
+        out: file to save the set to (atomically), if given.
+        data: pre-loaded ``(train, test, info)``.
+
+    Returns:
+        A set in space ``real``; its history entry holds the selection's wall seconds and the
+        chosen indices into the training split (``train_indices``, in the set's order).
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown baseline method '{method}' (use {', '.join(METHODS)})")
+    ipc = cfg.distill.ipc if ipc is None else ipc
+    train, test, info = data if data is not None else load_dataset(cfg.data)
+    _check_ipc(ipc, train, info)
+    device = resolve_device(cfg.device)
+    need_clf = method != "random" or cfg.distill.teacher_logits
+    clf = (
+        get_classifier(
+            cfg.data,
+            cfg.classifier,
+            cfg.seed,
+            cfg.cache_dir,
+            (train, test, info),
+            device,
+            progress=cfg.distill.progress,
+        )
+        if need_clf
+        else None
+    )
+
+    start = time.perf_counter()
+    chosen = []
+    for c, idx in enumerate(train.class_indices):
+        gen = step_generator(cfg.seed, SELECTION_KEY, c)
+        if method == "random":
+            local = select_random(len(idx), ipc, gen)
+        else:
+            feats = class_features(clf, train.images[idx], device)
+            if method == "herding":
+                local = select_herding(feats, ipc)
+            elif method == "kcenter":
+                local = select_kcenter(feats, ipc)
+            else:
+                seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
+                local = select_kmeans(feats, ipc, seed)
+        chosen.append(idx[local])
+    indices = torch.cat(chosen)
+    seconds = time.perf_counter() - start
+
+    pixels = train.images[indices].clone()
+    labels = train.labels[indices].clone()
+    teacher = None
+    if cfg.distill.teacher_logits:
+        clf.net.eval()
+        with torch.no_grad():
+            teacher = torch.cat(
+                [clf.logits(b.to(device).float() / 255.0).float().cpu() for b in pixels.split(500)]
+            )
+    ds = DistilledSet(
+        labels=labels,
+        images_float=info.normalize(pixels.float() / 255.0),
+        images_uint8=pixels,
+        info=info,
+        config=replace(cfg, distill=replace(cfg.distill, ipc=ipc)),
+        space=SPACE_REAL,
+        teacher_logits=teacher,
+        stop_reason=f"baseline:{method}",
+        history=[
+            {
+                "iteration": 0,
+                "seconds": seconds,
+                "method": method,
+                "train_indices": indices.tolist(),
+            }
+        ],
+        versions=library_versions(),
+    )
+    if out is not None:
+        ds.save(out)
+    return ds

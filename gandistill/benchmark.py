@@ -1,0 +1,389 @@
+"""The benchmark: every method at every IPC under one time budget and one evaluation protocol.
+
+For each IPC, method and seed, :func:`run_benchmark` builds a set (a coreset from
+:mod:`gandistill.baselines`, or an optimised set from :class:`~gandistill.distill.Distiller`
+under a wall-clock budget of ``minutes``), scores it with one protocol (``quick``: at most 300
+epochs without augmentation, ``eval.n_models`` networks; ``full``: the config's ``eval``
+section, the DC protocol) and the classifier-feature FID against the test split, and appends one
+JSON line to ``<out>/results.jsonl``; ``<out>/benchmark.md`` is re-rendered from that file after
+every row. A finished row is skipped on the next call with the same ``out``, so a killed run
+continues where it stopped.
+
+Time to accuracy: the distillation wall seconds (quick-check time excluded) of the first of the
+Distiller's quick checks (every ``distill.eval_every`` iterations: one fresh network,
+``distill.eval_epochs`` epochs, no augmentation) that reaches the accuracy of a random real
+subset of the same IPC and seed trained the same way.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from gandistill.artifacts import (
+    DistilledSet,
+    GeneratorCheckpoint,
+    atomic_write,
+    load_generator_checkpoint,
+)
+from gandistill.baselines import METHODS as CORESET_METHODS
+from gandistill.baselines import build_baseline
+from gandistill.classifier import get_classifier
+from gandistill.config import Config, EvalConfig, apply_overrides, from_dict, load_config, to_dict
+from gandistill.data import DatasetInfo, ImageTensors, load_dataset
+from gandistill.distill import Distiller
+from gandistill.errors import ArtifactError, ConfigError, DataError, GandistillError
+from gandistill.evaluate import evaluate_set, train_and_test
+from gandistill.fidelity import KEY_EXTRACTOR, KEY_FID, fidelity_metrics
+from gandistill.runtime import format_seconds, resolve_device
+
+OPTIMISED_METHODS = {  # config overrides of each optimised method (after the user's --set)
+    "pixel-dc": ("distill.space=pixel", "distill.objective=gm", "distill.init=noise"),
+    "pixel-dm": ("distill.space=pixel", "distill.objective=dm", "distill.init=real"),
+    "latent-gm": ("distill.space=latent", "distill.objective=gm"),
+    "latent-dm": ("distill.space=latent", "distill.objective=dm"),
+}
+METHODS = (*CORESET_METHODS, *OPTIMISED_METHODS)
+PROFILES = ("quick", "full")
+QUICK_MAX_EPOCHS = 300
+QUICK_CHECK_SEED = 7919  # Distiller.quick_accuracy's seed offset: the random target uses it too
+DEFAULT_OVERRIDES = ("distill.max_iterations=1000000",)  # the clock stops optimised methods
+RESULTS_FILE, TABLE_FILE, SETS_DIR, TB_DIR = "results.jsonl", "benchmark.md", "sets", "tb"
+RESULT_KEYS = (
+    "ipc", "method", "seed", "profile", "minutes", "protocol", "accuracies", "mean", "std",
+    "fid", "fid_extractor", "distill_seconds", "iterations", "stop_reason", "quick_checks",
+    "target_accuracy", "time_to_accuracy", "compression", "set_file", "eval_seconds",
+    "machine", "date",
+)  # fmt: skip
+SETTING_KEYS = ("profile", "minutes", "protocol")  # must agree across the rows of one out folder
+TABLE_HEADER = (
+    "IPC", "method", "accuracy (%)", "FID", "distillation time", "time to random-real accuracy",
+    "compression",
+)  # fmt: skip
+
+
+def parse_ipcs(text: str) -> list[int]:
+    """``"1,10,50"`` → ``[1, 10, 50]``; anything else is a :class:`ConfigError`."""
+    try:
+        ipcs = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--ipc takes comma-separated integers >= 1, got '{text}'") from None
+    if not ipcs or min(ipcs) < 1 or len(set(ipcs)) != len(ipcs):
+        raise ConfigError(f"--ipc takes distinct integers >= 1, got '{text}'")
+    return ipcs
+
+
+def parse_methods(text: str) -> list[str]:
+    """``"random,latent-dm"`` → the list, checked against :data:`METHODS`."""
+    methods = [m.strip() for m in text.split(",")]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or len(set(methods)) != len(methods):
+        what = f"unknown method(s) {', '.join(unknown)}" if unknown else "repeated method"
+        raise ConfigError(f"{what} in --methods (known: {', '.join(METHODS)})")
+    return methods
+
+
+def benchmark_config(
+    config: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    generator: GeneratorCheckpoint | None = None,
+) -> Config:
+    """The base config: ``config`` (else the generator's run config, else the defaults) with
+    :data:`DEFAULT_OVERRIDES` and then ``overrides`` applied."""
+    overrides = [*DEFAULT_OVERRIDES, *overrides]
+    if config is None and generator is not None:  # as `gandistill distill`: same data, classifier
+        return from_dict(Config, apply_overrides(to_dict(generator.config), overrides))
+    return load_config(config, overrides)
+
+
+def machine() -> str:
+    """Processor, cores and torch threads, for the table caption."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")  # Linux's platform.processor() is only the architecture
+    if cpuinfo.is_file():
+        names = [ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")]
+        cpu = names[0].partition(":")[2].strip() if names else cpu
+    return f"{cpu}, {os.cpu_count()} cores, torch threads: {torch.get_num_threads()}"
+
+
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command as typed (``python -m gandistill`` for ``__main__.py``)."""
+    argv = list(sys.argv if argv is None else argv)
+    if argv and Path(argv[0]).name == "__main__.py":
+        argv[0] = "python -m gandistill"
+    elif argv and Path(argv[0]).name == "gandistill":  # the console script's full path
+        argv[0] = "gandistill"
+    return " ".join([argv[0], *map(shlex.quote, argv[1:])]) if argv else ""
+
+
+def protocol(ec: EvalConfig, profile: str) -> EvalConfig:
+    """The evaluation protocol of every row: ``full`` is ``ec``; ``quick`` caps it."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile '{profile}' (known: {', '.join(PROFILES)})")
+    if profile == "full":
+        return ec
+    return replace(ec, epochs=min(ec.epochs, QUICK_MAX_EPOCHS), augment="none")
+
+
+def load_results(path: Path) -> list[dict]:
+    """The rows of a ``results.jsonl`` (none if it does not exist)."""
+    if not path.is_file():
+        return []
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise ArtifactError(f"{path}:{n} is not a JSON line") from None
+    return rows
+
+
+def append_result(path: Path, row: dict) -> None:
+    """Append one row by rewriting the file atomically: a kill never leaves half a line."""
+    old = path.read_bytes() if path.is_file() else b""
+    atomic_write(path, lambda fh: fh.write(old + (json.dumps(row) + "\n").encode()))
+
+
+def time_to_accuracy(history: list[dict], target: float) -> float | None:
+    """Distillation seconds of the first quick check reaching ``target`` (None: never)."""
+    for entry in history:
+        if entry.get("accuracy", -1.0) >= target:
+            return entry["seconds"]
+    return None
+
+
+def _fmt_time(values: list[float | None], n: int) -> str:
+    reached = [v for v in values if v is not None]
+    if not reached:
+        return "–"
+    text = format_seconds(statistics.fmean(reached))
+    return text if len(reached) == n else f"{text} ({len(reached)}/{n} seeds)"
+
+
+def render_table(rows: list[dict], caption: Sequence[str]) -> str:
+    """The markdown table, one line per (IPC, method), rows aggregated over seeds."""
+    groups: dict[tuple[int, str], list[dict]] = {}
+    order = {m: i for i, m in enumerate(METHODS)}
+    for row in sorted(rows, key=lambda r: (r["ipc"], order.get(r["method"], 99), r["seed"])):
+        groups.setdefault((row["ipc"], row["method"]), []).append(row)
+    lines = ["# Benchmark", "", *caption, ""]
+    lines += ["| " + " | ".join(TABLE_HEADER) + " |", "|---:|---|---|---:|---:|---:|---:|"]
+    for (ipc, method), group in groups.items():
+        accs = [a for r in group for a in r["accuracies"]]
+        std = statistics.pstdev(accs) if len(accs) > 1 else 0.0
+        acc = f"{100 * statistics.fmean(accs):.2f} ± {100 * std:.2f} (n={len(accs)})"
+        fid = f"{statistics.fmean(r['fid'] for r in group):.2f}"
+        seconds = format_seconds(statistics.fmean(r["distill_seconds"] for r in group))
+        tta = "n/a"
+        if method not in CORESET_METHODS and any(r["quick_checks"] for r in group):
+            tta = _fmt_time([r["time_to_accuracy"] for r in group], len(group))
+        comp = f"{group[0]['compression']:.0f}×"
+        lines.append(f"| {ipc} | {method} | {acc} | {fid} | {seconds} | {tta} | {comp} |")
+    return "\n".join(lines) + "\n"
+
+
+def _caption(cfg: Config, profile: str, minutes: float, device: str, command: str) -> list[str]:
+    ec, dc = protocol(cfg.eval, profile), cfg.distill
+    aug = "without augmentation" if ec.augment == "none" else f"with '{ec.augment}' augmentation"
+    kind = "a reduced CPU profile, not the DC protocol" if profile == "quick" else "the DC protocol"
+    return [
+        f"Machine: {machine()}, device {device}. Date: {datetime.date.today().isoformat()}. "
+        f"Command: `{command}`.",
+        "",
+        f"Protocol `{profile}` ({kind}): accuracy is the mean ± std test accuracy over seeds × "
+        f"{ec.n_models} fresh {ec.arch} networks, {ec.epochs} epochs {aug}. FID: torch-fidelity "
+        f"with the offline classifier extractor, set pixels against the test split. Distillation "
+        f"time: wall time of the optimisation (budget {minutes:g} min, quick checks excluded) or "
+        f"of the coreset selection. Time to random-real accuracy: distillation time at the first "
+        f"quick check (every {dc.eval_every} iterations and at the end: one network, "
+        f"{dc.eval_epochs} epochs, no augmentation) whose accuracy reaches that of a random real "
+        f"subset of the same IPC and seed trained the same way (mean over the seeds that reach "
+        f"it; –: never reached; n/a: a coreset, or no quick checks). Compression: training "
+        f"images / set images.",
+    ]
+
+
+class _Bench:
+    """Shared state of one benchmark call: data, classifier, generator, random-real targets."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        out: Path,
+        minutes: float,
+        profile: str,
+        ckpt: GeneratorCheckpoint | None,
+        data: tuple[ImageTensors, ImageTensors, DatasetInfo],
+    ) -> None:
+        self.cfg, self.out, self.minutes, self.profile = cfg, out, minutes, profile
+        self.device = resolve_device(cfg.device)
+        self.data, self.ckpt = data, ckpt
+        self.machine = f"{machine()}, {self.device}"
+        self.protocol = protocol(cfg.eval, profile)
+        self.targets: dict[tuple[int, int], float] = {}
+        self.clf = get_classifier(
+            cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, self.data, self.device, False
+        )
+
+    def row_config(self, method: str, ipc: int, seed: int) -> Config:
+        overrides = [
+            *OPTIMISED_METHODS.get(method, ()),
+            f"seed={seed}",
+            f"distill.ipc={ipc}",
+            f"distill.max_minutes={self.minutes}",
+        ]
+        return from_dict(Config, apply_overrides(to_dict(self.cfg), overrides))
+
+    def target(self, cfg: Config, ipc: int) -> float:
+        """Quick-check accuracy of a random real subset (the time-to-accuracy target)."""
+        if (ipc, cfg.seed) not in self.targets:
+            quiet = replace(cfg, distill=replace(cfg.distill, teacher_logits=False))
+            ds = build_baseline(quiet, "random", ipc, data=self.data)
+            _, test, info = self.data
+            self.targets[ipc, cfg.seed] = train_and_test(
+                ds.images_float, ds.labels, test, info, replace(cfg.eval, augment="none"),
+                cfg.seed + QUICK_CHECK_SEED, self.device, epochs=cfg.distill.eval_epochs,
+            )  # fmt: skip
+        return self.targets[ipc, cfg.seed]
+
+    def build(self, cfg: Config, method: str, path: Path) -> DistilledSet:
+        if path.is_file():  # a set whose scoring was killed: reuse it if made the same way
+            ds = DistilledSet.load(path)
+            sha = self.ckpt.sha256 if method.startswith("latent-") else None
+            if ds.config == cfg and ds.generator_sha256 == sha:
+                return ds
+        if method in CORESET_METHODS:
+            return build_baseline(cfg, method, cfg.distill.ipc, out=path, data=self.data)
+        generator = self.ckpt if cfg.distill.space == "latent" else None
+        log_dir = self.out / TB_DIR / path.stem
+        return Distiller(cfg, generator, out=path, data=self.data, log_dir=log_dir).run()
+
+    def row(self, method: str, ipc: int, seed: int) -> dict:
+        cfg = self.row_config(method, ipc, seed)
+        path = self.out / SETS_DIR / f"ipc{ipc}_{method}_seed{seed}.pt"
+        ds = self.build(cfg, method, path)
+        train, test, info = self.data
+        start = datetime.datetime.now()
+        res = evaluate_set(ds.images_float, ds.labels, test, info, self.protocol, seed, self.device)
+        fid = fidelity_metrics(
+            ds.images_uint8, test.images, clf=self.clf, metrics=("fid",), device=str(self.device)
+        )
+        checks = [[h["seconds"], h["accuracy"]] for h in ds.history if "accuracy" in h]
+        optimised = method in OPTIMISED_METHODS
+        target = self.target(cfg, ipc) if optimised and checks else None
+        row = {
+            "ipc": ipc, "method": method, "seed": seed, "profile": self.profile,
+            "minutes": self.minutes, "protocol": asdict(self.protocol),
+            "accuracies": res.accuracies, "mean": res.mean, "std": res.std,
+            "fid": fid[KEY_FID], "fid_extractor": fid[KEY_EXTRACTOR],
+            "distill_seconds": ds.history[-1]["seconds"] if ds.history else 0.0,
+            "iterations": len(ds.history) if optimised else 0, "stop_reason": ds.stop_reason,
+            "quick_checks": checks, "target_accuracy": target,
+            "time_to_accuracy": None if target is None else time_to_accuracy(ds.history, target),
+            "compression": len(train) / len(ds.labels), "set_file": str(path.relative_to(self.out)),
+            "eval_seconds": (datetime.datetime.now() - start).total_seconds(),
+            "machine": self.machine, "date": start.isoformat(timespec="seconds"),
+        }  # fmt: skip
+        assert tuple(row) == RESULT_KEYS
+        return row
+
+
+def run_benchmark(
+    cfg: Config,
+    out: str | Path,
+    ipcs: Sequence[int] = (1, 10),
+    methods: Sequence[str] = METHODS,
+    seeds: int = 1,
+    minutes: float = 10.0,
+    profile: str = "quick",
+    generator: str | Path | GeneratorCheckpoint | None = None,
+    command: str | None = None,
+    say: Callable[[str], None] = print,
+) -> list[dict]:
+    """Build and score every (IPC, method, seed) not yet in ``<out>/results.jsonl``.
+
+    Args:
+        cfg: the base config (data, classifier, distillation and eval settings); row ``s`` of
+            ``range(seeds)`` runs with seed ``cfg.seed + s``.
+        out: output folder: ``results.jsonl``, ``benchmark.md``, ``sets/``, ``tb/``.
+        ipcs: images per class.
+        methods: a subset of :data:`METHODS`; latent ones are skipped (with a note) without
+            ``generator``.
+        seeds: seeds per (IPC, method).
+        minutes: wall-clock budget of each optimised set (``distill.max_minutes``).
+        profile: evaluation protocol of every row (see :func:`protocol`).
+        generator: generator checkpoint (path or loaded) for the latent methods.
+        command: the command line for the caption (default: ``sys.argv``).
+        say: where progress lines go.
+
+    Returns:
+        All rows of ``results.jsonl`` (keys :data:`RESULT_KEYS`).
+    """
+    methods = parse_methods(",".join(methods))
+    ipcs = parse_ipcs(",".join(map(str, ipcs)))
+    if seeds < 1 or minutes <= 0:
+        raise ConfigError(f"need seeds >= 1 and minutes > 0, got {seeds} and {minutes}")
+    prot = asdict(protocol(cfg.eval, profile))
+    out = Path(out)
+    results_path = out / RESULTS_FILE
+    rows = load_results(results_path)
+    for r in rows:
+        if tuple(r[key] for key in SETTING_KEYS) != (profile, minutes, prot):
+            raise ConfigError(
+                f"{results_path} holds rows of profile {r['profile']}, {r['minutes']:g} min and "
+                f"another protocol than this call ({profile}, {minutes:g} min): use another --out"
+            )
+    skipped = [m for m in methods if m.startswith("latent-")] if generator is None else []
+    if skipped:
+        say(f"note: skipping {', '.join(skipped)} (latent methods need --generator FILE)")
+        methods = [m for m in methods if m not in skipped]
+    if isinstance(generator, (str, Path)):
+        generator = load_generator_checkpoint(generator, device=resolve_device(cfg.device))
+    data = load_dataset(cfg.data)
+    smallest = min(data[0].class_counts())
+    if max(ipcs) > smallest:
+        raise DataError(f"ipc {max(ipcs)} exceeds the {smallest} images of the smallest class")
+    bench = _Bench(cfg, out, minutes, profile, generator, data)
+    caption = _caption(cfg, profile, minutes, str(bench.device), command or command_line())
+    if skipped:
+        caption += ["", f"Not run: {', '.join(skipped)} (no generator given)."]
+
+    def write_table() -> None:
+        elsewhere = sorted({r["machine"] for r in rows} - {bench.machine})
+        note = ["", f"Rows from earlier runs on: {'; '.join(elsewhere)}."] if elsewhere else []
+        text = render_table(rows, [*caption, *note])
+        atomic_write(out / TABLE_FILE, lambda fh: fh.write(text.encode()))
+
+    done = {(r["ipc"], r["method"], r["seed"]) for r in rows}
+    todo = [(i, m, cfg.seed + s) for i in ipcs for m in methods for s in range(seeds)]
+    for n, (ipc, method, seed) in enumerate(todo, 1):
+        if (ipc, method, seed) in done:
+            say(f"[{n}/{len(todo)}] IPC {ipc} {method} seed {seed}: done earlier, skipped")
+            continue
+        try:
+            row = bench.row(method, ipc, seed)
+        except GandistillError as exc:
+            raise type(exc)(f"IPC {ipc} {method} seed {seed}: {exc}") from None
+        append_result(results_path, row)
+        rows.append(row)
+        write_table()
+        tta = row["time_to_accuracy"]
+        reached = "" if tta is None else f", random-real accuracy at {format_seconds(tta)}"
+        say(
+            f"[{n}/{len(todo)}] IPC {ipc} {method} seed {seed}: {100 * row['mean']:.2f}%, "
+            f"FID {row['fid']:.2f}, built in {format_seconds(row['distill_seconds'])}{reached}"
+        )
+    write_table()
+    return rows

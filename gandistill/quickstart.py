@@ -1,0 +1,138 @@
+"""``gandistill quickstart``: the three stages in one command on the embedded data.
+
+Train a conditional GAN on ``mnist5k`` → distil IPC 10 through it → quick evaluation → the
+headline table and where every output lies. Each stage writes its artifact into the run folder
+and is skipped when its artifact is already there, so an interrupted quickstart continues where
+it stopped (``overwrite`` starts over). Without a config file the stages use the package
+defaults plus :data:`QUICKSTART_OVERRIDES`, sized for about 25 minutes on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gandistill.artifacts import GENERATOR_FILE, DistilledSet, load_generator_checkpoint
+from gandistill.config import Config, load_config
+from gandistill.distill import Distiller
+from gandistill.report import REPORT_JSON, REPORT_MD, evaluate_distilled, headline
+from gandistill.runtime import format_seconds as _fmt
+from gandistill.train import STATE_DIR, TB_DIR, train
+
+# latent distribution matching from a real subset inverted into the generator: at IPC 10 it is
+# the objective that fits a CPU budget (gradient matching with the DC schedule costs about a
+# minute per outer iteration there; see the README's distillation benchmarks)
+QUICKSTART_OVERRIDES = (
+    "run_dir=checkpoints/quickstart",
+    "distill.ipc=10",
+    "distill.objective=dm",
+    "distill.dsa=true",
+    "distill.max_minutes=10",
+    "distill.max_iterations=100000",
+    "distill.eval_every=100",
+)
+
+
+@dataclass
+class QuickstartResult:
+    generator_path: Path
+    distilled_path: Path
+    report_dir: Path
+    tensorboard_dir: Path
+    report: dict
+    seconds: dict[str, float]  # wall time of each stage that ran in this call
+
+
+def quickstart_config(config: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """The quickstart's config: a file as given, else the defaults plus the quickstart's own."""
+    base = () if config is not None else QUICKSTART_OVERRIDES
+    return load_config(config, [*base, *overrides])
+
+
+def quickstart(
+    cfg: Config,
+    overwrite: bool = False,
+    progress: bool = True,
+    say: Callable[[str], None] = print,
+) -> QuickstartResult:
+    """Run (or continue) train → distil → quick evaluation in ``cfg.run_dir``."""
+    run_dir = Path(cfg.run_dir)
+    generator_path = run_dir / GENERATOR_FILE
+    distilled_path = run_dir / f"distilled_ipc{cfg.distill.ipc}.pt"
+    report_dir = run_dir / f"report_ipc{cfg.distill.ipc}"
+    seconds: dict[str, float] = {}
+    if overwrite:
+        for path in (distilled_path, generator_path):
+            path.unlink(missing_ok=True)
+        for folder in (report_dir, run_dir / STATE_DIR, run_dir / TB_DIR):
+            shutil.rmtree(folder, ignore_errors=True)
+
+    tc = cfg.train
+    if generator_path.is_file():
+        say(f"[1/3] generator: found {generator_path}, reusing it (--overwrite retrains)")
+    else:
+        resume = (run_dir / STATE_DIR).is_dir() and any((run_dir / STATE_DIR).glob("*.pt"))
+        verb = "resuming" if resume else "training"
+        say(f"[1/3] {verb} a conditional GAN on {cfg.data.name} ({tc.iterations} iterations)")
+        start = time.perf_counter()
+        result = train(cfg, resume=resume)
+        seconds["train"] = time.perf_counter() - start
+        consistency = result.class_consistency
+        extra = "" if consistency is None else f", class consistency {100 * consistency:.1f}%"
+        say(f"      wrote {generator_path} ({_fmt(seconds['train'])}{extra})")
+
+    dc = cfg.distill
+    if distilled_path.is_file():
+        say(f"[2/3] distilled set: found {distilled_path}, reusing it")
+    else:
+        budget = f"{dc.max_minutes:g} min" if dc.max_minutes else f"{dc.max_iterations} iterations"
+        say(
+            f"[2/3] distilling {dc.ipc} images per class ({dc.space} space, {dc.objective}, "
+            f"budget {budget})"
+        )
+        start = time.perf_counter()
+        ckpt = load_generator_checkpoint(generator_path)
+        ds = Distiller(cfg, generator=ckpt, out=distilled_path).run()
+        seconds["distill"] = time.perf_counter() - start
+        say(f"      wrote {distilled_path} ({ds.stop_reason}, {_fmt(seconds['distill'])})")
+
+    if (report_dir / REPORT_JSON).is_file():
+        say(f"[3/3] report: found {report_dir / REPORT_JSON}, reusing it")
+        report = json.loads((report_dir / REPORT_JSON).read_text())
+    else:
+        say("[3/3] quick evaluation (one network per set, 300 epochs, offline fidelity)")
+        start = time.perf_counter()
+        report = evaluate_distilled(
+            DistilledSet.load(distilled_path), cfg, out=report_dir, progress=progress
+        )
+        seconds["evaluate"] = time.perf_counter() - start
+        say(f"      wrote {report_dir} ({_fmt(seconds['evaluate'])})")
+    return QuickstartResult(
+        generator_path=generator_path,
+        distilled_path=distilled_path,
+        report_dir=report_dir,
+        tensorboard_dir=run_dir,
+        report=report,
+        seconds=seconds,
+    )
+
+
+def summary(result: QuickstartResult) -> str:
+    """The headline table and where everything lies."""
+    lines = [
+        headline(result.report),
+        "",
+        f"generator checkpoint: {result.generator_path}",
+        f"distilled set:        {result.distilled_path}",
+        f"report:               {result.report_dir / REPORT_MD}",
+        f"TensorBoard:          tensorboard --logdir {result.tensorboard_dir}",
+    ]
+    if result.seconds:
+        total = sum(result.seconds.values())
+        parts = ", ".join(f"{k} {_fmt(v)}" for k, v in result.seconds.items())
+        lines.append(f"wall time:            {_fmt(total)} ({parts})")
+    return "\n".join(lines)

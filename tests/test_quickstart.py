@@ -1,0 +1,58 @@
+"""``gandistill quickstart`` end to end on the smoke config, and its stage-by-stage resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gandistill.artifacts import DistilledSet
+from gandistill.cli import main
+from gandistill.quickstart import QUICKSTART_OVERRIDES, quickstart_config
+
+SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
+
+
+def _argv(tmp_path: Path) -> list[str]:
+    return [
+        "quickstart",
+        "--config",
+        str(SMOKE),
+        "--run-dir",
+        str(tmp_path / "qs"),
+        "--set",
+        f"cache_dir={tmp_path}",
+        "--set",
+        "train.eval_samples_per_class=0",
+        "--set",
+        "eval.epochs=1",  # the quick profile's full-data run on 4000 images: one epoch
+        "--no-progress",
+    ]
+
+
+def test_quickstart_runs_all_stages_then_reuses_them(tmp_path: Path, capsys) -> None:
+    assert main(_argv(tmp_path)) == 0
+    out = capsys.readouterr().out
+    run = tmp_path / "qs"
+    for stage in ("[1/3] training", "[2/3] distilling", "[3/3] quick evaluation"):
+        assert stage in out
+    ds = DistilledSet.load(run / "distilled_ipc2.pt")
+    assert ds.ipc == 2 and ds.space == "latent"
+    report = json.loads((run / "report_ipc2" / "report.json").read_text())
+    assert set(report["accuracy"]["convnet"]) >= {"distilled", "random_real", "full_data"}
+    assert "| set | accuracy |" in out and f"tensorboard --logdir {run}" in out
+    mtime = (run / "distilled_ipc2.pt").stat().st_mtime_ns
+
+    assert main(_argv(tmp_path)) == 0  # a second call finds every stage done
+    out = capsys.readouterr().out
+    assert out.count("reusing") == 3
+    assert (run / "distilled_ipc2.pt").stat().st_mtime_ns == mtime
+
+
+def test_quickstart_defaults_apply_only_without_a_config() -> None:
+    cfg = quickstart_config(None, ["distill.max_minutes=1"])
+    assert cfg.distill.ipc == 10 and cfg.distill.objective == "dm"
+    assert cfg.distill.max_minutes == 1.0  # the user's override wins
+    assert cfg.run_dir == "checkpoints/quickstart"
+    cfg = quickstart_config(SMOKE)
+    assert cfg.distill.ipc == 2  # the file is taken as it is
+    assert any(o.startswith("distill.objective") for o in QUICKSTART_OVERRIDES)
