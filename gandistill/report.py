@@ -60,6 +60,7 @@ REPORT_KEYS = (
     "distribution",
     "structure",
     "privacy",
+    "distillation",
     "wall_seconds",
     "versions",
 )
@@ -375,12 +376,33 @@ def evaluate_distilled(
         "distribution": distribution,
         "structure": structure,
         "privacy": privacy,
+        "distillation": distillation_summary(ds),
         "wall_seconds": time.perf_counter() - wall,
         "versions": library_versions(),
     }
     if out is not None:
         write_report(report, Path(out), syn_images01, info)
     return report
+
+
+def distillation_summary(ds: DistilledSet) -> dict:
+    """How the set was made: stop reason, iterations, seconds and the quick checks on the way
+    (``[iteration, seconds, accuracy]``; empty for coresets and runs without checks)."""
+    history = ds.history or []
+    last = history[-1] if history else {}
+    return {
+        "stop_reason": ds.stop_reason,
+        "iterations": int(last.get("iteration", 0)),
+        "seconds": float(last.get("seconds", 0.0)),
+        "quick_checks": [
+            [int(h["iteration"]), float(h["seconds"]), float(h["accuracy"])]
+            for h in history
+            if "accuracy" in h
+        ],
+        "match_loss": [
+            [int(h["iteration"]), float(h["match_loss"])] for h in history if "match_loss" in h
+        ],
+    }
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -441,13 +463,25 @@ def headline(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _plot(report: dict, fh: BinaryIO) -> None:
+def _figure(width: float = 5.0, height: float = 3.2, ncols: int = 1):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, axes = plt.subplots(1, ncols, figsize=(width, height))
+    return plt, fig, axes
+
+
+def _save(plt, fig, fh: BinaryIO) -> None:
+    fig.tight_layout()
+    fig.savefig(fh, dpi=110, format="png")
+    plt.close(fig)
+
+
+def _plot(report: dict, fh: BinaryIO) -> None:
+    """Accuracy of every row (mean ± std), one bar group per architecture."""
+    plt, fig, ax = _figure()
     for arch, rows in report["accuracy"].items():
         stat_rows = _stat_rows(rows)
         ax.bar(
@@ -458,9 +492,40 @@ def _plot(report: dict, fh: BinaryIO) -> None:
         )
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"IPC {report['source']['ipc']}, profile {report['profile']}")
-    fig.tight_layout()
-    fig.savefig(fh, dpi=110, format="png")
-    plt.close(fig)
+    _save(plt, fig, fh)
+
+
+def _plot_fidelity(report: dict, fh: BinaryIO) -> None:
+    """FID and KID of the distilled set, the random real subset and the real-vs-real floor."""
+    fid = report["fidelity"]
+    names = [n for n in ("distilled", "random_real", "real_train") if n in fid]
+    plt, fig, axes = _figure(7.0, 3.0, 2)
+    for ax, key, label in zip(axes, ("fid", "kid_mean"), ("FID", "KID"), strict=True):
+        ax.bar(names, [fid[n].get(key, float("nan")) for n in names], color="tab:orange")
+        ax.set_ylabel(f"{label} against the test split")
+    fig.suptitle(f"fidelity, extractor {fid['extractor'][:40]}", fontsize=9)
+    _save(plt, fig, fh)
+
+
+def _plot_distillation(report: dict, fh: BinaryIO) -> None:
+    """Matching loss against iteration and quick-check accuracy against distillation time."""
+    hist = report["distillation"]
+    plt, fig, (loss_ax, acc_ax) = _figure(8.0, 3.0, 2)
+    if hist["match_loss"]:
+        its, loss = zip(*hist["match_loss"], strict=True)
+        loss_ax.plot(its, loss, lw=0.8)
+    loss_ax.set_xlabel("iteration")
+    loss_ax.set_ylabel("matching loss per class")
+    if hist["quick_checks"]:
+        _, secs, acc = zip(*hist["quick_checks"], strict=True)
+        acc_ax.plot([s / 60 for s in secs], [100 * a for a in acc], marker="o")
+    random_real = report["accuracy"].get(report["protocol"]["arch"], {}).get("random_real")
+    if random_real:
+        acc_ax.axhline(100 * random_real["mean"], ls="--", color="gray", label="random real")
+        acc_ax.legend(fontsize=8)
+    acc_ax.set_xlabel("distillation time (min)")
+    acc_ax.set_ylabel("quick-check accuracy (%)")
+    _save(plt, fig, fh)
 
 
 def write_files(
@@ -514,6 +579,9 @@ def write_report(report: dict, out: Path, images01: torch.Tensor, info: DatasetI
         "",
         "![distilled images](grid.png) ![accuracy](accuracy.png)",
         "",
+        "![fidelity](fidelity.png)",
+        *(["", "![distillation](distillation.png)"] if report["distillation"]["match_loss"] else []),
+        "",
         "## Seed metrics",
         "",
         "```json",
@@ -536,6 +604,10 @@ def write_report(report: dict, out: Path, images01: torch.Tensor, info: DatasetI
     }
     scalars |= fidelity_scalars(report["fidelity"])
     scalars["training_time_reduction"] = report["training_time"]["reduction"]
-    write_files(
-        out, report, md, images01, ipc, scalars, ipc, {"accuracy.png": lambda fh: _plot(report, fh)}
-    )
+    plots = {
+        "accuracy.png": lambda fh: _plot(report, fh),
+        "fidelity.png": lambda fh: _plot_fidelity(report, fh),
+    }
+    if report["distillation"]["match_loss"]:
+        plots["distillation.png"] = lambda fh: _plot_distillation(report, fh)
+    write_files(out, report, md, images01, ipc, scalars, ipc, plots)
