@@ -2,7 +2,8 @@
 
 ``speed``: the time of one gradient-matching outer step (all classes, ``real_batch`` per class)
 as gandistill runs it, next to a plain per-class Python loop in float32 (what the reference
-code does), with the same network and batch sizes, in one run.
+code does), with the same network and batch sizes, in one run; medians over ``--repeats`` steps
+after one warm-up step (timing code shared with ``bench_speed.py`` in ``speed_common.py``).
 
 ``curve``: distils with each method for ``--minutes``, snapshotting the set every
 ``--every`` minutes of distillation time, then scores every snapshot with the DC protocol
@@ -19,17 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 from ignite.engine import Events
-from torch.nn import functional as F
+from speed_common import outer_step_config, outer_step_seconds, plain_outer_seconds
 
 from gandistill.config import load_config
 from gandistill.distill import Distiller
 from gandistill.evaluate import evaluate_set
-from gandistill.models import ConvNet
 
 METHODS = {
     "latent-gm": ["distill.space=latent", "distill.objective=gm"],
@@ -38,37 +37,7 @@ METHODS = {
 }
 
 
-def plain_outer_step(net: ConvNet, real: torch.Tensor, syn: torch.Tensor) -> float:
-    """The reference recipe: one class at a time, float32, per-layer 1 − cos distance."""
-    params = list(net.parameters())
-    loss = torch.zeros(())
-    for c in range(real.shape[0]):
-        y_real = torch.full((real.shape[1],), c)
-        g_real = torch.autograd.grad(F.cross_entropy(net(real[c]), y_real), params)
-        g_real = [g.detach() for g in g_real]
-        y_syn = torch.full((syn.shape[1],), c)
-        g_syn = torch.autograd.grad(F.cross_entropy(net(syn[c]), y_syn), params, create_graph=True)
-        for gr, gs in zip(g_real, g_syn, strict=True):
-            if gr.dim() < 2:
-                continue
-            gr, gs = gr.flatten(1), gs.flatten(1)
-            cos = (gr * gs).sum(1) / (gr.norm(dim=1) * gs.norm(dim=1) + 1e-6)
-            loss = loss + (1 - cos).sum()
-    loss.backward()
-    return loss.item()
-
-
 def cmd_speed(args: argparse.Namespace) -> None:
-    base = [
-        f"device={args.device}",
-        "distill.space=pixel",
-        f"distill.ipc={args.ipc}",
-        "distill.outer_loop=1",
-        "distill.inner_loop=1",
-        "distill.eval_every=0",
-        "distill.progress=false",
-        f"distill.max_iterations={args.repeats}",
-    ]
     rows = []
     for label, extra in (
         ("gandistill (loop, bf16 autocast)", ["distill.amp=true", "distill.grad_mode=loop"]),
@@ -76,27 +45,13 @@ def cmd_speed(args: argparse.Namespace) -> None:
         ("gandistill (vmap, float32)", ["distill.amp=false", "distill.grad_mode=vmap"]),
         ("gandistill (vmap, bf16 autocast)", ["distill.amp=true", "distill.grad_mode=vmap"]),
     ):
-        cfg = load_config(args.config, base + extra)
-        d = Distiller(cfg)
-        d.run()
-        times = [h["seconds"] for h in d.history]  # the first step is warm-up
-        per_step = (times[-1] - times[0]) / max(len(times) - 1, 1)
-        rows.append((label, per_step))
-    # plain loop with the same shapes
-    info, k, b = d.info, d.info.num_classes, d.real_batch
-    gen = torch.Generator().manual_seed(0)
-    net = ConvNet(k, info.channels, info.image_size, cfg.distill.net_width, cfg.distill.net_depth)
-    real = torch.randn(k, b, info.channels, info.image_size, info.image_size, generator=gen)
-    syn = torch.randn(k, args.ipc, info.channels, info.image_size, info.image_size, generator=gen)
-    syn.requires_grad_(True)
-    plain_outer_step(net, real, syn)
-    start = time.perf_counter()
-    for _ in range(args.repeats - 1):
-        plain_outer_step(net, real, syn)
-    plain = (time.perf_counter() - start) / max(args.repeats - 1, 1)
+        cfg = outer_step_config(args.config, args.device, args.ipc, args.repeats, extra)
+        seconds, d = outer_step_seconds(cfg)
+        rows.append((label, seconds))
+    plain = plain_outer_seconds(d, args.repeats)  # same shapes as the last Distiller
     rows.append(("plain per-class loop (float32)", plain))
     lines = [
-        f"Outer step, IPC {args.ipc}, {k} classes × {b} real images, "
+        f"Outer step, IPC {args.ipc}, {d.info.num_classes} classes × {d.real_batch} real images, "
         f"ConvNet-{cfg.distill.net_depth} width {cfg.distill.net_width}, "
         f"{torch.get_num_threads()} threads",
         "",

@@ -1,0 +1,43 @@
+"""scripts/bench_speed.py stays runnable: its --quick smoke run, as a subprocess."""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ROWS = (
+    "GAN training step",
+    "distillation outer step",
+    "fidelity FID + KID",
+    "matching step",
+)
+
+
+def number(cell: str) -> float:
+    return float(cell.strip().split()[0])
+
+
+@pytest.mark.slow
+def test_bench_speed_quick_prints_four_positive_ratios(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_speed.py"), "--quick", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    head = lines[0]
+    assert head.startswith("Device cpu; CPU ") and "torch " in head and "threads" in head
+    rows = [line.strip("|").split("|") for line in lines if line.startswith("| ")][1:]
+    assert len(rows) == len(ROWS), proc.stdout
+    for row, name in zip(rows, ROWS, strict=True):
+        assert row[0].strip().startswith(name), row
+        values = [number(cell) for cell in row[1:]]  # gandistill, reference, ratio
+        assert all(math.isfinite(v) and v > 0 for v in values), row
+        assert values[2] == pytest.approx(values[0] / values[1], rel=0.05), row
+    assert not any(tmp_path.iterdir())  # run files go to a temporary folder, not the cwd
