@@ -174,6 +174,7 @@ def load_generator(
 # --- distilled sets ----------------------------------------------------------------------------
 
 KIND_DISTILLED = "gandistill.distilled"
+KIND_DISTILL_STATE = "gandistill.distill_state"  # a resumable distillation, see distill.py
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -16,10 +17,13 @@ from pathlib import Path
 import torch
 
 from gandistill.artifacts import atomic_write
-from gandistill.errors import ArtifactError, GandistillError
+from gandistill.errors import ArtifactError, ConfigError, GandistillError, Interrupted
 from gandistill.runtime import format_seconds as _fmt_seconds
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C'd command
+RESUMABLE_COMMANDS = ("train", "distill")  # continue with --resume
+SELF_RESUMING_COMMANDS = ("quickstart",)  # continue when run again as it was
 EXPORT_FORMATS = ("png", "npz", "pt", "imagefolder")
 
 
@@ -72,10 +76,18 @@ def cmd_distill(args: argparse.Namespace) -> int:
         load_config,
         to_dict,
     )
-    from gandistill.distill import Distiller
+    from gandistill.distill import Distiller, state_path
 
     out = Path(args.out)
-    _check_output(out, args.overwrite)
+    state = state_path(out)
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other")
+    if state.is_file() and not (args.resume or args.overwrite):
+        raise ArtifactError(
+            f"{state} holds an interrupted distillation; pass --resume to continue it "
+            "or --overwrite to start over"
+        )
+    _check_output(out, args.overwrite or args.resume)
     overrides = list(args.set or [])
     for key, value in (
         ("distill.ipc", args.ipc),
@@ -95,7 +107,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         cfg = load_config(None, overrides)
     if cfg.distill.space == "pixel":
         ckpt = None
-    distiller = Distiller(cfg, generator=ckpt, out=out)
+    distiller = Distiller(cfg, generator=ckpt, out=out, resume=args.resume)
     ds = distiller.run()
     dc, n_classes = cfg.distill, ds.info.num_classes
     print(f"distilled set: {out} ({dc.ipc} per class × {n_classes} classes, {dc.space} space)")
@@ -327,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="override, e.g. distill.max_iterations=100",
     )
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the state saved next to --out"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(func=cmd_distill)
 
@@ -405,16 +420,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _continue_command(command: str, argv: list[str]) -> str | None:
+    """The command line that continues an interrupted run (``None``: there is none)."""
+    args = [a for a in argv if a != "--overwrite"]
+    if command in RESUMABLE_COMMANDS and "--resume" not in args:
+        args.append("--resume")
+    elif command not in RESUMABLE_COMMANDS + SELF_RESUMING_COMMANDS:
+        return None
+    return shlex.join(["gandistill", *args])
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except GandistillError as exc:
         print(f"gandistill: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except Interrupted as exc:  # stopped between iterations, state saved
+        line, again = f"gandistill: {exc}", _continue_command(args.command, argv)
+        print(line + (f"; continue with: {again}" if again else ""), file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("gandistill: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

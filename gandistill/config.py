@@ -98,7 +98,15 @@ class DistillConfig:
     outer_loop: int = _f(0, "matching steps per iteration (0: DC schedule by ipc)", min=0)
     inner_loop: int = _f(0, "network steps between matching steps (0: DC schedule)", min=0)
     max_iterations: int = _f(200, "outer iterations (each draws a fresh network)", min=1)
-    max_minutes: float = _f(0.0, "wall-clock budget in minutes (0: none)", min=0.0)
+    max_minutes: float = _f(
+        0.0, "budget in minutes of distillation time, summed over resumes (0: none)", min=0.0
+    )
+    checkpoint_every: int = _f(
+        25,
+        "iterations between resumable states saved next to the output (set.pt: set.state.pt; "
+        "0: only on Ctrl-C), removed once the set is written",
+        min=0,
+    )
     patience: int = _f(0, "stop when the smoothed loss stalls this many iterations (0: off)", min=0)
     tolerance: float = _f(0.01, "relative improvement that resets patience", min=0.0)
     optimizer: str = _f(

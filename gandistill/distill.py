@@ -11,6 +11,11 @@ compares mean embeddings of random networks instead, with no inner loop.
 Per-class gradients are computed for all classes at once with ``torch.func.vmap(grad(...))``
 over a (classes, batch, C, H, W) tensor. ``space: pixel`` optimises the images themselves through
 the same code: the DC and DM baselines.
+
+Resumable: every ``checkpoint_every`` iterations and on Ctrl-C the set, its optimiser and the
+loop state go to ``<out>.state.pt`` (``set.pt`` → ``set.state.pt``); since every draw of
+iteration ``i`` comes from ``step_generator(seed, i)``, a resumed run ends with exactly the set of
+an uninterrupted one on CPU.
 """
 
 from __future__ import annotations
@@ -31,20 +36,43 @@ from torch.func import functional_call, grad, vmap
 from torch.nn import functional as F
 from torchvision.utils import make_grid
 
-from gandistill.artifacts import DistilledSet, GeneratorCheckpoint, load_generator_checkpoint
+from gandistill.artifacts import (
+    FORMAT_VERSION,
+    KIND_DISTILL_STATE,
+    DistilledSet,
+    GeneratorCheckpoint,
+    atomic_save,
+    load_generator_checkpoint,
+    load_payload,
+)
 from gandistill.augment import dsa_augment
 from gandistill.classifier import RealClassifier, get_classifier
-from gandistill.config import Config, DistillConfig
+from gandistill.config import Config, DistillConfig, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
-from gandistill.errors import ConfigError, DataError
+from gandistill.errors import ArtifactError, ConfigError, DataError, Interrupted
 from gandistill.evaluate import dsa_strategy_for, train_and_test
 from gandistill.models import ConvNet, Generator, from_gan_range, to_gan_range
-from gandistill.runtime import library_versions, resolve_device, step_generator
+from gandistill.runtime import InterruptFlag, library_versions, resolve_device, step_generator
 
 # (outer_loop, inner_loop) of the DC reference implementation, by images per class
 DC_SCHEDULE = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
 STOP_ITERATIONS, STOP_TIME, STOP_CONVERGED = "max_iterations", "max_minutes", "converged"
 LOSS_SMOOTHING = 0.9  # EMA factor of the loss that the patience rule watches
+STATE_SUFFIX = ".state.pt"
+SET_PARAMETERS = ("latents", "pixels", "feature_offsets", "residuals")  # of SyntheticSet
+# Keys whose change makes a saved distillation state meaningless (or unloadable); with a cosine
+# schedule also distill.max_iterations. The generator is checked by its sha256.
+RESUME_LOCKED = (
+    "seed",
+    "data",
+    "distill.ipc",
+    "distill.space",
+    "distill.objective",
+    "distill.optimizer",
+    "distill.lr_schedule",
+    "distill.feature_level",
+    "distill.residual",
+)
 
 
 def default_loops(ipc: int) -> tuple[int, int]:
@@ -330,6 +358,19 @@ def invert(
 # --- the distiller --------------------------------------------------------------------------
 
 
+def state_path(out: str | Path) -> Path:
+    """Where a distillation writing ``out`` keeps its resumable state (``set.pt`` →
+    ``set.state.pt``)."""
+    out = Path(out)
+    return out.with_name(out.stem + STATE_SUFFIX)
+
+
+def _lookup(d: dict, dotted: str):
+    for part in dotted.split("."):
+        d = d[part]
+    return d
+
+
 class Distiller:
     """Optimises a :class:`SyntheticSet` against real data; :meth:`run` returns the set.
 
@@ -339,6 +380,8 @@ class Distiller:
         out: where :meth:`run` saves the distilled set (``None``: not saved).
         data: pre-loaded ``(train, test, info)``; loaded from ``cfg.data`` otherwise.
         log_dir: TensorBoard folder (``None``: next to ``out``, else no logging).
+        resume: continue from the state saved next to ``out`` (see :func:`state_path`) instead
+            of initialising a new set; refused when locked config keys or the generator differ.
     """
 
     def __init__(
@@ -348,10 +391,16 @@ class Distiller:
         out: str | Path | None = None,
         data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None = None,
         log_dir: str | Path | None = None,
+        resume: bool = False,
     ) -> None:
         self.cfg, dc = cfg, cfg.distill
         self.device = resolve_device(cfg.device)
         self.out = Path(out) if out is not None else None
+        self.state_path = None if self.out is None else state_path(self.out)
+        if resume and self.state_path is None:
+            raise ConfigError("resume needs the output file whose saved state it continues")
+        if resume and not self.state_path.is_file():
+            raise ArtifactError(f"nothing to resume: no {self.state_path}")
         self.ckpt: GeneratorCheckpoint | None = None
         if dc.space == "latent":
             if generator is None:
@@ -362,6 +411,7 @@ class Distiller:
                 else load_generator_checkpoint(generator, device=self.device)
             )
             self.ckpt.generator.to(self.device)
+        saved = self._load_resumable() if resume else None  # before the slow set-up
         self.train_set, self.test_set, self.info = (
             data if data is not None else load_dataset(cfg.data)
         )
@@ -377,13 +427,18 @@ class Distiller:
         self.grad_mode = dc.grad_mode
         if self.grad_mode == "auto":
             self.grad_mode = "vmap" if self.device.type == "cuda" else "loop"
-        self.syn = self._init_set().to(self.device)
+        self.syn = self._init_set(fresh=saved is None).to(self.device)
         self.opt = self._optimizer()
         self.history: list[dict] = []
         self.stop_reason = STOP_ITERATIONS
         self._smoothed: float | None = None
         self._best = math.inf
         self._best_at = 0
+        self._elapsed = 0.0  # distillation seconds of earlier processes (resume)
+        self._t0 = time.perf_counter()
+        self.interrupt = InterruptFlag()
+        self.interrupted_at: int | None = None
+        self._done = False  # a resumed state that had already stopped
         self.engine = Engine(self._step)
         self.tb = None
         if log_dir is None and self.out is not None:
@@ -391,6 +446,9 @@ class Distiller:
         if log_dir is not None:
             self.tb = TensorboardLogger(log_dir=str(log_dir))
         self._attach_handlers()
+        self.resumed = saved is not None
+        if saved is not None:
+            self._restore(saved)
 
     # --- set-up ---------------------------------------------------------------------------
 
@@ -405,21 +463,25 @@ class Distiller:
                     f"ipc {dc.ipc} exceeds the smallest class ({smallest} images) for init 'real'"
                 )
 
-    def _init_set(self) -> SyntheticSet:
+    def _init_set(self, fresh: bool = True) -> SyntheticSet:
+        """The set as initialised by ``distill.init``; zeros to load a saved state into when not
+        ``fresh`` (skipping a best-of-K search or an inversion whose result is overwritten)."""
         dc, info = self.cfg.distill, self.info
         gen = step_generator(self.cfg.seed, -10)
         labels = torch.arange(info.num_classes).repeat_interleave(dc.ipc).to(self.device)
-        init = self.init
+        init = self.init if fresh else "placeholder"
         real = None
         if init == "real":
             real = torch.cat(
                 [self.train_set.sample_class(c, dc.ipc, gen) for c in range(info.num_classes)]
             ).to(self.device)
         if dc.space == "pixel":
-            if init == "real":
+            shape = (len(labels), info.channels, info.image_size, info.image_size)
+            if init == "placeholder":
+                pixels = torch.zeros(shape)
+            elif init == "real":
                 pixels = info.normalize(real)
             elif init == "noise":
-                shape = (len(labels), info.channels, info.image_size, info.image_size)
                 pixels = torch.randn(shape, generator=gen)
             else:
                 raise ConfigError(
@@ -427,7 +489,9 @@ class Distiller:
                 )
             return SyntheticSet(labels, info, pixels=pixels.to(self.device))
         g = self.ckpt.generator
-        if init == "normal":
+        if init == "placeholder":
+            z = torch.zeros(len(labels), g.latent_dim)
+        elif init == "normal":
             z = torch.randn(len(labels), g.latent_dim, generator=gen)
         elif init == "truncated":
             z = _truncated_normal(len(labels), g.latent_dim, dc.truncation, gen)
@@ -467,12 +531,13 @@ class Distiller:
     def _attach_handlers(self) -> None:
         dc, engine = self.cfg.distill, self.engine
         engine.add_event_handler(Events.STARTED, self._on_started)
+        self.scheduler: CosineAnnealingScheduler | None = None
         if dc.lr_schedule == "cosine":  # by iteration, not by the clock: runs stay reproducible
             lr = self.opt.param_groups[0]["lr"]
-            engine.add_event_handler(
-                Events.ITERATION_STARTED,
-                CosineAnnealingScheduler(self.opt, "lr", lr, 0.0, cycle_size=dc.max_iterations + 1),
+            self.scheduler = CosineAnnealingScheduler(
+                self.opt, "lr", lr, 0.0, cycle_size=dc.max_iterations + 1
             )
+            engine.add_event_handler(Events.ITERATION_STARTED, self.scheduler)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._check_stop)
         if dc.eval_every:
             engine.add_event_handler(
@@ -492,6 +557,8 @@ class Distiller:
             ProgressBar(persist=True, desc="distill").attach(
                 engine, output_transform=lambda out: {"loss": out["match_loss"]}
             )
+        # last, so that the saved history holds this iteration's stop check and quick eval
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._save_or_stop)
 
     # --- one outer iteration -----------------------------------------------------------------
 
@@ -615,7 +682,7 @@ class Distiller:
     # --- events ----------------------------------------------------------------------------
 
     def _on_started(self, engine: Engine) -> None:
-        self._t0 = time.perf_counter()
+        self._t0 = time.perf_counter() - self._elapsed  # the budget spans resumes
 
     def _check_stop(self, engine: Engine) -> None:
         dc, out = self.cfg.distill, engine.state.output
@@ -673,6 +740,103 @@ class Distiller:
         grid = make_grid(pixels, nrow=self.cfg.distill.ipc, padding=2, pad_value=1.0)
         self.tb.writer.add_image("images/distilled", grid, engine.state.iteration)
 
+    # --- resumable state -------------------------------------------------------------------
+
+    def _save_or_stop(self, engine: Engine) -> None:
+        """Save the state every ``checkpoint_every`` iterations; after Ctrl-C save and stop."""
+        if self.state_path is None:
+            return
+        every, it = self.cfg.distill.checkpoint_every, engine.state.iteration
+        if self.interrupt.requested or (every and it % every == 0):
+            self.save_state(it)
+        if self.interrupt.requested:
+            self.interrupted_at = it
+            engine.terminate(skip_completed=True)
+
+    def save_state(self, iteration: int) -> Path:
+        """Write everything a resumed run needs to continue after ``iteration`` (atomic)."""
+        syn = self.syn
+        payload = {
+            "kind": KIND_DISTILL_STATE,
+            "format_version": FORMAT_VERSION,
+            "config": to_dict(self.cfg),
+            "generator_sha256": None if self.ckpt is None else self.ckpt.sha256,
+            "iteration": iteration,
+            "seconds": time.perf_counter() - self._t0,  # distillation time, all processes
+            "set": {
+                name: getattr(syn, name).detach().cpu()
+                for name in SET_PARAMETERS
+                if getattr(syn, name) is not None
+            },
+            "optimizer": self.opt.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "history": self.history,
+            "stop_reason": self.stop_reason,
+            "loss_tracking": {"smoothed": self._smoothed, "best": self._best, "at": self._best_at},
+        }
+        return atomic_save(payload, self.state_path)
+
+    def _load_resumable(self) -> dict:
+        """The saved state, checked against this run's locked config keys and generator."""
+        path, dc = self.state_path, self.cfg.distill
+        state = load_payload(path, KIND_DISTILL_STATE)
+        locked = RESUME_LOCKED + (("distill.max_iterations",) if dc.lr_schedule == "cosine" else ())
+        mine = to_dict(self.cfg)
+        try:
+            theirs = [_lookup(state["config"], key) for key in locked]
+        except (KeyError, TypeError):
+            raise ArtifactError(f"{path} is a damaged distillation state (no config)") from None
+        for key, saved in zip(locked, theirs, strict=True):
+            if saved != _lookup(mine, key):
+                raise ConfigError(
+                    f"cannot resume: '{key}' differs from the run saved in {path} "
+                    f"({saved!r} there, {_lookup(mine, key)!r} now)"
+                )
+        sha = None if self.ckpt is None else self.ckpt.sha256
+        if state.get("generator_sha256") != sha:
+            there = str(state.get("generator_sha256"))[:12]
+            raise ArtifactError(
+                f"cannot resume: {path} was distilled through another generator "
+                f"(sha256 {there} there, {str(sha)[:12]} now)"
+            )
+        for name in (path.name, self.out.name):  # temporary files of writes a kill cut short
+            for stray in path.parent.glob(f".{name}.*.tmp"):
+                stray.unlink(missing_ok=True)
+        return state
+
+    def _restore(self, state: dict) -> None:
+        """Load a saved state into the freshly built set, optimiser, schedule and loop."""
+        path, dc = self.state_path, self.cfg.distill
+        try:
+            with torch.no_grad():
+                for name in SET_PARAMETERS:
+                    param, saved = getattr(self.syn, name), state["set"].get(name)
+                    if (param is None) != (saved is None) or (
+                        param is not None and param.shape != saved.shape
+                    ):
+                        raise ArtifactError(f"{path} holds a differently shaped set ('{name}')")
+                    if param is not None:
+                        param.copy_(saved)
+            self.opt.load_state_dict(state["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            tracking = state["loss_tracking"]
+            self._smoothed, self._best = tracking["smoothed"], tracking["best"]
+            self._best_at = int(tracking["at"])
+            self.history = list(state["history"])
+            self.stop_reason = str(state["stop_reason"])
+            self._elapsed = float(state["seconds"])
+            iteration = int(state["iteration"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ArtifactError(f"{path} is a damaged distillation state ({exc})") from None
+        self._done = self.stop_reason != STOP_ITERATIONS or iteration >= dc.max_iterations
+        if self._done:  # nothing left to run; the final check and result read the iteration
+            self.engine.state.iteration = iteration
+        else:
+            self.engine.load_state_dict(
+                {"iteration": iteration, "epoch_length": dc.max_iterations, "max_epochs": 1}
+            )
+
     # --- run ---------------------------------------------------------------------------------
 
     def _teacher_logits(self, pixels: Tensor) -> Tensor:
@@ -721,10 +885,23 @@ class Distiller:
         )
 
     def run(self) -> DistilledSet:
-        """Distil until a stop rule fires; saves to ``out`` when given."""
+        """Distil until a stop rule fires; saves to ``out`` when given (and then removes the
+        resumable state).
+
+        Raises:
+            Interrupted: Ctrl-C stopped distillation after a completed iteration, whose state
+                was saved (only with ``out``; without it Ctrl-C raises ``KeyboardInterrupt``).
+        """
         dc = self.cfg.distill
+        if self.state_path is not None and not self.resumed:
+            self.state_path.unlink(missing_ok=True)  # an earlier run's, not this one's
+        catch_ctrl_c = self.interrupt if self.state_path is not None else nullcontext()
         try:
-            self.engine.run(data=None, max_epochs=1, epoch_length=dc.max_iterations)
+            if not self._done:
+                with catch_ctrl_c:
+                    self.engine.run(data=None, max_epochs=1, epoch_length=dc.max_iterations)
+            if self.interrupted_at is not None:
+                raise Interrupted(self.interrupted_at, str(self.state_path))
             if dc.eval_every and self.history and "accuracy" not in self.history[-1]:
                 self._quick_eval(self.engine)
         finally:
@@ -733,6 +910,7 @@ class Distiller:
         ds = self.result()
         if self.out is not None:
             ds.save(self.out)
+            self.state_path.unlink(missing_ok=True)
         return ds
 
 
@@ -741,6 +919,7 @@ def distill(
     generator: str | Path | GeneratorCheckpoint | None = None,
     out: str | Path | None = None,
     data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None = None,
+    resume: bool = False,
 ) -> DistilledSet:
     """Distil ``cfg.distill.ipc`` images per class (see :class:`Distiller`)."""
-    return Distiller(cfg, generator=generator, out=out, data=data).run()
+    return Distiller(cfg, generator=generator, out=out, data=data, resume=resume).run()

@@ -3,8 +3,9 @@
 Train a conditional GAN on ``mnist5k`` → distil IPC 10 through it → quick evaluation → the
 headline table and where every output lies. Each stage writes its artifact into the run folder
 and is skipped when its artifact is already there, so an interrupted quickstart continues where
-it stopped (``overwrite`` starts over). Without a config file the stages use the package
-defaults plus :data:`QUICKSTART_OVERRIDES`, sized for about 25 minutes on a 2-core CPU.
+it stopped, mid-training or mid-distillation (``overwrite`` starts over). Without a config file
+the stages use the package defaults plus :data:`QUICKSTART_OVERRIDES`, sized for about 25
+minutes on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from gandistill.artifacts import GENERATOR_FILE, DistilledSet, load_generator_checkpoint
 from gandistill.config import Config, load_config
-from gandistill.distill import Distiller
+from gandistill.distill import Distiller, state_path
 from gandistill.report import REPORT_JSON, REPORT_MD, evaluate_distilled, headline
 from gandistill.runtime import format_seconds as _fmt
 from gandistill.train import STATE_DIR, TB_DIR, train
@@ -66,7 +67,7 @@ def quickstart(
     report_dir = run_dir / f"report_ipc{cfg.distill.ipc}"
     seconds: dict[str, float] = {}
     if overwrite:
-        for path in (distilled_path, generator_path):
+        for path in (distilled_path, state_path(distilled_path), generator_path):
             path.unlink(missing_ok=True)
         for folder in (report_dir, run_dir / STATE_DIR, run_dir / TB_DIR):
             shutil.rmtree(folder, ignore_errors=True)
@@ -90,13 +91,15 @@ def quickstart(
         say(f"[2/3] distilled set: found {distilled_path}, reusing it")
     else:
         budget = f"{dc.max_minutes:g} min" if dc.max_minutes else f"{dc.max_iterations} iterations"
+        resume = state_path(distilled_path).is_file()  # an interrupted distillation
+        verb = "resuming" if resume else "distilling"
         say(
-            f"[2/3] distilling {dc.ipc} images per class ({dc.space} space, {dc.objective}, "
+            f"[2/3] {verb} {dc.ipc} images per class ({dc.space} space, {dc.objective}, "
             f"budget {budget})"
         )
         start = time.perf_counter()
         ckpt = load_generator_checkpoint(generator_path)
-        ds = Distiller(cfg, generator=ckpt, out=distilled_path).run()
+        ds = Distiller(cfg, generator=ckpt, out=distilled_path, resume=resume).run()
         seconds["distill"] = time.perf_counter() - start
         say(f"      wrote {distilled_path} ({ds.stop_reason}, {_fmt(seconds['distill'])})")
 

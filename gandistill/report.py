@@ -566,6 +566,7 @@ def fidelity_scalars(fidelity: dict) -> dict[str, float]:
 def write_report(report: dict, out: Path, images01: torch.Tensor, info: DatasetInfo) -> None:
     """``report.json``, ``report.md`` (+ grid and plot PNGs) and TensorBoard ``eval/*``."""
     ipc = report["source"]["ipc"]
+    has_history = bool(report["distillation"]["match_loss"])
     md = [
         f"# Evaluation report ({report['profile']} profile)",
         "",
@@ -580,7 +581,7 @@ def write_report(report: dict, out: Path, images01: torch.Tensor, info: DatasetI
         "![distilled images](grid.png) ![accuracy](accuracy.png)",
         "",
         "![fidelity](fidelity.png)",
-        *(["", "![distillation](distillation.png)"] if report["distillation"]["match_loss"] else []),
+        *(["", "![distillation](distillation.png)"] if has_history else []),
         "",
         "## Seed metrics",
         "",
@@ -608,6 +609,6 @@ def write_report(report: dict, out: Path, images01: torch.Tensor, info: DatasetI
         "accuracy.png": lambda fh: _plot(report, fh),
         "fidelity.png": lambda fh: _plot_fidelity(report, fh),
     }
-    if report["distillation"]["match_loss"]:
+    if has_history:
         plots["distillation.png"] = lambda fh: _plot_distillation(report, fh)
     write_files(out, report, md, images01, ipc, scalars, ipc, plots)

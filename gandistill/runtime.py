@@ -1,9 +1,11 @@
-"""Run-level helpers: device choice, seeds derived per step, library versions."""
+"""Run-level helpers: device choice, seeds derived per step, library versions, Ctrl-C."""
 
 from __future__ import annotations
 
 import hashlib
 import platform
+import signal
+import threading
 from importlib import metadata
 
 import torch
@@ -60,3 +62,32 @@ def format_seconds(seconds: float) -> str:
     """``7m05s`` (or ``42s`` under a minute) for progress lines and summaries."""
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class InterruptFlag:
+    """While entered, Ctrl-C (SIGINT) sets :attr:`requested` instead of raising.
+
+    A training loop checks the flag between iterations, so it stops where its state is
+    consistent and can save it. A second Ctrl-C raises ``KeyboardInterrupt`` at once. Outside the
+    main thread (where Python cannot install signal handlers) it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> InterruptFlag:
+        self.requested = False
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = signal.SIG_DFL if previous is None else previous
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)  # the next Ctrl-C is not deferred
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None

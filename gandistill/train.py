@@ -4,6 +4,8 @@ One iteration = one discriminator step and one generator step on a class-balance
 generator loss adds ``dist_weight ×`` a class-conditional MMD² (or feature-matching) term between
 real and generated features. Every random draw of iteration ``i`` comes from
 ``step_generator(seed, i)``, so a resumed run is bit-identical to an uninterrupted one on CPU.
+Ctrl-C stops after the current iteration and saves a checkpoint of it (:class:`Interrupted`); a
+killed run resumes from its newest checkpoint.
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ from gandistill.augment import check_policy, diff_augment
 from gandistill.classifier import class_consistency, get_classifier
 from gandistill.config import Config, config_from_dict, dump_yaml, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset
-from gandistill.errors import ArtifactError, ConfigError, DataError, GandistillError
+from gandistill.errors import ArtifactError, ConfigError, DataError, GandistillError, Interrupted
 from gandistill.losses import ADVERSARIAL, DIST_TERMS, class_conditional
 from gandistill.models import ConvNet, Discriminator, Generator, from_gan_range, to_gan_range
 from gandistill.models.generator import SIZES as GENERATOR_SIZES
-from gandistill.runtime import resolve_device, step_generator
+from gandistill.runtime import InterruptFlag, resolve_device, step_generator
 
 STATE_DIR = "state"
 TB_DIR = "tb"
@@ -76,6 +78,34 @@ def _lookup(d: dict, dotted: str):
 
 def _finite(output: dict) -> bool:
     return all(math.isfinite(v) for v in output.values())
+
+
+def _step_of(path: Path) -> int:
+    """The iteration in an ignite checkpoint name (``checkpoint_120.pt`` → 120)."""
+    return int("".join(ch for ch in path.stem.rsplit("_", 1)[-1] if ch.isdigit()) or 0)
+
+
+class _SaveThenRemove(DiskSaver):
+    """A DiskSaver that deletes an outdated checkpoint only once the next one is on disk.
+
+    ignite removes the oldest file before writing the new one, so a kill in between would leave
+    ``n_saved - 1`` checkpoints (none with ``n_saved: 1``); here it leaves one too many, which
+    the next resume prunes.
+    """
+
+    def __init__(self, dirname: Path) -> None:
+        super().__init__(dirname, require_empty=False, atomic=True)
+        self._outdated: list[str] = []
+
+    def remove(self, filename: str) -> None:
+        self._outdated.append(filename)
+
+    def __call__(self, checkpoint: dict, filename: str, metadata: dict | None = None) -> None:
+        super().__call__(checkpoint, filename, metadata)
+        for name in self._outdated:
+            if name != filename:  # a re-save of the same step replaces it in place
+                (self.dirname / name).unlink(missing_ok=True)
+        self._outdated.clear()
 
 
 class GANTrainer:
@@ -148,6 +178,8 @@ class GANTrainer:
             "config": _ConfigRecord(cfg),
         }
         self.diverged_at: int | None = None
+        self.interrupt = InterruptFlag()
+        self.interrupted_at: int | None = None
         self._init_run_dir(clear=overwrite and not resume)
         self._attach_handlers()
         if resume:
@@ -190,7 +222,7 @@ class GANTrainer:
 
         self.checkpoint = Checkpoint(
             self.to_save,
-            DiskSaver(self.run_dir / STATE_DIR, require_empty=False, atomic=True),
+            _SaveThenRemove(self.run_dir / STATE_DIR),
             n_saved=tc.n_saved,
             global_step_transform=lambda e, _: e.state.iteration,
         )
@@ -198,6 +230,7 @@ class GANTrainer:
             Events.ITERATION_COMPLETED(event_filter=every_good(tc.checkpoint_every)),
             self.checkpoint,
         )
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._stop_if_interrupted)
         engine.add_event_handler(Events.COMPLETED, self._on_completed)
 
         self.tb = TensorboardLogger(log_dir=str(self.run_dir / TB_DIR))
@@ -220,10 +253,7 @@ class GANTrainer:
             )
 
     def _resume(self) -> None:
-        files = sorted(
-            (self.run_dir / STATE_DIR).glob("*.pt"),
-            key=lambda p: int("".join(ch for ch in p.stem.rsplit("_", 1)[-1] if ch.isdigit()) or 0),
-        )
+        files = sorted((self.run_dir / STATE_DIR).glob("*.pt"), key=_step_of)
         path = files[-1]
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)
@@ -241,6 +271,20 @@ class GANTrainer:
                 )
         config_from_dict(saved)  # validates
         Checkpoint.load_objects(self.to_save, state)
+        self._adopt_checkpoints(files)
+
+    def _adopt_checkpoints(self, files: list[Path]) -> None:
+        """Let the new Checkpoint handler count the files of earlier processes towards
+        ``n_saved`` (else every restart would leave ``n_saved`` more), prune the surplus, and
+        delete the temporary files of saves that a kill cut short."""
+        keep = self.cfg.train.n_saved
+        for old in files[:-keep]:
+            old.unlink(missing_ok=True)
+        saved = [(_step_of(p), p.name) for p in files[-keep:]]
+        self.checkpoint.load_state_dict({"_saved": saved})
+        for stray in (self.run_dir / STATE_DIR).glob("tmp*"):  # DiskSaver's atomic temp names
+            if stray.is_file() and not stray.suffix:
+                stray.unlink(missing_ok=True)
 
     # --- the step ----------------------------------------------------------------------------
 
@@ -313,6 +357,15 @@ class GANTrainer:
             grid = class_grid(self.ema.module, self.fixed_z, self.info.num_classes)
         self.tb.writer.add_image("images/samples", grid.float().cpu(), engine.state.iteration)
 
+    def _stop_if_interrupted(self, engine: Engine) -> None:
+        """After Ctrl-C: checkpoint this (completed) iteration and stop without finishing."""
+        if not self.interrupt.requested or not _finite(engine.state.output):
+            return  # a NaN stops the run through TerminateOnNan, at the last good checkpoint
+        if engine.state.iteration % self.cfg.train.checkpoint_every:  # else already saved
+            self.checkpoint(engine)
+        self.interrupted_at = engine.state.iteration
+        engine.terminate(skip_completed=True)
+
     def _on_terminate(self, engine: Engine) -> None:
         if engine.state.output is not None and not _finite(engine.state.output):
             self.diverged_at = engine.state.iteration
@@ -322,6 +375,9 @@ class GANTrainer:
             return
         if engine.state.iteration % self.cfg.train.checkpoint_every:
             self.checkpoint(engine)
+        self._write_generator(engine)
+
+    def _write_generator(self, engine: Engine) -> None:
         self.log_grid(engine)
         save_generator(
             self.run_dir / GENERATOR_FILE,
@@ -333,10 +389,23 @@ class GANTrainer:
         )
 
     def run(self) -> TrainResult:
-        """Train to ``train.iterations``, write ``generator.pt`` and score it."""
+        """Train to ``train.iterations``, write ``generator.pt`` and score it.
+
+        Raises:
+            Interrupted: Ctrl-C stopped training after a completed iteration, which was saved.
+        """
         start = time.perf_counter()
+        iterations = self.cfg.train.iterations
         try:
-            self.engine.run(data=None, max_epochs=1, epoch_length=self.cfg.train.iterations)
+            if self.engine.state.iteration >= iterations:
+                # resumed a finished run (maybe killed before it wrote the generator): ignite
+                # would start over at iteration 0; only the end-of-run writes are left
+                self._write_generator(self.engine)
+            else:
+                with self.interrupt:
+                    self.engine.run(data=None, max_epochs=1, epoch_length=iterations)
+            if self.interrupted_at is not None:
+                raise Interrupted(self.interrupted_at, str(self.checkpoint.last_checkpoint))
             if self.diverged_at is not None:
                 last = self.checkpoint.last_checkpoint
                 where = (
