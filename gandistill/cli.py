@@ -48,7 +48,6 @@ def _check_output(path: Path, overwrite: bool) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gandistill.config import load_config
-    from gandistill.train import train
 
     overrides = list(args.set or [])
     if args.device:
@@ -56,15 +55,43 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.run_dir:
         overrides.append(f"run_dir={args.run_dir}")
     cfg = load_config(args.config, overrides)
-    result = train(cfg, resume=args.resume, overwrite=args.overwrite)
+    _launch(args, cfg, _train_worker, cfg, args.resume, args.overwrite)
+    return 0
+
+
+def _launch(args: argparse.Namespace, cfg, worker, *worker_args) -> None:
+    """Run ``worker(local_rank, *worker_args)`` on the processes the flags ask for."""
+    from gandistill.parallel import launch
+
+    launch(
+        worker,
+        *worker_args,
+        nproc_per_node=args.nproc_per_node,
+        nnodes=args.nnodes,
+        node_rank=args.node_rank,
+        master_addr=args.master_addr,
+        master_port=args.master_port,
+        backend=args.backend,
+        device=cfg.device,
+        timeout_minutes=args.timeout_minutes,
+    )
+
+
+def _train_worker(local_rank: int, cfg, resume: bool, overwrite: bool) -> None:
+    from gandistill.parallel import is_main, world_size
+    from gandistill.train import train
+
+    result = train(cfg, resume=resume, overwrite=overwrite)
+    if not is_main():
+        return
     print(f"generator: {result.generator_path}")
     if result.class_consistency is not None:
         n = cfg.train.eval_samples_per_class
         share = 100 * result.class_consistency
         print(f"class consistency: {share:.1f}% ({n} EMA samples per class)")
-    print(f"iterations: {result.iterations}, wall time: {_fmt_seconds(result.seconds)}")
+    procs = f", {world_size()} processes" if world_size() > 1 else ""
+    print(f"iterations: {result.iterations}, wall time: {_fmt_seconds(result.seconds)}{procs}")
     print(f"follow it with: tensorboard --logdir {Path(cfg.run_dir).parent}")
-    return 0
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
@@ -76,7 +103,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         load_config,
         to_dict,
     )
-    from gandistill.distill import Distiller, state_path
+    from gandistill.distill import state_path
 
     out = Path(args.out)
     state = state_path(out)
@@ -107,8 +134,17 @@ def cmd_distill(args: argparse.Namespace) -> int:
         cfg = load_config(None, overrides)
     if cfg.distill.space == "pixel":
         ckpt = None
-    distiller = Distiller(cfg, generator=ckpt, out=out, resume=args.resume)
-    ds = distiller.run()
+    _launch(args, cfg, _distill_worker, cfg, ckpt, out, args.resume)
+    return 0
+
+
+def _distill_worker(local_rank: int, cfg, ckpt, out: Path, resume: bool) -> None:
+    from gandistill.distill import Distiller
+    from gandistill.parallel import is_main
+
+    ds = Distiller(cfg, generator=ckpt, out=out, resume=resume).run()
+    if not is_main():
+        return
     dc, n_classes = cfg.distill, ds.info.num_classes
     print(f"distilled set: {out} ({dc.ipc} per class × {n_classes} classes, {dc.space} space)")
     last = ds.history[-1] if ds.history else {}
@@ -117,7 +153,6 @@ def cmd_distill(args: argparse.Namespace) -> int:
     if "accuracy" in last:
         acc = 100 * last["accuracy"]
         print(f"quick check: {acc:.1f}% test accuracy (one network, {dc.eval_epochs} epochs)")
-    return 0
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
@@ -308,6 +343,24 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_parallel_flags(p: argparse.ArgumentParser) -> None:
+    from gandistill.parallel import BACKENDS, DEFAULT_TIMEOUT_MINUTES
+
+    g = p.add_argument_group("several processes (ignite.distributed; or launch with torchrun)")
+    g.add_argument("--nproc-per-node", type=int, default=1, help="processes on this machine")
+    g.add_argument("--nnodes", type=int, default=1, help="machines taking part")
+    g.add_argument("--node-rank", type=int, default=0, help="this machine's index")
+    g.add_argument("--master-addr", help="address of the node with rank 0")
+    g.add_argument("--master-port", type=int, help="its port (default: a free local one)")
+    g.add_argument("--backend", default="auto", choices=BACKENDS, help="auto: nccl on CUDA")
+    g.add_argument(
+        "--timeout-minutes",
+        type=float,
+        default=DEFAULT_TIMEOUT_MINUTES,
+        help="how long a collective waits for a stuck peer",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gandistill", description=__doc__.splitlines()[0])
     from gandistill import __version__
@@ -324,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="output folder (overrides run_dir)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="discard an earlier run in run_dir")
+    _add_parallel_flags(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("distill", help="distil a small training set through a generator")
@@ -343,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue from the state saved next to --out"
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _add_parallel_flags(p)
     p.set_defaults(func=cmd_distill)
 
     from gandistill.baselines import METHODS

@@ -16,6 +16,13 @@ Resumable: every ``checkpoint_every`` iterations and on Ctrl-C the set, its opti
 loop state go to ``<out>.state.pt`` (``set.pt`` → ``set.state.pt``); since every draw of
 iteration ``i`` comes from ``step_generator(seed, i)``, a resumed run ends with exactly the set of
 an uninterrupted one on CPU.
+
+On several processes (:func:`gandistill.parallel.launch`, or ``torchrun``) the classes are split
+into contiguous blocks, one per rank. Every rank holds the whole set and draws the same matching
+network and real batches from the shared seed; it matches and updates only its own classes' rows,
+and after each update the rows are merged (a masked all-reduce), so the inner training, which
+needs the whole set, is the same everywhere. Gradient clipping uses the norm over all ranks.
+Rank 0 logs, evaluates and writes the file, which has the same format as a one-process run's.
 """
 
 from __future__ import annotations
@@ -52,6 +59,16 @@ from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_sam
 from gandistill.errors import ArtifactError, ConfigError, DataError, Interrupted
 from gandistill.evaluate import dsa_strategy_for, train_and_test
 from gandistill.models import ConvNet, Generator, from_gan_range, to_gan_range
+from gandistill.parallel import (
+    all_sum_,
+    any_rank,
+    barrier,
+    class_share,
+    from_main,
+    is_main,
+    main_first,
+    world_size,
+)
 from gandistill.runtime import InterruptFlag, library_versions, resolve_device, step_generator
 
 # (outer_loop, inner_loop) of the DC reference implementation, by images per class
@@ -212,29 +229,36 @@ class SyntheticSet(nn.Module):
                 latents.new_zeros(len(labels), info.channels, info.image_size, info.image_size)
             )
 
-    def forward(self) -> Tensor:
+    def forward(self, rows: slice = slice(None)) -> Tensor:
+        """The images of ``rows`` (default all)."""
         if self.pixels is not None:
-            return self.pixels
+            return self.pixels[rows]
         g = self.generator
         level = max(self.feature_level, 0)
-        h = g.features(self.latents, self.labels, level)
+        h = g.features(self.latents[rows], self.labels[rows], level)
         if self.feature_offsets is not None:
-            h = h + self.feature_offsets
+            h = h + self.feature_offsets[rows]
         x = self.info.normalize(from_gan_range(g.decode(h, level)))
         if self.residuals is not None:
-            x = x + self.residuals
+            x = x + self.residuals[rows]
         return x
 
-    def penalty(self, dc: DistillConfig) -> Tensor:
-        """Terms that keep the set on the generator's manifold."""
+    def penalty(self, dc: DistillConfig, rows: slice = slice(None)) -> Tensor:
+        """Terms that keep the set on the generator's manifold: means over the whole set, of
+        which ``rows`` contribute their share (so the shares of all ranks add up to it)."""
         total = torch.zeros((), device=self.labels.device)
+        n = len(self.labels)
+
+        def mean_share(per_row: Tensor) -> Tensor:  # (N, ...) → this share of the mean
+            return per_row[rows].sum() / per_row[0].numel() / n
+
         if self.latents is not None and dc.latent_penalty > 0:
             radius = self.latents.norm(dim=1) / math.sqrt(self.latents.shape[1])
-            total = total + dc.latent_penalty * (radius - 1.0).pow(2).mean()
+            total = total + dc.latent_penalty * mean_share((radius - 1.0).pow(2))
         if self.feature_offsets is not None and dc.feature_penalty > 0:
-            total = total + dc.feature_penalty * self.feature_offsets.pow(2).mean()
+            total = total + dc.feature_penalty * mean_share(self.feature_offsets.pow(2))
         if self.residuals is not None and dc.residual_penalty > 0:
-            total = total + dc.residual_penalty * self.residuals.pow(2).mean()
+            total = total + dc.residual_penalty * mean_share(self.residuals.pow(2))
         return total
 
     @torch.no_grad()
@@ -249,6 +273,11 @@ class SyntheticSet(nn.Module):
         if self.latents is None:
             return 0.0
         return float((self.latents.detach().norm(dim=1) / math.sqrt(self.latents.shape[1])).mean())
+
+
+def _per_row(value: object, syn: SyntheticSet) -> bool:
+    """Whether an optimiser state entry holds one row per image (moments, momentum buffers)."""
+    return isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == len(syn.labels)
 
 
 @torch.no_grad()
@@ -417,6 +446,14 @@ class Distiller:
         )
         self.init = resolve_init(dc)
         self._check_compatible()
+        k = self.info.num_classes
+        if world_size() > k:
+            raise ConfigError(
+                f"{world_size()} processes for {k} classes: distillation splits the classes "
+                "over the processes, so use at most one process per class"
+            )
+        self.classes = class_share(k)  # this rank's classes; all of them in one process
+        self.rows = slice(self.classes.start * dc.ipc, self.classes.stop * dc.ipc)
         self.outer_loop, self.inner_loop = default_loops(dc.ipc)
         self.outer_loop = dc.outer_loop or self.outer_loop
         self.inner_loop = dc.inner_loop or self.inner_loop
@@ -443,7 +480,7 @@ class Distiller:
         self.tb = None
         if log_dir is None and self.out is not None:
             log_dir = self.out.parent / "tb" / self.out.stem
-        if log_dir is not None:
+        if log_dir is not None and is_main():
             self.tb = TensorboardLogger(log_dir=str(log_dir))
         self._attach_handlers()
         self.resumed = saved is not None
@@ -553,7 +590,7 @@ class Distiller:
             engine.add_event_handler(
                 Events.ITERATION_COMPLETED(every=dc.image_every), self._log_grid
             )
-        if dc.progress:
+        if dc.progress and is_main():
             ProgressBar(persist=True, desc="distill").attach(
                 engine, output_transform=lambda out: {"loss": out["match_loss"]}
             )
@@ -578,32 +615,36 @@ class Distiller:
         return net.to(self.device)
 
     def _real_batch(self, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        """Normalised real images (K, B, C, H, W) and their labels (K, B)."""
+        """Normalised real images (K, B, C, H, W) and their labels (K, B) of this rank's K
+        classes. Every rank draws the batches of all classes, so the shared generator stays in
+        step across ranks."""
         k, b = self.info.num_classes, self.real_batch
         x = torch.stack([self.train_set.sample_class(c, b, gen) for c in range(k)])
-        y = torch.arange(k).unsqueeze(1).expand(k, b)
+        x = x[self.classes.start : self.classes.stop]
+        y = torch.tensor(list(self.classes)).unsqueeze(1).expand(len(self.classes), b)
         return self.info.normalize(x.to(self.device)), y.to(self.device)
 
     def _siamese(self, real: Tensor, syn: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
         """The same DSA draw for the real and the synthetic batch of each class."""
         if not self.dsa_strategy:
             return real, syn
+        seeds = torch.randint(2**31, (self.info.num_classes, 1), generator=gen)  # all classes
         pairs = []
-        for c in range(real.shape[0]):
-            seed = int(torch.randint(2**31, (1,), generator=gen))
+        for i, c in enumerate(self.classes):
+            seed = int(seeds[c])
             pairs.append(
                 (
-                    dsa_augment(real[c], self.dsa_strategy, seed),
-                    dsa_augment(syn[c], self.dsa_strategy, seed),
+                    dsa_augment(real[i], self.dsa_strategy, seed),
+                    dsa_augment(syn[i], self.dsa_strategy, seed),
                 )
             )
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
     def _matching_step(self, net: ConvNet, gen: torch.Generator) -> dict[str, float]:
-        dc, k = self.cfg.distill, self.info.num_classes
+        dc, k = self.cfg.distill, len(self.classes)
         real, real_y = self._real_batch(gen)
-        syn = self.syn().view(k, dc.ipc, *real.shape[2:])
-        syn_y = self.syn.labels.view(k, dc.ipc)
+        syn = self.syn(self.rows).view(k, dc.ipc, *real.shape[2:])
+        syn_y = self.syn.labels[self.rows].view(k, dc.ipc)
         real, syn = self._siamese(real, syn, gen)
         with amp_context(self.device, dc.amp):
             if dc.objective == "gm":
@@ -615,24 +656,52 @@ class Distiller:
                 g_syn = per_class_gradients(net, params, syn, syn_y, mode, create_graph=True)
                 g_syn = {k: v.float() for k, v in g_syn.items()}
                 match = DISTANCES[dc.distance](g_real, g_syn)
-                with torch.no_grad():
+                with torch.no_grad():  # sums over classes here; means over all of them below
                     fr, fs = _flat(g_real), _flat(g_syn)
-                    grad_cos = F.cosine_similarity(fr, fs, dim=1).mean().item()
-                    grad_l2 = (fr - fs).norm(dim=1).mean().item()
+                    grad_cos = F.cosine_similarity(fr, fs, dim=1).sum().item()
+                    grad_l2 = (fr - fs).norm(dim=1).sum().item()
             else:
                 with torch.no_grad():
                     emb_real = net.embed(real.flatten(0, 1)).view(k, real.shape[1], -1).mean(1)
                 emb_syn = net.embed(syn.flatten(0, 1)).view(k, dc.ipc, -1).mean(1)
                 match = (emb_real.float() - emb_syn.float()).pow(2).sum()
                 grad_cos = grad_l2 = float("nan")
-        loss = match + self.syn.penalty(dc)
+        loss = match + self.syn.penalty(dc, self.rows)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if dc.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.syn.parameters(), dc.grad_clip)
+            self._clip_gradients(dc.grad_clip)
         self.opt.step()
         self.syn.clamp_latents(dc.latent_clip)
-        return {"match_loss": match.item(), "grad_cosine": grad_cos, "grad_l2": grad_l2}
+        self._merge_rows()
+        sums = torch.tensor([match.item(), grad_cos, grad_l2], dtype=torch.float64)
+        match_sum, cos_sum, l2_sum = all_sum_(sums.to(self.device)).tolist()
+        n = self.info.num_classes
+        return {"match_loss": match_sum, "grad_cosine": cos_sum / n, "grad_l2": l2_sum / n}
+
+    def _clip_gradients(self, max_norm: float) -> None:
+        """``clip_grad_norm_`` with the norm over all ranks' rows (each rank's gradients are
+        zero outside its rows), so every world size clips the same way."""
+        grads = [p.grad for p in self.syn.parameters() if p.grad is not None]
+        total = torch.stack([g.pow(2).sum() for g in grads]).sum()
+        norm = all_sum_(total).sqrt()
+        scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(scale)
+
+    @torch.no_grad()
+    def _merge_rows(self, tensors: list[Tensor] | None = None) -> None:
+        """Give every rank every rank's rows: each keeps its own rows, zeroes the others, and a
+        sum over ranks puts them together (exactly: x + 0 = x)."""
+        if world_size() == 1:
+            return
+        if tensors is None:
+            tensors = [p for p in self.syn.parameters() if p.requires_grad]
+        for t in tensors:
+            others = torch.ones(t.shape[0], dtype=torch.bool, device=t.device)
+            others[self.rows] = False
+            t.masked_fill_(others.view(-1, *([1] * (t.dim() - 1))), 0)
+            all_sum_(t)
 
     def _inner_training(
         self, net: ConvNet, opt: torch.optim.Optimizer, gen: torch.Generator
@@ -700,7 +769,8 @@ class Distiller:
         if dc.patience and engine.state.iteration - self._best_at >= dc.patience:
             self.stop_reason = STOP_CONVERGED
             engine.terminate()
-        elif dc.max_minutes and out["seconds"] >= 60.0 * dc.max_minutes:
+        # rank 0's clock decides for all ranks
+        elif dc.max_minutes and from_main(out["seconds"] >= 60.0 * dc.max_minutes):
             self.stop_reason = STOP_TIME
             engine.terminate()
 
@@ -723,6 +793,8 @@ class Distiller:
         )
 
     def _quick_eval(self, engine: Engine) -> None:
+        if not is_main():  # the others wait at the next iteration's first collective
+            return
         it = engine.state.iteration
         pause = time.perf_counter()
         acc = self.quick_accuracy(it)
@@ -747,15 +819,24 @@ class Distiller:
         if self.state_path is None:
             return
         every, it = self.cfg.distill.checkpoint_every, engine.state.iteration
-        if self.interrupt.requested or (every and it % every == 0):
+        requested = any_rank(self.interrupt.requested)  # every rank stops at the same iteration
+        if requested or (every and it % every == 0):
             self.save_state(it)
-        if self.interrupt.requested:
+        if requested:
+            barrier()  # no rank exits while rank 0 writes
             self.interrupted_at = it
             engine.terminate(skip_completed=True)
 
     def save_state(self, iteration: int) -> Path:
-        """Write everything a resumed run needs to continue after ``iteration`` (atomic)."""
+        """Write everything a resumed run needs to continue after ``iteration`` (atomic). On
+        several processes, all call it: the optimiser's per-row state is merged first, so the
+        state resumes on any number of processes; rank 0 writes it."""
         syn = self.syn
+        self._merge_rows(
+            [v for st in self.opt.state.values() for v in st.values() if _per_row(v, syn)]
+        )
+        if not is_main():
+            return self.state_path
         payload = {
             "kind": KIND_DISTILL_STATE,
             "format_version": FORMAT_VERSION,
@@ -847,15 +928,16 @@ class Distiller:
             return clf.logits(pixels.to(self.device)).float().cpu()
 
     def _classifier(self) -> RealClassifier:
-        return get_classifier(
-            self.cfg.data,
-            self.cfg.classifier,
-            self.cfg.seed,
-            self.cfg.cache_dir,
-            (self.train_set, self.test_set, self.info),
-            self.device,
-            progress=self.cfg.distill.progress,
-        )
+        with main_first():  # rank 0 trains and caches it, the others then load it
+            return get_classifier(
+                self.cfg.data,
+                self.cfg.classifier,
+                self.cfg.seed,
+                self.cfg.cache_dir,
+                (self.train_set, self.test_set, self.info),
+                self.device,
+                progress=self.cfg.distill.progress and is_main(),
+            )
 
     def result(self) -> DistilledSet:
         with torch.no_grad():
@@ -893,7 +975,7 @@ class Distiller:
                 was saved (only with ``out``; without it Ctrl-C raises ``KeyboardInterrupt``).
         """
         dc = self.cfg.distill
-        if self.state_path is not None and not self.resumed:
+        if self.state_path is not None and not self.resumed and is_main():
             self.state_path.unlink(missing_ok=True)  # an earlier run's, not this one's
         catch_ctrl_c = self.interrupt if self.state_path is not None else nullcontext()
         try:
@@ -908,7 +990,7 @@ class Distiller:
             if self.tb is not None:
                 self.tb.close()
         ds = self.result()
-        if self.out is not None:
+        if self.out is not None and is_main():
             ds.save(self.out)
             self.state_path.unlink(missing_ok=True)
         return ds

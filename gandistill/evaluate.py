@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 from ignite.engine import Events, create_supervised_evaluator, create_supervised_trainer
+from ignite.exceptions import NotComputableError
 from ignite.handlers import ProgressBar
 from ignite.metrics import Accuracy
 from torch import Tensor, nn
@@ -184,6 +185,16 @@ def test_logits(
     return torch.cat([net(info.normalize(x.to(device))).float().cpu() for x, _ in loader])
 
 
+class LocalAccuracy(Accuracy):
+    """ignite's Accuracy without the reduction over processes: in a run on several processes
+    rank 0 evaluates alone, and the reduced metric would wait for ranks that never join."""
+
+    def compute(self) -> float:
+        if self._num_examples == 0:
+            raise NotComputableError("accuracy needs at least one example")
+        return self._num_correct.item() / self._num_examples
+
+
 @torch.no_grad()
 def test_accuracy(
     net: nn.Module, test_set: ImageTensors, info: DatasetInfo, device: torch.device
@@ -196,7 +207,7 @@ def test_accuracy(
 
     net.eval()
     evaluator = create_supervised_evaluator(
-        net, metrics={"accuracy": Accuracy()}, device=device, prepare_batch=prepare
+        net, metrics={"accuracy": LocalAccuracy()}, device=device, prepare_batch=prepare
     )
     evaluator.run(DataLoader(test_set, batch_size=500))
     return float(evaluator.state.metrics["accuracy"])

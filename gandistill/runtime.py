@@ -8,13 +8,15 @@ import signal
 import threading
 from importlib import metadata
 
+import ignite.distributed as idist
 import torch
 
 from gandistill.errors import ConfigError
 
 
 def resolve_device(spec: str) -> torch.device:
-    """``auto`` picks CUDA when present; an explicit CUDA device must exist."""
+    """``auto`` picks CUDA when present; an explicit CUDA device must exist. In a run on several
+    processes each takes the GPU of its local rank."""
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -27,6 +29,9 @@ def resolve_device(spec: str) -> torch.device:
         raise ConfigError(f"device '{spec}' does not exist ({torch.cuda.device_count()} GPUs)")
     if device.type not in ("cpu", "cuda"):
         raise ConfigError(f"unsupported device '{spec}' (use auto, cpu, cuda or cuda:N)")
+    if device.type == "cuda" and idist.get_world_size() > 1:  # one GPU per process
+        device = torch.device("cuda", idist.get_local_rank())
+        torch.cuda.set_device(device)
     return device
 
 

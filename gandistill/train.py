@@ -6,6 +6,15 @@ real and generated features. Every random draw of iteration ``i`` comes from
 ``step_generator(seed, i)``, so a resumed run is bit-identical to an uninterrupted one on CPU.
 Ctrl-C stops after the current iteration and saves a checkpoint of it (:class:`Interrupted`); a
 killed run resumes from its newest checkpoint.
+
+On several processes (:func:`gandistill.parallel.launch`, or ``torchrun``): generator and
+discriminator are wrapped by ``idist.auto_model`` (DistributedDataParallel), ``train.batch_size``
+is the global batch (each rank draws ``batch_size / world_size`` from its own per-iteration
+generator, so a run is reproducible for a seed and a world size), and only rank 0 logs, shows
+progress and writes files. Checkpoints hold the unwrapped modules, so they resume on any number
+of processes. Batches come from the in-memory class index (``sample_balanced``), not a
+DataLoader: a class-balanced draw per iteration from ``step_generator`` is what makes a killed
+and resumed run bit-identical, which a DistributedSampler's per-epoch shuffle would not give.
 """
 
 from __future__ import annotations
@@ -17,11 +26,13 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver, ProgressBar, TerminateOnNan
 from ignite.handlers.tensorboard_logger import OptimizerParamsHandler, TensorboardLogger
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.utils import make_grid
 
@@ -34,6 +45,15 @@ from gandistill.errors import ArtifactError, ConfigError, DataError, GandistillE
 from gandistill.losses import ADVERSARIAL, DIST_TERMS, class_conditional
 from gandistill.models import ConvNet, Discriminator, Generator, from_gan_range, to_gan_range
 from gandistill.models.generator import SIZES as GENERATOR_SIZES
+from gandistill.parallel import (
+    all_mean,
+    any_rank,
+    barrier,
+    is_main,
+    main_only,
+    rank,
+    world_size,
+)
 from gandistill.runtime import InterruptFlag, resolve_device, step_generator
 
 STATE_DIR = "state"
@@ -46,6 +66,11 @@ RESUME_LOCKED = ("seed", "data", "model", "train.batch_size", "train.loss", "tra
 
 class TrainingDiverged(GandistillError):
     """A loss became NaN/inf; the run stopped at its last good checkpoint."""
+
+
+def _no_sync(module: nn.Module):
+    """DDP's ``no_sync`` for a wrapped module, a no-op context otherwise."""
+    return module.no_sync() if isinstance(module, DistributedDataParallel) else nullcontext()
 
 
 @torch.no_grad()
@@ -132,6 +157,12 @@ class GANTrainer:
         except ValueError as exc:
             raise ConfigError(f"config key 'train.augment': {exc}") from None
         self.device = resolve_device(cfg.device)
+        self.world = world_size()
+        if tc.batch_size % self.world:
+            raise ConfigError(
+                f"train.batch_size {tc.batch_size} (the global batch) must divide evenly over "
+                f"{self.world} processes"
+            )
         self.run_dir = Path(cfg.run_dir)
         self._check_run_dir(resume, overwrite)  # before any slow work, and before any write
         self.train_set, self.test_set, self.info = (
@@ -164,6 +195,13 @@ class GANTrainer:
         self.opt_d = torch.optim.Adam(
             self.discriminator.parameters(), tc.lr_d, (tc.beta1, tc.beta2)
         )
+        # the modules the step calls: DDP wrappers on several processes (sharing parameters with
+        # the plain modules, which are what checkpoints, EMA and evaluation use)
+        self._G, self._D = self.generator, self.discriminator
+        if self.world > 1:
+            self._G = idist.auto_model(self.generator)
+            self._D = idist.auto_model(self.discriminator)
+        self.opt_g, self.opt_d = idist.auto_optim(self.opt_g), idist.auto_optim(self.opt_d)
         self.loss_d_fn, self.loss_g_fn = ADVERSARIAL[tc.loss]
         self.use_amp = tc.amp and self.device.type == "cuda"
         self.fixed_z = self.generator.sample_latents(GRID_COLUMNS, step_generator(cfg.seed, -1))
@@ -180,7 +218,7 @@ class GANTrainer:
         self.diverged_at: int | None = None
         self.interrupt = InterruptFlag()
         self.interrupted_at: int | None = None
-        self._init_run_dir(clear=overwrite and not resume)
+        main_only(self._init_run_dir, clear=overwrite and not resume)
         self._attach_handlers()
         if resume:
             self._resume()
@@ -232,7 +270,9 @@ class GANTrainer:
         )
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._stop_if_interrupted)
         engine.add_event_handler(Events.COMPLETED, self._on_completed)
-
+        self.tb: TensorboardLogger | None = None
+        if not is_main():  # rank 0 alone logs and shows progress
+            return
         self.tb = TensorboardLogger(log_dir=str(self.run_dir / TB_DIR))
         self.tb.attach_output_handler(
             engine,
@@ -278,10 +318,13 @@ class GANTrainer:
         ``n_saved`` (else every restart would leave ``n_saved`` more), prune the surplus, and
         delete the temporary files of saves that a kill cut short."""
         keep = self.cfg.train.n_saved
-        for old in files[:-keep]:
-            old.unlink(missing_ok=True)
         saved = [(_step_of(p), p.name) for p in files[-keep:]]
         self.checkpoint.load_state_dict({"_saved": saved})
+        barrier()  # every rank has read the newest checkpoint before rank 0 prunes
+        if not is_main():
+            return
+        for old in files[:-keep]:
+            old.unlink(missing_ok=True)
         for stray in (self.run_dir / STATE_DIR).glob("tmp*"):  # DiskSaver's atomic temp names
             if stray.is_file() and not stray.suffix:
                 stray.unlink(missing_ok=True)
@@ -295,31 +338,35 @@ class GANTrainer:
 
     def _step(self, engine: Engine, _batch: None) -> dict[str, float]:
         tc = self.cfg.train
-        gen = step_generator(self.cfg.seed, engine.state.iteration)
-        real01, labels = self.train_set.sample_balanced(tc.batch_size, gen)
+        # one process keeps the original stream; with several, each rank draws its own share
+        it = engine.state.iteration
+        gen = step_generator(self.cfg.seed, *((it,) if self.world == 1 else (it, -1 - rank())))
+        batch = tc.batch_size // self.world  # this rank's share of the global batch
+        real01, labels = self.train_set.sample_balanced(batch, gen)
         real = to_gan_range(real01.to(self.device))  # (B, C, H, W)
         labels = labels.to(self.device)
-        G, D = self.generator, self.discriminator
+        G, D = self._G, self._D
         G.train()
         D.train()
 
-        # discriminator step
-        z = G.sample_latents(tc.batch_size, gen)
+        # discriminator step: real and fake in one pass (one forward per backward under DDP)
+        z = self.generator.sample_latents(batch, gen)
         with self._autocast():
             with torch.no_grad():
                 fake = G(z, labels)
             real_aug = diff_augment(real, tc.augment, gen)
-            d_real = D(real_aug, labels)
-            d_fake = D(diff_augment(fake, tc.augment, gen), labels)
+            fake_aug = diff_augment(fake, tc.augment, gen)
+            d_both = D(torch.cat([real_aug, fake_aug]), torch.cat([labels, labels]))
+            d_real, d_fake = d_both[:batch], d_both[batch:]
             loss_d = self.loss_d_fn(d_real.float(), d_fake.float())
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
 
         # generator step; with D features, one D pass gives both the logits and the features
-        z = G.sample_latents(tc.batch_size, gen)
+        z = self.generator.sample_latents(batch, gen)
         use_dist = tc.dist_kind != "none" and tc.dist_weight > 0
-        with self._autocast():
+        with self._autocast(), _no_sync(D):  # D's gradients here are discarded: do not sync them
             fake = G(z, labels)
             logits, fake_feat = D(diff_augment(fake, tc.augment, gen), labels, return_features=True)
             loss_adv = self.loss_g_fn(logits.float())
@@ -336,22 +383,26 @@ class GANTrainer:
                     DIST_TERMS[tc.dist_kind], real_feat.float(), labels, fake_feat.float(), labels
                 )
             loss_g = loss_adv + tc.dist_weight * dist
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
         self.opt_g.step()
-        self.ema.update_parameters(G)
+        self.ema.update_parameters(self.generator)
 
-        return {
-            "loss_d": loss_d.item(),
-            "loss_g": loss_adv.item(),
-            "dist_loss": dist.item(),
-            "d_acc_real": (d_real > 0).float().mean().item(),
-            "d_acc_fake": (d_fake < 0).float().mean().item(),
-        }
+        return all_mean(
+            {
+                "loss_d": loss_d.item(),
+                "loss_g": loss_adv.item(),
+                "dist_loss": dist.item(),
+                "d_acc_real": (d_real > 0).float().mean().item(),
+                "d_acc_fake": (d_fake < 0).float().mean().item(),
+            }
+        )
 
     # --- events ------------------------------------------------------------------------------
 
     def log_grid(self, engine: Engine) -> None:
+        if self.tb is None:
+            return
         self.ema.module.eval()
         with self._autocast():
             grid = class_grid(self.ema.module, self.fixed_z, self.info.num_classes)
@@ -359,10 +410,12 @@ class GANTrainer:
 
     def _stop_if_interrupted(self, engine: Engine) -> None:
         """After Ctrl-C: checkpoint this (completed) iteration and stop without finishing."""
-        if not self.interrupt.requested or not _finite(engine.state.output):
+        requested = any_rank(self.interrupt.requested)  # every rank stops at the same iteration
+        if not requested or not _finite(engine.state.output):
             return  # a NaN stops the run through TerminateOnNan, at the last good checkpoint
         if engine.state.iteration % self.cfg.train.checkpoint_every:  # else already saved
             self.checkpoint(engine)
+        barrier()  # no rank exits while rank 0 writes
         self.interrupted_at = engine.state.iteration
         engine.terminate(skip_completed=True)
 
@@ -378,6 +431,8 @@ class GANTrainer:
         self._write_generator(engine)
 
     def _write_generator(self, engine: Engine) -> None:
+        if not is_main():
+            return
         self.log_grid(engine)
         save_generator(
             self.run_dir / GENERATOR_FILE,
@@ -419,13 +474,14 @@ class GANTrainer:
                 )
             seconds = time.perf_counter() - start
             consistency = None
-            if self.cfg.train.eval_samples_per_class > 0:
+            if self.cfg.train.eval_samples_per_class > 0 and is_main():
                 consistency = self.class_consistency(self.cfg.train.eval_samples_per_class)
                 self.tb.writer.add_scalar(
                     "eval/class_consistency", consistency, self.engine.state.iteration
                 )
         finally:
-            self.tb.close()
+            if self.tb is not None:
+                self.tb.close()
         return TrainResult(
             generator_path=self.run_dir / GENERATOR_FILE,
             iterations=self.engine.state.iteration,
