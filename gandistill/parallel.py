@@ -158,6 +158,8 @@ def _free_port() -> int:
 
 def _worker(local_rank: int, fn: Callable, args: tuple, error_dir: str | None) -> None:
     """Runs ``fn`` in a spawned worker; user errors become a message file and exit status 2."""
+    if "OMP_NUM_THREADS" not in os.environ:  # share the cores, as torchrun does, not oversubscribe
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // idist.get_nproc_per_node()))
     try:
         fn(local_rank, *args)
     except GandistillError as exc:

@@ -1,0 +1,214 @@
+"""Several processes (issue 6): 2-process gloo runs on CPU, through the CLI as a user runs them.
+
+A 2-process training run and a 2-process distillation finish and write files that a 1-process
+run loads; only rank 0 writes (one event file); resumes cross world sizes; a worker's user error
+is one line and a dead worker stops the run instead of hanging it.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import SMOKE
+from ignite.engine import Events
+
+from gandistill.artifacts import DistilledSet, load_generator_checkpoint
+from gandistill.config import load_config
+from gandistill.distill import Distiller, state_path
+from gandistill.errors import ConfigError, GandistillError, Interrupted
+from gandistill.parallel import WorkerDied, class_share, launch
+from gandistill.train import STATE_DIR, train
+
+DISTILL_ITERATIONS = 4
+
+
+def _cli(cwd: Path, *args) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "gandistill", *map(str, args)]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def _overrides(tmp: Path) -> list[str]:
+    return [f"cache_dir={tmp}", "train.eval_samples_per_class=0"]
+
+
+def _sets(tmp: Path) -> list[str]:
+    return [a for o in _overrides(tmp) for a in ("--set", o)]
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory) -> Path:
+    """A smoke training run on 2 processes; its run folder."""
+    tmp = tmp_path_factory.mktemp("ddp")
+    run = tmp / "run"
+    proc = _cli(
+        tmp, "train", "--config", SMOKE, "--run-dir", run, *_sets(tmp), "--nproc-per-node", 2
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "2 processes" in proc.stdout
+    return run
+
+
+def test_two_process_training_loads_in_one(two_process_run):
+    ckpt = load_generator_checkpoint(two_process_run / "generator.pt")
+    assert ckpt.iteration == 4
+    payload = torch.load(two_process_run / "generator.pt", weights_only=True)
+    assert not any(k.startswith("module.") for k in payload["state_dict"])  # no DDP prefixes
+    # rank 0 alone writes: one event file, the configured checkpoints
+    assert len(list((two_process_run / "tb").glob("events.out.tfevents.*"))) == 1
+    steps = sorted(p.name for p in (two_process_run / STATE_DIR).glob("*.pt"))
+    assert steps == ["checkpoint_2.pt", "checkpoint_4.pt"]
+
+
+def test_training_resumes_on_another_world_size(two_process_run, tmp_path):
+    """A 2-process run cut after iteration 2 finishes on 1 process, and the reverse."""
+    cfg = load_config(SMOKE, [f"run_dir={tmp_path / 'run'}", *_overrides(tmp_path)])
+    src = two_process_run / STATE_DIR / "checkpoint_2.pt"
+    (tmp_path / "run" / STATE_DIR).mkdir(parents=True)
+    (tmp_path / "run" / STATE_DIR / src.name).write_bytes(src.read_bytes())
+    result = train(cfg, resume=True)  # 2 → 1
+    assert result.iterations == 4
+    load_generator_checkpoint(result.generator_path)
+    # 1 → 2: cut the 1-process run back to iteration 2, resume on 2 processes
+    (tmp_path / "run" / STATE_DIR / "checkpoint_4.pt").unlink()
+    (tmp_path / "run" / "generator.pt").unlink()
+    proc = _cli(
+        tmp_path,
+        "train",
+        "--config",
+        SMOKE,
+        "--run-dir",
+        tmp_path / "run",
+        *_sets(tmp_path),
+        "--resume",
+        "--nproc-per-node",
+        2,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert load_generator_checkpoint(tmp_path / "run" / "generator.pt").iteration == 4
+
+
+def _distill_overrides(tmp: Path, extra: tuple[str, ...] = ()) -> list[str]:
+    return [
+        *_overrides(tmp),
+        f"distill.max_iterations={DISTILL_ITERATIONS}",
+        "distill.grad_clip=1.0",  # clipping's norm spans the ranks
+        "distill.latent_penalty=0.1",  # so does the penalty's mean
+        "distill.dsa=true",  # per-class draws from the shared generator
+        "distill.init=normal",  # no classifier to train
+        "distill.eval_every=0",
+        "distill.teacher_logits=false",
+        *extra,
+    ]
+
+
+def _distill_cfg(tmp: Path, extra: tuple[str, ...] = ()):
+    return load_config(SMOKE, _distill_overrides(tmp, extra))
+
+
+def _distill_args(tmp: Path, extra: tuple[str, ...] = ()) -> list[str]:
+    return [f"--set={o}" for o in _distill_overrides(tmp, extra)]
+
+
+@pytest.fixture(scope="module")
+def one_process_set(two_process_run) -> DistilledSet:
+    """The reference: the test distillation on one process."""
+    gen = two_process_run / "generator.pt"
+    return Distiller(_distill_cfg(two_process_run), generator=gen).run()
+
+
+def test_two_process_distillation_matches_one(two_process_run, one_process_set, tmp_path):
+    """Classes split over 2 ranks give the set of a 1-process run (up to float rounding)."""
+    gen, one = two_process_run / "generator.pt", one_process_set
+    out = tmp_path / "two.pt"
+    args = _distill_args(tmp_path)
+    proc = _cli(tmp_path, "distill", "--generator", gen, "--out", out, *args, "--nproc-per-node", 2)
+    assert proc.returncode == 0, proc.stderr
+    two = DistilledSet.load(out)
+    ipc = one.config.distill.ipc
+    assert torch.equal(two.labels, torch.arange(10).repeat_interleave(ipc))  # every class, ipc each
+    assert two.latents.shape == one.latents.shape
+    torch.testing.assert_close(two.latents, one.latents, atol=1e-5, rtol=1e-5)
+    assert len(list((tmp_path / "tb" / "two").glob("events.out.tfevents.*"))) == 1
+
+
+def test_distillation_resumes_on_two_processes(two_process_run, one_process_set, tmp_path):
+    """A 1-process distillation stopped by Ctrl-C finishes on 2 processes, where an
+    uninterrupted run ends (the optimiser state crosses the change of world size)."""
+    gen = two_process_run / "generator.pt"
+    out = tmp_path / "set.pt"
+    cut = Distiller(_distill_cfg(tmp_path), generator=gen, out=out)
+
+    def ctrl_c(engine):
+        cut.interrupt.requested = True
+
+    cut.engine.add_event_handler(Events.ITERATION_COMPLETED(once=1), ctrl_c)
+    with pytest.raises(Interrupted):
+        cut.run()
+    assert state_path(out).is_file() and not out.exists()
+    args = _distill_args(tmp_path)
+    proc = _cli(
+        tmp_path, "distill", "--generator", gen, "--out", out, *args, "--resume",
+        "--nproc-per-node", 2,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert not state_path(out).exists()
+    whole, resumed = one_process_set, DistilledSet.load(out)
+    assert resumed.history[-1]["iteration"] == DISTILL_ITERATIONS
+    torch.testing.assert_close(resumed.latents, whole.latents, atol=1e-5, rtol=1e-5)
+
+
+def test_class_share_partitions_the_classes(monkeypatch):
+    import gandistill.parallel as par
+
+    for world in (1, 2, 3, 4, 10):
+        monkeypatch.setattr(par.idist, "get_world_size", lambda w=world: w)
+        shares = []
+        for r in range(world):
+            monkeypatch.setattr(par.idist, "get_rank", lambda r=r: r)
+            shares.append(list(class_share(10)))
+        assert sorted(c for s in shares for c in s) == list(range(10))  # disjoint and complete
+        assert max(map(len, shares)) - min(map(len, shares)) <= 1  # balanced
+
+
+def test_bad_process_settings_are_one_line(tmp_path):
+    proc = _cli(
+        tmp_path, "train", "--config", SMOKE, "--run-dir", tmp_path / "r", *_sets(tmp_path),
+        "--set", "train.batch_size=21", "--nproc-per-node", 2,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("gandistill: error: ")
+    assert "divide evenly over 2 processes" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    with pytest.raises(ConfigError, match="at least 1"):
+        launch(print, nproc_per_node=0)
+    with pytest.raises(ConfigError, match="nccl"):
+        launch(print, nproc_per_node=2, backend="nccl", device="cpu")
+
+
+# --- worker failures (module-level functions: spawned workers import them) --------------------
+
+
+def _user_error_on_rank_1(local_rank: int) -> None:
+    if local_rank == 1:
+        raise ConfigError("rank 1 found a bad key")
+    torch.distributed.barrier()  # rank 0 waits for a peer that has given up
+
+
+def _killed_on_rank_1(local_rank: int) -> None:
+    if local_rank == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    torch.distributed.barrier()
+
+
+def test_worker_user_error_reaches_the_launcher():
+    with pytest.raises(GandistillError, match="rank 1 found a bad key"):
+        launch(_user_error_on_rank_1, nproc_per_node=2, device="cpu", timeout_minutes=1)
+
+
+def test_dead_worker_stops_the_run():
+    with pytest.raises(WorkerDied, match="worker 1 was killed by SIGKILL"):
+        launch(_killed_on_rank_1, nproc_per_node=2, device="cpu", timeout_minutes=1)
