@@ -87,3 +87,18 @@ def test_bench_distill_curve_snapshots_are_copies(tmp_path):
     assert [r["minutes"] for r in rows] == sorted(r["minutes"] for r in rows)
     assert len({r["mean"] for r in rows}) > 1  # noise start and a heavily stepped set differ
     assert (tmp_path / "curve" / "curve.png").is_file()
+
+
+@pytest.mark.slow
+def test_bench_scaling_prints_a_table(tmp_path):
+    proc = run_script("bench_scaling.py", "--quick", "--procs", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| workload | 1 process |")
+    assert {r.split(" | ")[0] for r in rows[1:]} == {
+        "| GAN training (images/s)",
+        "| GM outer iteration (s)",
+        "| DM iteration (s)",
+    }
+    for row in rows[1:]:
+        assert float(row.split(" | ")[1]) > 0
