@@ -15,6 +15,7 @@ from gandistill.data import DatasetInfo, ImageTensors, load_dataset  # noqa: E40
 from gandistill.distill import Distiller, distill  # noqa: E402
 from gandistill.errors import GandistillError  # noqa: E402
 from gandistill.generator_report import evaluate_generator  # noqa: E402
+from gandistill.parallel import launch  # noqa: E402
 from gandistill.quickstart import QuickstartResult, quickstart, quickstart_config  # noqa: E402
 from gandistill.report import evaluate_distilled  # noqa: E402
 from gandistill.train import GANTrainer, TrainResult, train  # noqa: E402
@@ -38,6 +39,7 @@ __all__ = [
     "evaluate_distilled",
     "evaluate_generator",
     "get_classifier",
+    "launch",
     "load_config",
     "load_dataset",
     "load_generator",
