@@ -496,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as exc:  # stopped between iterations, state saved
         line, again = f"gandistill: {exc}", _continue_command(args.command, argv)
         print(line + (f"; continue with: {again}" if again else ""), file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("gandistill: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -983,7 +983,7 @@ class Distiller:
                 with catch_ctrl_c:
                     self.engine.run(data=None, max_epochs=1, epoch_length=dc.max_iterations)
             if self.interrupted_at is not None:
-                raise Interrupted(self.interrupted_at, str(self.state_path))
+                raise Interrupted(self.interrupted_at, str(self.state_path), self.interrupt.signum)
             if dc.eval_every and self.history and "accuracy" not in self.history[-1]:
                 self._quick_eval(self.engine)
         finally:

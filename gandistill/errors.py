@@ -24,12 +24,17 @@ class ArtifactError(GandistillError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a run between two iterations, after saving a state to resume from.
+    """Ctrl-C (SIGINT) or SIGTERM stopped a run between two iterations, after saving a state to
+    resume from.
 
     A ``KeyboardInterrupt`` (so code that handles Ctrl-C still does); the CLI prints its message
-    with the command that continues the run and exits with status 130.
+    with the command that continues the run and exits with status 128 + the signal's number
+    (130 for Ctrl-C, 143 for SIGTERM), as a shell reports a command a signal stopped.
     """
 
-    def __init__(self, iteration: int, checkpoint: str) -> None:
-        self.iteration, self.checkpoint = iteration, checkpoint
-        super().__init__(f"interrupted at iteration {iteration}; checkpoint saved to {checkpoint}")
+    def __init__(self, iteration: int, checkpoint: str, signum: int = 2) -> None:
+        self.iteration, self.checkpoint, self.signum = iteration, checkpoint, signum
+        how = "" if signum == 2 else " by SIGTERM"
+        super().__init__(
+            f"interrupted{how} at iteration {iteration}; checkpoint saved to {checkpoint}"
+        )

@@ -14,6 +14,7 @@ takes the others down through ``torch.multiprocessing`` and the launcher raises
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import socket
@@ -32,10 +33,12 @@ from torch import distributed as dist
 from gandistill.errors import ConfigError, GandistillError, Interrupted
 
 BACKENDS = ("auto", "gloo", "nccl")
-EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
+EXIT_USER_ERROR = 2
 DEFAULT_TIMEOUT_MINUTES = 30.0  # a collective waits this long for a dead or stuck peer
 _ERROR_FILE = "rank{rank}.err"
 _INTERRUPT_FILE = "interrupted"
+# what a collective raises when a peer is gone (gloo, nccl) or stuck past the timeout
+_LOST_PEER = ("closed by peer", "reset by peer", "Broken pipe", "timed out", "Timeout")
 
 
 class WorkerDied(GandistillError):
@@ -171,10 +174,11 @@ def _worker(local_rank: int, fn: Callable, args: tuple, error_dir: str | None) -
     except Interrupted as exc:  # torch.multiprocessing would swallow a KeyboardInterrupt
         if is_main():
             if error_dir is not None:
-                Path(error_dir, _INTERRUPT_FILE).write_text(f"{exc.iteration}\n{exc.checkpoint}")
+                text = f"{exc.signum}\n{exc.iteration}\n{exc.checkpoint}"
+                Path(error_dir, _INTERRUPT_FILE).write_text(text)
             else:
                 print(f"gandistill: {exc}", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(128 + exc.signum)
 
 
 def launch(
@@ -220,10 +224,12 @@ def launch(
     if nnodes == 1 and master_port is None:
         master_port = _free_port()
     with tempfile.TemporaryDirectory(prefix="gandistill-ranks-") as error_dir:
-        previous = signal.getsignal(signal.SIGINT)
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         # Ctrl-C reaches every worker of the terminal's process group; each saves and exits 130.
-        # Here it must not interrupt the join, or the workers would be killed mid-save.
+        # Here it must not interrupt the join, or the workers would be killed mid-save. A
+        # SIGTERM sent to this process alone is passed on to the workers, which do the same.
         signal.signal(signal.SIGINT, lambda *_: None)
+        signal.signal(signal.SIGTERM, _forward_to_workers)
         try:
             with idist.Parallel(
                 backend=chosen,
@@ -239,9 +245,20 @@ def launch(
             _raise_worker_failure(exc, Path(error_dir))
         except torch.multiprocessing.ProcessRaisedException as exc:
             last = str(exc).strip().splitlines()[-1]
+            if any(s in last for s in _LOST_PEER):  # it saw another worker die first
+                raise WorkerDied(
+                    f"worker {exc.error_index} lost contact with the other workers ({last[:200]})"
+                    "; the run stopped (continue from its checkpoint with --resume)"
+                ) from None
             raise WorkerDied(f"worker {exc.error_index} failed: {last}") from None
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _forward_to_workers(signum: int, frame: object) -> None:
+    for child in multiprocessing.active_children():
+        os.kill(child.pid, signum)
 
 
 def _raise_worker_failure(exc: Exception, error_dir: Path) -> None:
@@ -250,8 +267,8 @@ def _raise_worker_failure(exc: Exception, error_dir: Path) -> None:
         raise GandistillError(messages[0].read_text())
     stopped = error_dir / _INTERRUPT_FILE
     if stopped.is_file():
-        iteration, checkpoint = stopped.read_text().split("\n", 1)
-        raise Interrupted(int(iteration), checkpoint)
+        signum, iteration, checkpoint = stopped.read_text().split("\n", 2)
+        raise Interrupted(int(iteration), checkpoint, int(signum))
     code = getattr(exc, "exit_code", None)
     index = getattr(exc, "error_index", "?")
     how = f"was killed by {signal.Signals(-code).name}" if code and code < 0 else f"exited {code}"

@@ -69,30 +69,38 @@ def format_seconds(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+GRACEFUL_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 class InterruptFlag:
-    """While entered, Ctrl-C (SIGINT) sets :attr:`requested` instead of raising.
+    """While entered, Ctrl-C (SIGINT) and SIGTERM (what ``kill`` and job schedulers send) set
+    :attr:`requested` (and :attr:`signum`) instead of stopping the process.
 
     A training loop checks the flag between iterations, so it stops where its state is
-    consistent and can save it. A second Ctrl-C raises ``KeyboardInterrupt`` at once. Outside the
-    main thread (where Python cannot install signal handlers) it does nothing.
+    consistent and can save it. A second signal acts at once (Ctrl-C raises
+    ``KeyboardInterrupt``, SIGTERM ends the process). Outside the main thread (where Python
+    cannot install signal handlers) it does nothing.
     """
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous = None
+        self.signum = int(signal.SIGINT)
+        self._previous: dict[int, object] = {}
 
     def __enter__(self) -> InterruptFlag:
         self.requested = False
         if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGINT, self._handle)
-            self._previous = signal.SIG_DFL if previous is None else previous
+            for sig in GRACEFUL_SIGNALS:
+                previous = signal.signal(sig, self._handle)
+                self._previous[sig] = signal.SIG_DFL if previous is None else previous
         return self
 
     def _handle(self, signum: int, frame: object) -> None:
-        self.requested = True
-        signal.signal(signal.SIGINT, self._previous)  # the next Ctrl-C is not deferred
+        self.requested, self.signum = True, signum
+        for sig, previous in self._previous.items():  # the next signal is not deferred
+            signal.signal(sig, previous)
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}

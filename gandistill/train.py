@@ -460,7 +460,11 @@ class GANTrainer:
                 with self.interrupt:
                     self.engine.run(data=None, max_epochs=1, epoch_length=iterations)
             if self.interrupted_at is not None:
-                raise Interrupted(self.interrupted_at, str(self.checkpoint.last_checkpoint))
+                raise Interrupted(
+                    self.interrupted_at,
+                    str(self.checkpoint.last_checkpoint),
+                    self.interrupt.signum,
+                )
             if self.diverged_at is not None:
                 last = self.checkpoint.last_checkpoint
                 where = (

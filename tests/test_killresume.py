@@ -202,23 +202,27 @@ def _weights(trainer: GANTrainer) -> dict:
     }
 
 
-def _ctrl_c_after(engine, iteration: int) -> None:
+def _ctrl_c_after(engine, iteration: int, sig: int = signal.SIGINT) -> None:
     engine.add_event_handler(
-        Events.ITERATION_COMPLETED(once=iteration), lambda _: os.kill(os.getpid(), signal.SIGINT)
+        Events.ITERATION_COMPLETED(once=iteration), lambda _: os.kill(os.getpid(), sig)
     )
 
 
-def test_train_ctrl_c_in_process_checkpoints_the_next_iteration(tiny_train):
+@pytest.mark.parametrize(
+    "sig, said", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "interrupted by SIGTERM")]
+)
+def test_train_ctrl_c_in_process_checkpoints_the_next_iteration(tiny_train, sig, said):
     data = make_tiny_data()
     reference = GANTrainer(tiny_train("ref"), data=data)
     reference.run()
     cfg = tiny_train("part", "train.checkpoint_every=100")  # no periodic checkpoint
     trainer = GANTrainer(cfg, data=data)
-    _ctrl_c_after(trainer.engine, 2)  # arrives after iteration 2's check: stops after 3
-    before = signal.getsignal(signal.SIGINT)
-    with pytest.raises(Interrupted, match="interrupted at iteration 3; checkpoint saved to"):
+    _ctrl_c_after(trainer.engine, 2, sig)  # arrives after iteration 2's check: stops after 3
+    before = signal.getsignal(sig)
+    with pytest.raises(Interrupted, match=f"{said} at iteration 3; checkpoint saved to") as exc:
         trainer.run()
-    assert signal.getsignal(signal.SIGINT) is before  # the Ctrl-C handler is restored
+    assert exc.value.signum == sig  # the CLI exits 128 + signum: 130 or 143
+    assert signal.getsignal(sig) is before  # the handler is restored
     run = Path(cfg.run_dir)
     assert _state_steps(run) == [3] and not (run / "generator.pt").exists()
     resumed = GANTrainer(cfg, resume=True, data=data)

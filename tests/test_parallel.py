@@ -210,5 +210,6 @@ def test_worker_user_error_reaches_the_launcher():
 
 
 def test_dead_worker_stops_the_run():
-    with pytest.raises(WorkerDied, match="worker 1 was killed by SIGKILL"):
+    # either the kill is seen first or rank 0's collective losing its peer is
+    with pytest.raises(WorkerDied, match=r"worker (1 was killed by SIGKILL|0 lost contact)"):
         launch(_killed_on_rank_1, nproc_per_node=2, device="cpu", timeout_minutes=1)
