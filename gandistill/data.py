@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
 
 from gandistill.config import DataConfig
 from gandistill.errors import DataError
+from gandistill.runtime import step_generator
 
 Loader = Callable[[DataConfig], tuple["ImageTensors", "ImageTensors", "DatasetInfo"]]
 
@@ -33,6 +35,7 @@ _LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 weights, the same PIL uses for RGB ->
 _GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
 # what torch.load / numpy.load raise on truncated or foreign files
 _READ_ERRORS = (OSError, EOFError, RuntimeError, ValueError)
+BATCH_STREAM = 7  # step_generator key of the real-batch draws (apart from a step's other draws)
 _READ_ERRORS += (pickle.UnpicklingError, zipfile.BadZipFile)
 
 
@@ -160,6 +163,38 @@ class ImageTensors(torch.utils.data.Dataset):
         labels = torch.repeat_interleave(torch.arange(k), counts)
         order = torch.randperm(n, generator=generator)
         return images[order], labels[order]
+
+
+class BalancedBatches(Dataset):
+    """The real batches of a training run as a Dataset of whole batches, for
+    ``idist.auto_dataloader`` (``shuffle=False``, no batching of its own).
+
+    Item ``j`` is rank ``j % world_size``'s class-balanced batch of iteration
+    ``start + j // world_size + 1``, drawn from its own ``step_generator``: a DistributedSampler
+    without shuffling hands rank ``r`` the items ``r, r + W, r + 2W, ...``, i.e. its batches in
+    iteration order, and a run resumed after iteration ``start`` draws exactly what an
+    uninterrupted one would have.
+    """
+
+    def __init__(
+        self,
+        split: ImageTensors,
+        batch_size: int,
+        seed: int,
+        start: int,
+        iterations: int,
+        world_size: int = 1,
+    ) -> None:
+        self.split, self.batch_size, self.seed = split, batch_size, seed
+        self.start, self.iterations, self.world_size = start, iterations, world_size
+
+    def __len__(self) -> int:
+        return (self.iterations - self.start) * self.world_size
+
+    def __getitem__(self, j: int) -> tuple[Tensor, Tensor]:
+        iteration, rank = self.start + j // self.world_size + 1, j % self.world_size
+        gen = step_generator(self.seed, iteration, BATCH_STREAM, rank)
+        return self.split.sample_balanced(self.batch_size, gen)
 
 
 def require_same_shape(source: DatasetInfo, info: DatasetInfo, what: str) -> None:

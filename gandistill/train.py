@@ -12,13 +12,15 @@ discriminator are wrapped by ``idist.auto_model`` (DistributedDataParallel), ``t
 is the global batch (each rank draws ``batch_size / world_size`` from its own per-iteration
 generator, so a run is reproducible for a seed and a world size), and only rank 0 logs, shows
 progress and writes files. Checkpoints hold the unwrapped modules, so they resume on any number
-of processes. Batches come from the in-memory class index (``sample_balanced``), not a
-DataLoader: a class-balanced draw per iteration from ``step_generator`` is what makes a killed
-and resumed run bit-identical, which a DistributedSampler's per-epoch shuffle would not give.
+of processes. Real batches come through ``idist.auto_dataloader`` over
+:class:`~gandistill.data.BalancedBatches`, whose items are whole class-balanced per-rank batches
+drawn from their iteration's own generator, so a resumed run draws what an uninterrupted one
+would have (a DistributedSampler's per-epoch shuffle of single images would not give that).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import time
@@ -34,13 +36,14 @@ from ignite.handlers.tensorboard_logger import OptimizerParamsHandler, Tensorboa
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader
 from torchvision.utils import make_grid
 
 from gandistill.artifacts import GENERATOR_FILE, save_generator
 from gandistill.augment import check_policy, diff_augment
 from gandistill.classifier import class_consistency, get_classifier
 from gandistill.config import Config, config_from_dict, dump_yaml, to_dict
-from gandistill.data import DatasetInfo, ImageTensors, load_dataset
+from gandistill.data import BalancedBatches, DatasetInfo, ImageTensors, load_dataset
 from gandistill.errors import ArtifactError, ConfigError, DataError, GandistillError, Interrupted
 from gandistill.losses import ADVERSARIAL, DIST_TERMS, class_conditional
 from gandistill.models import ConvNet, Discriminator, Generator, from_gan_range, to_gan_range
@@ -336,14 +339,33 @@ class GANTrainer:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def _step(self, engine: Engine, _batch: None) -> dict[str, float]:
+    def _loader(self) -> DataLoader:
+        """This rank's real batches from the next iteration on (see :class:`BalancedBatches`)."""
         tc = self.cfg.train
-        # one process keeps the original stream; with several, each rank draws its own share
+        batches = BalancedBatches(
+            self.train_set,
+            tc.batch_size // self.world,  # this rank's share of the global batch
+            self.cfg.seed,
+            self.engine.state.iteration,
+            tc.iterations,
+            self.world,
+        )
+        # batch_size=1 over whole batches (ignite's auto_dataloader divides a batch_size by the
+        # world size; here the items are already per-rank batches), collated to (1, B, ...)
+        logging.disable(logging.INFO)  # ignite logs the loader's kwargs at INFO on every call
+        try:
+            return idist.auto_dataloader(batches, batch_size=1, shuffle=False, num_workers=0)
+        finally:
+            logging.disable(logging.NOTSET)
+
+    def _step(self, engine: Engine, data: tuple[Tensor, Tensor]) -> dict[str, float]:
+        tc = self.cfg.train
+        # the step's other draws; with several processes, each rank has its own stream
         it = engine.state.iteration
         gen = step_generator(self.cfg.seed, *((it,) if self.world == 1 else (it, -1 - rank())))
-        batch = tc.batch_size // self.world  # this rank's share of the global batch
-        real01, labels = self.train_set.sample_balanced(batch, gen)
-        real = to_gan_range(real01.to(self.device))  # (B, C, H, W)
+        real01, labels = data[0][0], data[1][0]  # (B, C, H, W) in [0, 1], (B,)
+        batch = len(labels)
+        real = to_gan_range(real01.to(self.device))
         labels = labels.to(self.device)
         G, D = self._G, self._D
         G.train()
@@ -458,7 +480,7 @@ class GANTrainer:
                 self._write_generator(self.engine)
             else:
                 with self.interrupt:
-                    self.engine.run(data=None, max_epochs=1, epoch_length=iterations)
+                    self.engine.run(self._loader(), max_epochs=1, epoch_length=iterations)
             if self.interrupted_at is not None:
                 raise Interrupted(
                     self.interrupted_at,

@@ -7,10 +7,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_tiny_data
 from PIL import Image
+from torch.utils.data import DistributedSampler
 
 from gandistill.config import DataConfig
-from gandistill.data import DATASETS, DatasetInfo, ImageTensors, load_dataset, register_dataset
+from gandistill.data import (
+    DATASETS,
+    BalancedBatches,
+    DatasetInfo,
+    ImageTensors,
+    load_dataset,
+    register_dataset,
+)
 from gandistill.errors import DataError
 
 
@@ -272,3 +281,19 @@ def test_torchvision_mnist_from_local_files(tmp_path):
     assert train.images.shape == (20, 1, 14, 14) and test.images.shape == (10, 1, 14, 14)
     assert train.labels.tolist() == list(range(10)) * 2 and train.class_counts() == [2] * 10
     assert info.mean == (0.1307,) and info.image_size == 14 and info.class_names[0] == "0 - zero"
+
+
+def test_balanced_batches_split_by_rank_and_resume_mid_run():
+    split, _, _ = make_tiny_data(per_class=6)
+    whole = BalancedBatches(split, 6, seed=3, start=0, iterations=5, world_size=2)
+    assert len(whole) == 10
+    for r in range(2):  # a sampler without shuffling gives rank r its batches in iteration order
+        order = list(DistributedSampler(whole, num_replicas=2, rank=r, shuffle=False))
+        assert order == [2 * i + r for i in range(5)]
+    images, labels = whole[3]  # iteration 2, rank 1
+    assert images.shape == (6, 1, 28, 28) and torch.bincount(labels).tolist() == [2, 2, 2]
+    assert not torch.equal(whole[2][0], whole[3][0])  # the ranks draw different batches
+    tail = BalancedBatches(split, 6, seed=3, start=2, iterations=5, world_size=2)
+    assert len(tail) == 6
+    for j in range(6):  # resumed after iteration 2: the same draws as the uninterrupted run
+        assert torch.equal(tail[j][0], whole[j + 4][0]) and torch.equal(tail[j][1], whole[j + 4][1])
