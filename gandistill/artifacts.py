@@ -215,7 +215,9 @@ class DistilledSet:
 
     def decode(self, generator_path: str | Path | None = None) -> torch.Tensor:
         """Re-decode the latents through the generator (checked by hash); normalised images."""
-        from gandistill.distill import decode_latents  # the decoder lives with the parameterisation
+        from gandistill.synthetic import (
+            decode_latents,  # the decoder lives with the parameterisation
+        )
 
         if self.space != "latent" or self.latents is None:
             what = (

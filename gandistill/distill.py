@@ -8,9 +8,9 @@ network is trained ``inner_loop`` steps on the (detached) synthetic set in betwe
 Distribution matching (Zhao & Bilen 2023, "Dataset Condensation with Distribution Matching")
 compares mean embeddings of random networks instead, with no inner loop.
 
-Per-class gradients are computed for all classes at once with ``torch.func.vmap(grad(...))``
-over a (classes, batch, C, H, W) tensor. ``space: pixel`` optimises the images themselves through
-the same code: the DC and DM baselines.
+The gradients and their distances live in :mod:`gandistill.matching`, the set and its
+initialisations in :mod:`gandistill.synthetic`; this module runs the loop. ``space: pixel``
+optimises the images themselves through the same code: the DC and DM baselines.
 
 Resumable: every ``checkpoint_every`` iterations and on Ctrl-C the set, its optimiser and the
 loop state go to ``<out>.state.pt`` (``set.pt`` → ``set.state.pt``); since every draw of
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
@@ -38,8 +37,7 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import CosineAnnealingScheduler, ProgressBar
 from ignite.handlers.tensorboard_logger import TensorboardLogger
-from torch import Tensor, nn
-from torch.func import functional_call, grad, vmap
+from torch import Tensor
 from torch.nn import functional as F
 from torchvision.utils import make_grid
 
@@ -54,11 +52,22 @@ from gandistill.artifacts import (
 )
 from gandistill.augment import dsa_augment
 from gandistill.classifier import RealClassifier, get_classifier
-from gandistill.config import Config, DistillConfig, to_dict
+from gandistill.config import Config, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
 from gandistill.errors import ArtifactError, ConfigError, DataError, Interrupted
 from gandistill.evaluate import dsa_strategy_for, train_and_test
-from gandistill.models import ConvNet, Generator, from_gan_range, to_gan_range
+from gandistill.matching import (  # noqa: F401  (re-exported: the distillation API in one place)
+    DC_SCHEDULE,
+    DISTANCES,
+    amp_context,
+    cos_distance,
+    dc_distance,
+    default_loops,
+    flat_gradients,
+    mse_distance,
+    per_class_gradients,
+)
+from gandistill.models import ConvNet, to_gan_range
 from gandistill.parallel import (
     all_sum_,
     any_rank,
@@ -70,13 +79,20 @@ from gandistill.parallel import (
     world_size,
 )
 from gandistill.runtime import InterruptFlag, library_versions, resolve_device, step_generator
+from gandistill.synthetic import (  # noqa: F401
+    SET_PARAMETERS,
+    SyntheticSet,
+    best_of_k,
+    decode_latents,
+    invert,
+    per_row,
+    resolve_init,
+    truncated_normal,
+)
 
-# (outer_loop, inner_loop) of the DC reference implementation, by images per class
-DC_SCHEDULE = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
 STOP_ITERATIONS, STOP_TIME, STOP_CONVERGED = "max_iterations", "max_minutes", "converged"
 LOSS_SMOOTHING = 0.9  # EMA factor of the loss that the patience rule watches
 STATE_SUFFIX = ".state.pt"
-SET_PARAMETERS = ("latents", "pixels", "feature_offsets", "residuals")  # of SyntheticSet
 # Keys whose change makes a saved distillation state meaningless (or unloadable); with a cosine
 # schedule also distill.max_iterations. The generator is checked by its sha256.
 RESUME_LOCKED = (
@@ -90,298 +106,6 @@ RESUME_LOCKED = (
     "distill.feature_level",
     "distill.residual",
 )
-
-
-def default_loops(ipc: int) -> tuple[int, int]:
-    """``(outer_loop, inner_loop)``: the DC schedule where it is tabulated; in between, outer =
-    ipc and the inner loop interpolated linearly between the neighbouring entries; above 50, the
-    IPC-50 entry."""
-    if ipc in DC_SCHEDULE:
-        return DC_SCHEDULE[ipc]
-    if ipc > max(DC_SCHEDULE):
-        return DC_SCHEDULE[max(DC_SCHEDULE)]
-    lo = max(k for k in DC_SCHEDULE if k < ipc)
-    hi = min(k for k in DC_SCHEDULE if k > ipc)
-    inner_lo, inner_hi = DC_SCHEDULE[lo][1], DC_SCHEDULE[hi][1]
-    return ipc, round(inner_lo + (inner_hi - inner_lo) * (ipc - lo) / (hi - lo))
-
-
-# --- distances between per-class gradients ------------------------------------------------------
-
-
-def _rows(g: Tensor) -> Tensor:
-    """(K, out, ...) per-class gradients → (K, out, rest)."""
-    return g.reshape(g.shape[0], g.shape[1], -1)
-
-
-def dc_distance(real: dict[str, Tensor], syn: dict[str, Tensor]) -> Tensor:
-    """Layer-wise distance of the DC paper, summed over classes: for every parameter with ≥ 2
-    dimensions, Σ over output units of 1 − cos(real row, synthetic row); 1-D parameters add 0."""
-    total = torch.zeros((), device=next(iter(syn.values())).device)
-    for name, gs in syn.items():
-        if gs.dim() - 1 < 2:  # leading dim is the class
-            continue
-        gr, gs = _rows(real[name]), _rows(gs)
-        cos = (gr * gs).sum(-1) / (gr.norm(dim=-1) * gs.norm(dim=-1) + 1e-6)
-        total = total + (1.0 - cos).sum()
-    return total
-
-
-def _flat(grads: dict[str, Tensor]) -> Tensor:
-    return torch.cat([g.reshape(g.shape[0], -1) for g in grads.values()], dim=1)  # (K, P)
-
-
-def mse_distance(real: dict[str, Tensor], syn: dict[str, Tensor]) -> Tensor:
-    return (_flat(real) - _flat(syn)).pow(2).sum()
-
-
-def cos_distance(real: dict[str, Tensor], syn: dict[str, Tensor]) -> Tensor:
-    """Σ over classes of 1 − cos between the whole flattened gradients."""
-    return (1.0 - F.cosine_similarity(_flat(real), _flat(syn), dim=1, eps=1e-6)).sum()
-
-
-DISTANCES: dict[str, Callable[[dict[str, Tensor], dict[str, Tensor]], Tensor]] = {
-    "dc": dc_distance,
-    "mse": mse_distance,
-    "cos": cos_distance,
-}
-
-
-def per_class_gradients(
-    net: nn.Module,
-    params: dict[str, Tensor],
-    x: Tensor,
-    y: Tensor,
-    mode: str = "loop",
-    create_graph: bool = False,
-) -> dict[str, Tensor]:
-    """Cross-entropy gradients of every class batch: x (K, B, C, H, W), y (K, B) → (K, ...).
-
-    ``vmap`` computes all classes in one batched call (``torch.func``); ``loop`` runs one
-    autograd pass per class. On a 2-core CPU the loop is about 2.5× faster (vmap's batched
-    convolution backward is slow there, see ``scripts/bench_distill.py``); ``create_graph`` keeps
-    the graph for a second differentiation (the synthetic side). ``params`` must be ``net``'s
-    parameters (detached for vmap).
-    """
-    if mode == "vmap":
-
-        def loss(p: dict[str, Tensor], xb: Tensor, yb: Tensor) -> Tensor:
-            return F.cross_entropy(functional_call(net, p, (xb,)), yb)
-
-        return vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
-    names = list(params)
-    weights = [dict(net.named_parameters())[n] for n in names]
-    per_class = [
-        torch.autograd.grad(F.cross_entropy(net(xc), yc), weights, create_graph=create_graph)
-        for xc, yc in zip(x, y, strict=True)
-    ]
-    return {n: torch.stack([g[i] for g in per_class]) for i, n in enumerate(names)}
-
-
-def amp_context(device: torch.device, enabled: bool):
-    """bfloat16 autocast where it pays: CUDA, and CPUs with native bf16 (AVX512-BF16/AMX)."""
-    fast_cpu = device.type == "cpu" and torch.cpu._is_avx512_bf16_supported()
-    if enabled and (device.type == "cuda" or fast_cpu):
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return nullcontext()
-
-
-# --- what is optimised -----------------------------------------------------------------------
-
-
-class SyntheticSet(nn.Module):
-    """The distilled set's parameters; ``forward()`` returns normalised images (N, C, H, W).
-
-    Pixel space: the images themselves. Latent space: latents ``z`` decoded by the frozen
-    generator, optionally plus an offset of its feature map after block ``feature_level`` and a
-    per-image pixel residual (both start at zero).
-    """
-
-    def __init__(
-        self,
-        labels: Tensor,
-        info: DatasetInfo,
-        generator: Generator | None = None,
-        latents: Tensor | None = None,
-        pixels: Tensor | None = None,
-        feature_level: int = -1,
-        residual: bool = False,
-    ) -> None:
-        super().__init__()
-        self.register_buffer("labels", labels)
-        self.info = info
-        self.generator = generator
-        self.feature_level = feature_level
-        self.latents = self.pixels = self.feature_offsets = self.residuals = None
-        if generator is None:
-            assert pixels is not None
-            self.pixels = nn.Parameter(pixels.clone())
-            return
-        assert latents is not None
-        generator.requires_grad_(False).eval()
-        self.latents = nn.Parameter(latents.clone())
-        if feature_level >= 0:
-            with torch.no_grad():
-                shape = generator.features(latents[:1], labels[:1], feature_level).shape[1:]
-            self.feature_offsets = nn.Parameter(latents.new_zeros(len(labels), *shape))
-        if residual:
-            self.residuals = nn.Parameter(
-                latents.new_zeros(len(labels), info.channels, info.image_size, info.image_size)
-            )
-
-    def forward(self, rows: slice = slice(None)) -> Tensor:
-        """The images of ``rows`` (default all)."""
-        if self.pixels is not None:
-            return self.pixels[rows]
-        g = self.generator
-        level = max(self.feature_level, 0)
-        h = g.features(self.latents[rows], self.labels[rows], level)
-        if self.feature_offsets is not None:
-            h = h + self.feature_offsets[rows]
-        x = self.info.normalize(from_gan_range(g.decode(h, level)))
-        if self.residuals is not None:
-            x = x + self.residuals[rows]
-        return x
-
-    def penalty(self, dc: DistillConfig, rows: slice = slice(None)) -> Tensor:
-        """Terms that keep the set on the generator's manifold: means over the whole set, of
-        which ``rows`` contribute their share (so the shares of all ranks add up to it)."""
-        total = torch.zeros((), device=self.labels.device)
-        n = len(self.labels)
-
-        def mean_share(per_row: Tensor) -> Tensor:  # (N, ...) → this share of the mean
-            return per_row[rows].sum() / per_row[0].numel() / n
-
-        if self.latents is not None and dc.latent_penalty > 0:
-            radius = self.latents.norm(dim=1) / math.sqrt(self.latents.shape[1])
-            total = total + dc.latent_penalty * mean_share((radius - 1.0).pow(2))
-        if self.feature_offsets is not None and dc.feature_penalty > 0:
-            total = total + dc.feature_penalty * mean_share(self.feature_offsets.pow(2))
-        if self.residuals is not None and dc.residual_penalty > 0:
-            total = total + dc.residual_penalty * mean_share(self.residuals.pow(2))
-        return total
-
-    @torch.no_grad()
-    def clamp_latents(self, max_radius: float) -> None:
-        if self.latents is None or max_radius <= 0:
-            return
-        limit = max_radius * math.sqrt(self.latents.shape[1])
-        norms = self.latents.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        self.latents.mul_(torch.clamp(limit / norms, max=1.0))
-
-    def latent_radius(self) -> float:
-        if self.latents is None:
-            return 0.0
-        return float((self.latents.detach().norm(dim=1) / math.sqrt(self.latents.shape[1])).mean())
-
-
-def _per_row(value: object, syn: SyntheticSet) -> bool:
-    """Whether an optimiser state entry holds one row per image (moments, momentum buffers)."""
-    return isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == len(syn.labels)
-
-
-@torch.no_grad()
-def decode_latents(ds: DistilledSet, generator: Generator) -> Tensor:
-    """Normalised images of a latent-space distilled set, decoded again through ``generator``."""
-    syn = SyntheticSet(
-        ds.labels,
-        ds.info,
-        generator=generator,
-        latents=ds.latents,
-        feature_level=ds.config.distill.feature_level,
-        residual=ds.residuals is not None,
-    )
-    if ds.feature_offsets is not None:
-        syn.feature_offsets.copy_(ds.feature_offsets)
-    if ds.residuals is not None:
-        syn.residuals.copy_(ds.residuals)
-    return syn()
-
-
-# --- initialisation ----------------------------------------------------------------------------
-
-
-def _truncated_normal(n: int, dim: int, bound: float, gen: torch.Generator) -> Tensor:
-    z = torch.randn(n, dim, generator=gen)
-    while bound > 0 and (bad := z.abs() > bound).any():
-        z[bad] = torch.randn(int(bad.sum()), generator=gen)
-    return z
-
-
-@torch.no_grad()
-def best_of_k(
-    generator: Generator,
-    clf: RealClassifier,
-    ipc: int,
-    k: int,
-    gen: torch.Generator,
-    device: torch.device,
-) -> Tensor:
-    """Per class, draw ``k · ipc`` candidates, keep the half the classifier is most confident
-    about, then pick ``ipc`` of them by k-center greedy in its feature space (starting from the
-    most confident) so the chosen latents are both typical and spread out."""
-    chosen = []
-    for c in range(generator.num_classes):
-        z = generator.sample_latents(k * ipc, gen).to(device)
-        y = torch.full((len(z),), c, device=device)
-        x = from_gan_range(generator(z, y))
-        conf = clf.logits(x).softmax(1)[:, c]
-        keep = conf.argsort(descending=True)[: max(ipc, len(z) // 2)]
-        feats = F.normalize(clf.features(x[keep]), dim=1)
-        picks = [0]
-        dist = (feats - feats[0]).norm(dim=1)
-        for _ in range(ipc - 1):
-            nxt = int(dist.argmax())
-            picks.append(nxt)
-            dist = torch.minimum(dist, (feats - feats[nxt]).norm(dim=1))
-        chosen.append(z[keep[picks]])
-    return torch.cat(chosen)
-
-
-def resolve_init(dc: DistillConfig) -> str:
-    """The initialisation ``auto`` stands for. Latent space: best-of-K generator samples at small
-    IPC (at IPC 1 they score 79% against 58% for one random real image per class on mnist5k),
-    a random real subset inverted into the generator from IPC 10 (where generator samples fall
-    behind real images: 88% against 95%)."""
-    if dc.init != "auto":
-        return dc.init
-    if dc.space == "pixel":
-        return "noise"
-    return "best_of_k" if dc.ipc < 10 else "real"
-
-
-def invert(
-    generator: Generator,
-    images: Tensor,
-    labels: Tensor,
-    steps: int,
-    candidates: int,
-    gen: torch.Generator,
-) -> Tensor:
-    """Latents whose decodings approximate ``images`` (in the generator's [-1, 1] range).
-
-    Of ``candidates`` prior draws per image the closest one starts an Adam descent of the pixel
-    MSE (``steps`` steps, lr 0.05) with a weak pull towards the prior's typical radius.
-    """
-    n, dim = len(images), generator.latent_dim
-    generator.requires_grad_(False).eval()
-    with torch.no_grad():
-        best = generator.sample_latents(n, gen)
-        best_err = (generator(best, labels) - images).pow(2).flatten(1).mean(1)
-        for _ in range(candidates - 1):
-            z = generator.sample_latents(n, gen)
-            err = (generator(z, labels) - images).pow(2).flatten(1).mean(1)
-            better = err < best_err
-            best[better], best_err[better] = z[better], err[better]
-    z = best.clone().requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=0.05)
-    for _ in range(steps):
-        err = (generator(z, labels) - images).pow(2).flatten(1).mean(1).sum()
-        prior = 1e-3 * (z.norm(dim=1) / math.sqrt(dim) - 1.0).pow(2).sum()
-        opt.zero_grad(set_to_none=True)
-        (err + prior).backward()
-        opt.step()
-    return z.detach()
 
 
 # --- the distiller --------------------------------------------------------------------------
@@ -531,7 +255,7 @@ class Distiller:
         elif init == "normal":
             z = torch.randn(len(labels), g.latent_dim, generator=gen)
         elif init == "truncated":
-            z = _truncated_normal(len(labels), g.latent_dim, dc.truncation, gen)
+            z = truncated_normal(len(labels), g.latent_dim, dc.truncation, gen)
         elif init == "best_of_k":
             z = best_of_k(g, self._classifier(), dc.ipc, dc.init_candidates, gen, self.device)
         elif init == "real":
@@ -657,7 +381,7 @@ class Distiller:
                 g_syn = {k: v.float() for k, v in g_syn.items()}
                 match = DISTANCES[dc.distance](g_real, g_syn)
                 with torch.no_grad():  # sums over classes here; means over all of them below
-                    fr, fs = _flat(g_real), _flat(g_syn)
+                    fr, fs = flat_gradients(g_real), flat_gradients(g_syn)
                     grad_cos = F.cosine_similarity(fr, fs, dim=1).sum().item()
                     grad_l2 = (fr - fs).norm(dim=1).sum().item()
             else:
@@ -833,7 +557,7 @@ class Distiller:
         state resumes on any number of processes; rank 0 writes it."""
         syn = self.syn
         self._merge_rows(
-            [v for st in self.opt.state.values() for v in st.values() if _per_row(v, syn)]
+            [v for st in self.opt.state.values() for v in st.values() if per_row(v, syn)]
         )
         if not is_main():
             return self.state_path
