@@ -45,6 +45,8 @@ from gandistill.distill import Distiller
 from gandistill.errors import ArtifactError, ConfigError, DataError, GandistillError
 from gandistill.evaluate import evaluate_set, train_and_test
 from gandistill.fidelity import KEY_EXTRACTOR, KEY_FID, fidelity_metrics
+from gandistill.report import PROFILES as REPORT_PROFILES
+from gandistill.report import apply_profile
 from gandistill.runtime import format_seconds, resolve_device
 
 OPTIMISED_METHODS = {  # config overrides of each optimised method (after the user's --set)
@@ -55,7 +57,6 @@ OPTIMISED_METHODS = {  # config overrides of each optimised method (after the us
 }
 METHODS = (*CORESET_METHODS, *OPTIMISED_METHODS)
 PROFILES = ("quick", "full")
-QUICK_MAX_EPOCHS = 300
 QUICK_CHECK_SEED = 7919  # Distiller.quick_accuracy's seed offset: the random target uses it too
 DEFAULT_OVERRIDES = ("distill.max_iterations=1000000",)  # the clock stops optimised methods
 RESULTS_FILE, TABLE_FILE, SETS_DIR, TB_DIR = "results.jsonl", "benchmark.md", "sets", "tb"
@@ -130,9 +131,8 @@ def protocol(ec: EvalConfig, profile: str) -> EvalConfig:
     """The evaluation protocol of every row: ``full`` is ``ec``; ``quick`` caps it."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile '{profile}' (known: {', '.join(PROFILES)})")
-    if profile == "full":
-        return ec
-    return replace(ec, epochs=min(ec.epochs, QUICK_MAX_EPOCHS), augment="none")
+    # the report's profile, except that every row keeps the config's number of networks
+    return apply_profile(ec, replace(REPORT_PROFILES[profile], n_models=None))
 
 
 def load_results(path: Path) -> list[dict]:

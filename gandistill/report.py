@@ -80,12 +80,14 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile(300, "none", 1, 10, 3, 100),
+    "quick": Profile(300, "none", 1, 5, 3, 100),
     "full": Profile(None, None, None, 50, 10, 400),
 }
 
 
-def _protocol(ec: EvalConfig, profile: Profile) -> EvalConfig:
+def apply_profile(ec: EvalConfig, profile: Profile) -> EvalConfig:
+    """The protocol ``ec`` as ``profile`` trims it (fewer epochs, another augmentation, fewer
+    networks)."""
     return replace(
         ec,
         epochs=min(ec.epochs, profile.max_epochs or ec.epochs),
@@ -238,7 +240,7 @@ def evaluate_distilled(
     device = resolve_device(cfg.device)
     train, test, info = data if data is not None else load_dataset(cfg.data)
     require_same_shape(ds.info, info, "the distilled set")
-    ec = _protocol(cfg.eval, PROFILES[profile])
+    ec = apply_profile(cfg.eval, PROFILES[profile])
     prof = PROFILES[profile]
     trainer = _Trainer(test, info, cfg.seed, device)
     ipc = ds.ipc

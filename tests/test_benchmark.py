@@ -25,6 +25,8 @@ from gandistill.data import load_dataset
 from gandistill.errors import ConfigError
 from gandistill.train import train
 
+# a budget that a loaded machine does not reach in two iterations: max_iterations stops them
+BUDGET = 1.0
 TINY = (  # two outer iterations, a quick check after each, two-epoch evaluations
     "distill.max_iterations=2",
     "distill.eval_every=1",
@@ -59,7 +61,7 @@ def finished(tmp_path_factory, cache, generator_file):
     out = tmp_path_factory.mktemp("bench")
     lines = []
     run_benchmark(
-        _cfg(cache), out, (1, 2), METHODS, 1, 0.05, "quick", generator_file, "cmd", lines.append
+        _cfg(cache), out, (1, 2), METHODS, 1, BUDGET, "quick", generator_file, "cmd", lines.append
     )
     return out, lines
 
@@ -117,27 +119,27 @@ def test_second_call_skips_finished_rows(finished, cache, generator_file, tmp_pa
     built_at = last_set.stat().st_mtime_ns
     lines = []
     rows = run_benchmark(
-        _cfg(cache), out, (1, 2), METHODS, 1, 0.05, "quick", generator_file, "cmd", lines.append
+        _cfg(cache), out, (1, 2), METHODS, 1, BUDGET, "quick", generator_file, "cmd", lines.append
     )
     assert computed == [(2, "latent-dm", 0)] and len(rows) == 16
     assert last_set.stat().st_mtime_ns == built_at  # its set was finished: scored, not rebuilt
     assert rows[-1]["distill_seconds"] == json.loads(results[-1])["distill_seconds"]
     assert sum("done earlier, skipped" in line for line in lines) == 15
     assert (out / RESULTS_FILE).read_text().splitlines()[:-1] == results[:-1]
-    run_benchmark(_cfg(cache), out, (1, 2), METHODS, 1, 0.05, "quick", generator_file, "cmd")
+    run_benchmark(_cfg(cache), out, (1, 2), METHODS, 1, BUDGET, "quick", generator_file, "cmd")
     assert len(computed) == 1  # everything finished: nothing recomputed
 
 
 def test_another_protocol_in_the_same_folder_is_refused(finished, cache):
     with pytest.raises(ConfigError, match="another protocol"):
-        run_benchmark(_cfg(cache), finished[0], (1,), ("random",), profile="full", minutes=0.05)
+        run_benchmark(_cfg(cache), finished[0], (1,), ("random",), profile="full", minutes=BUDGET)
 
 
 def test_cli_skips_latent_methods_without_generator(cache, tmp_path, capsys):
     out = tmp_path / "bench"
     overrides = [arg for o in (f"cache_dir={cache}", *TINY) for arg in ("--set", o)]
     argv = ["benchmark", "--config", str(SMOKE), "--ipc", "1", "--methods", "random,latent-gm"]
-    assert cli.main([*argv, *overrides, "--minutes", "0.05", "--out", str(out)]) == 0
+    assert cli.main([*argv, *overrides, "--minutes", str(BUDGET), "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
     assert "note: skipping latent-gm" in stdout and f"wrote {out / TABLE_FILE}" in stdout
     assert [json.loads(x)["method"] for x in (out / RESULTS_FILE).read_text().splitlines()] == [
