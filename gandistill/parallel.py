@@ -153,7 +153,8 @@ def _under_torchrun() -> bool:
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on this machine that nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -214,15 +215,18 @@ def launch(
         raise ConfigError("a run on several nodes needs --master-addr (and --master-port)")
     chosen = resolve_backend(backend, device)
     timeout = timedelta(minutes=timeout_minutes)
-    if _under_torchrun():
-        with idist.Parallel(backend=chosen, timeout=timeout) as parallel:
-            parallel.run(_worker, fn, args, None)
+    if _under_torchrun():  # the group is in the environment; join it with our timeout
+        idist.initialize(chosen, timeout=timeout)
+        try:
+            _worker(idist.get_local_rank(), fn, args, None)
+        finally:
+            idist.finalize()
         return
     if nproc_per_node * nnodes == 1:
         fn(0, *args)
         return
     if nnodes == 1 and master_port is None:
-        master_port = _free_port()
+        master_port = free_port()
     with tempfile.TemporaryDirectory(prefix="gandistill-ranks-") as error_dir:
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         # Ctrl-C reaches every worker of the terminal's process group; each saves and exits 130.

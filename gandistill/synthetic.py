@@ -64,8 +64,8 @@ class SyntheticSet(nn.Module):
 
     def forward(self, rows: slice = slice(None)) -> Tensor:
         """The images of ``rows`` (default all)."""
-        if self.pixels is not None:
-            return self.pixels[rows]
+        if self.pixels is not None:  # all rows: the parameter itself, not a view of it
+            return self.pixels if rows == slice(None) else self.pixels[rows]
         g = self.generator
         level = max(self.feature_level, 0)
         h = g.features(self.latents[rows], self.labels[rows], level)

@@ -20,7 +20,7 @@ from gandistill.artifacts import DistilledSet, load_generator_checkpoint
 from gandistill.config import load_config
 from gandistill.distill import Distiller, state_path
 from gandistill.errors import ConfigError, GandistillError, Interrupted
-from gandistill.parallel import WorkerDied, class_share, launch
+from gandistill.parallel import WorkerDied, class_share, free_port, launch
 from gandistill.train import STATE_DIR, train
 
 DISTILL_ITERATIONS = 4
@@ -89,6 +89,19 @@ def test_training_resumes_on_another_world_size(two_process_run, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert load_generator_checkpoint(tmp_path / "run" / "generator.pt").iteration == 4
+
+
+def test_torchrun_runs_the_same_training(tmp_path):
+    """``torchrun -m gandistill train`` joins the group torchrun made instead of spawning."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port"]
+    cmd += [str(free_port()), "-m", "gandistill", "train", "--config", str(SMOKE)]
+    cmd += ["--run-dir", str(run), *_sets(tmp_path)]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 processes" in proc.stdout
+    assert load_generator_checkpoint(run / "generator.pt").iteration == 4
+    assert len(list((run / "tb").glob("events.out.tfevents.*"))) == 1
 
 
 def _distill_overrides(tmp: Path, extra: tuple[str, ...] = ()) -> list[str]:
