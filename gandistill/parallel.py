@@ -123,16 +123,12 @@ def main_first() -> Iterator[None]:
 
 
 def class_share(num_classes: int) -> range:
-    """The contiguous block of classes this rank distils (ranks ≤ classes, checked at launch)."""
+    """The contiguous block of classes this rank distils (the Distiller refuses more ranks than
+    classes)."""
     n, r = idist.get_world_size(), idist.get_rank()
     lo, extra = divmod(num_classes, n)
     start = r * lo + min(r, extra)
     return range(start, start + lo + (1 if r < extra else 0))
-
-
-def unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    """The module inside a DistributedDataParallel wrapper (so saved keys have no ``module.``)."""
-    return getattr(module, "module", module)
 
 
 def resolve_backend(backend: str, device: str) -> str:
