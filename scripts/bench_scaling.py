@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             rows["DM iteration (s)"].append(
                 measure(distill_worker, (dm_cfg, ckpt), nproc, args.device)
             )
+            done = ", ".join(f"{name} {values[-1]:.3g}" for name, values in rows.items())
+            print(f"{nproc} process(es): {done}", file=sys.stderr, flush=True)
 
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(
