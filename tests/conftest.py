@@ -14,6 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "configs" / "smoke.yaml"
 
 
+def set_args(overrides) -> list[str]:
+    """``--set`` command-line arguments for config overrides ``section.key=value``."""
+    return [arg for o in overrides for arg in ("--set", str(o))]
+
+
 def make_tiny_data(
     per_class: int = 4, num_classes: int = 3, channels: int = 1, size: int = 28, seed: int = 0
 ) -> tuple[ImageTensors, ImageTensors, DatasetInfo]:

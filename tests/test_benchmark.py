@@ -4,7 +4,7 @@ import json
 import shutil
 
 import pytest
-from conftest import SMOKE
+from conftest import SMOKE, set_args
 
 from gandistill import benchmark, cli
 from gandistill.benchmark import (
@@ -137,7 +137,7 @@ def test_another_protocol_in_the_same_folder_is_refused(finished, cache):
 
 def test_cli_skips_latent_methods_without_generator(cache, tmp_path, capsys):
     out = tmp_path / "bench"
-    overrides = [arg for o in (f"cache_dir={cache}", *TINY) for arg in ("--set", o)]
+    overrides = set_args([f"cache_dir={cache}", *TINY])
     argv = ["benchmark", "--config", str(SMOKE), "--ipc", "1", "--methods", "random,latent-gm"]
     assert cli.main([*argv, *overrides, "--minutes", str(BUDGET), "--out", str(out)]) == 0
     stdout = capsys.readouterr().out

@@ -18,7 +18,7 @@ from pathlib import Path
 import ignite.handlers.checkpoint
 import pytest
 import torch
-from conftest import SMOKE, make_tiny_data
+from conftest import SMOKE, make_tiny_data, set_args
 from ignite.engine import Events
 
 from gandistill.artifacts import DistilledSet, atomic_save
@@ -110,10 +110,7 @@ def _train_cmd(run_dir: Path, cache: Path, *extra: str) -> list[str]:
         "train.sample_every=20",
         *extra,
     ]
-    args = ["train", "--config", SMOKE, "--run-dir", run_dir]
-    for s in sets:
-        args += ["--set", s]
-    return _cli(*args)
+    return _cli("train", "--config", SMOKE, "--run-dir", run_dir, *set_args(sets))
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +138,9 @@ def test_train_killed_three_times_equals_uninterrupted(tmp_path, train_reference
 
 
 @pytest.mark.slow
-def test_train_ctrl_c_saves_exits_130_and_resumes(tmp_path, train_reference):
+@pytest.mark.parametrize("sig, how", [(signal.SIGINT, ""), (signal.SIGTERM, " by SIGTERM")])
+def test_train_ctrl_c_or_sigterm_saves_exits_and_resumes(tmp_path, train_reference, sig, how):
+    """Ctrl-C (exit 130) or SIGTERM (exit 143, as from a batch scheduler), sent to the CLI."""
     run = tmp_path / "run"
     every = 25  # the interrupt lands between periodic checkpoints and saves its own
     cmd = _train_cmd(run, tmp_path, f"train.checkpoint_every={every}", "train.n_saved=1")
@@ -149,13 +148,13 @@ def test_train_ctrl_c_saves_exits_130_and_resumes(tmp_path, train_reference):
     while not _state_steps(run):
         assert proc.poll() is None, proc.stderr.read()
         time.sleep(0.005)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, stderr = proc.communicate()
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 128 + sig, stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
     found = re.fullmatch(
-        r"gandistill: interrupted at iteration (\d+); checkpoint saved to (\S+); "
+        rf"gandistill: interrupted{how} at iteration (\d+); checkpoint saved to (\S+); "
         r"continue with: (gandistill train .* --resume)",
         lines[0],
     )
@@ -457,9 +456,7 @@ def _distill_cmd(out: Path, cache: Path, space: str, generator: Path | None) -> 
     if space == "latent":
         sets.append("distill.init=normal")
         args += ["--generator", generator]
-    for s in sets:
-        args += ["--set", s]
-    return _cli(*args)
+    return _cli(*args, *set_args(sets))
 
 
 @pytest.fixture(scope="module")
@@ -509,8 +506,7 @@ def test_bench_soak_smoke(tmp_path):
             "--minutes", "0.01",
             "--cycle", "3",
             "--run-dir", tmp_path / "soak",
-            "--set", f"cache_dir={tmp_path}",
-            "--set", "distill.eval_every=0",
+            *set_args([f"cache_dir={tmp_path}", "distill.eval_every=0"]),
             "--out", table,
         ],
         capture_output=True,

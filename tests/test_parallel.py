@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SMOKE
+from conftest import SMOKE, set_args
 from ignite.engine import Events
 
 from gandistill.artifacts import DistilledSet, load_generator_checkpoint
@@ -35,17 +35,21 @@ def _overrides(tmp: Path) -> list[str]:
     return [f"cache_dir={tmp}", "train.eval_samples_per_class=0"]
 
 
-def _sets(tmp: Path) -> list[str]:
-    return [a for o in _overrides(tmp) for a in ("--set", o)]
-
-
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory) -> Path:
     """A smoke training run on 2 processes; its run folder."""
     tmp = tmp_path_factory.mktemp("ddp")
     run = tmp / "run"
     proc = _cli(
-        tmp, "train", "--config", SMOKE, "--run-dir", run, *_sets(tmp), "--nproc-per-node", 2
+        tmp,
+        "train",
+        "--config",
+        SMOKE,
+        "--run-dir",
+        run,
+        *set_args(_overrides(tmp)),
+        "--nproc-per-node",
+        2,
     )
     assert proc.returncode == 0, proc.stderr
     assert "2 processes" in proc.stdout
@@ -82,7 +86,7 @@ def test_training_resumes_on_another_world_size(two_process_run, tmp_path):
         SMOKE,
         "--run-dir",
         tmp_path / "run",
-        *_sets(tmp_path),
+        *set_args(_overrides(tmp_path)),
         "--resume",
         "--nproc-per-node",
         2,
@@ -96,7 +100,7 @@ def test_torchrun_runs_the_same_training(tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port"]
     cmd += [str(free_port()), "-m", "gandistill", "train", "--config", str(SMOKE)]
-    cmd += ["--run-dir", str(run), *_sets(tmp_path)]
+    cmd += ["--run-dir", str(run), *set_args(_overrides(tmp_path))]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "2 processes" in proc.stdout
@@ -122,10 +126,6 @@ def _distill_cfg(tmp: Path, extra: tuple[str, ...] = ()):
     return load_config(SMOKE, _distill_overrides(tmp, extra))
 
 
-def _distill_args(tmp: Path, extra: tuple[str, ...] = ()) -> list[str]:
-    return [f"--set={o}" for o in _distill_overrides(tmp, extra)]
-
-
 @pytest.fixture(scope="module")
 def one_process_set(two_process_run) -> DistilledSet:
     """The reference: the test distillation on one process."""
@@ -137,7 +137,7 @@ def test_two_process_distillation_matches_one(two_process_run, one_process_set, 
     """Classes split over 2 ranks give the set of a 1-process run (up to float rounding)."""
     gen, one = two_process_run / "generator.pt", one_process_set
     out = tmp_path / "two.pt"
-    args = _distill_args(tmp_path)
+    args = set_args(_distill_overrides(tmp_path))
     proc = _cli(tmp_path, "distill", "--generator", gen, "--out", out, *args, "--nproc-per-node", 2)
     assert proc.returncode == 0, proc.stderr
     two = DistilledSet.load(out)
@@ -162,7 +162,7 @@ def test_distillation_resumes_on_two_processes(two_process_run, one_process_set,
     with pytest.raises(Interrupted):
         cut.run()
     assert state_path(out).is_file() and not out.exists()
-    args = _distill_args(tmp_path)
+    args = set_args(_distill_overrides(tmp_path))
     proc = _cli(
         tmp_path, "distill", "--generator", gen, "--out", out, *args, "--resume",
         "--nproc-per-node", 2,
@@ -189,8 +189,8 @@ def test_class_share_partitions_the_classes(monkeypatch):
 
 def test_bad_process_settings_are_one_line(tmp_path):
     proc = _cli(
-        tmp_path, "train", "--config", SMOKE, "--run-dir", tmp_path / "r", *_sets(tmp_path),
-        "--set", "train.batch_size=21", "--nproc-per-node", 2,
+        tmp_path, "train", "--config", SMOKE, "--run-dir", tmp_path / "r",
+        *set_args([*_overrides(tmp_path), "train.batch_size=21"]), "--nproc-per-node", 2,
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("gandistill: error: ")
