@@ -156,10 +156,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(local_rank: int, fn: Callable, args: tuple, error_dir: str | None) -> None:
-    """Runs ``fn`` in a spawned worker; user errors become a message file and exit status 2."""
+def _worker(local_rank: int, fn: Callable, args: tuple, device: str, error_dir: str | None) -> None:
+    """Runs ``fn`` in a worker; user errors become a message file and exit status 2."""
     if "OMP_NUM_THREADS" not in os.environ:  # share the cores, as torchrun does, not oversubscribe
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // idist.get_nproc_per_node()))
+    if device != "cpu" and torch.cuda.is_available():  # one GPU per process, by local rank
+        torch.cuda.set_device(local_rank % torch.cuda.device_count())
     try:
         fn(local_rank, *args)
     except GandistillError as exc:
@@ -214,7 +216,7 @@ def launch(
     if _under_torchrun():  # the group is in the environment; join it with our timeout
         idist.initialize(chosen, timeout=timeout)
         try:
-            _worker(idist.get_local_rank(), fn, args, None)
+            _worker(idist.get_local_rank(), fn, args, device, None)
         finally:
             idist.finalize()
         return
@@ -240,7 +242,7 @@ def launch(
                 master_port=master_port,
                 timeout=timeout,
             ) as parallel:
-                parallel.run(_worker, fn, args, error_dir)
+                parallel.run(_worker, fn, args, device, error_dir)
         except torch.multiprocessing.ProcessExitedException as exc:
             _raise_worker_failure(exc, Path(error_dir))
         except torch.multiprocessing.ProcessRaisedException as exc:

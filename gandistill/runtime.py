@@ -18,20 +18,20 @@ def resolve_device(spec: str) -> torch.device:
     """``auto`` picks CUDA when present; an explicit CUDA device must exist. In a run on several
     processes each takes the GPU of its local rank."""
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise ConfigError(f"unknown device '{spec}' (use auto, cpu, cuda or cuda:N)") from None
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            device = torch.device(spec)
+        except RuntimeError:
+            raise ConfigError(f"unknown device '{spec}' (use auto, cpu, cuda or cuda:N)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unsupported device '{spec}' (use auto, cpu, cuda or cuda:N)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device '{spec}' requested but CUDA is not available")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise ConfigError(f"device '{spec}' does not exist ({torch.cuda.device_count()} GPUs)")
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"unsupported device '{spec}' (use auto, cpu, cuda or cuda:N)")
     if device.type == "cuda" and idist.get_world_size() > 1:  # one GPU per process
-        device = torch.device("cuda", idist.get_local_rank())
-        torch.cuda.set_device(device)
+        device = torch.device("cuda", idist.get_local_rank() % torch.cuda.device_count())
     return device
 
 
