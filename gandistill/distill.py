@@ -315,11 +315,22 @@ class Distiller:
                 Events.ITERATION_COMPLETED(every=dc.image_every), self._log_grid
             )
         if dc.progress and is_main():
-            ProgressBar(persist=True, desc="distill").attach(
-                engine, output_transform=lambda out: {"loss": out["match_loss"]}
-            )
+            self._progress().attach(engine, output_transform=self._progress_fields)
         # last, so that the saved history holds this iteration's stop check and quick eval
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._save_or_stop)
+
+    def _progress(self) -> ProgressBar:
+        if not self.cfg.distill.max_minutes:
+            return ProgressBar(persist=True, desc="distill")
+        # a time budget, not the iteration cap, decides the end: no iteration-based ETA
+        fmt = "{desc}[{n_fmt}/{total_fmt}] {percentage:3.0f}%|{bar}{postfix} [{elapsed}]"
+        return ProgressBar(persist=True, desc="distill", bar_format=fmt)
+
+    def _progress_fields(self, out: dict) -> dict:
+        fields = {"loss": out["match_loss"]}
+        if self.cfg.distill.max_minutes:
+            fields["budget"] = f"{out['seconds'] / 60:.1f}/{self.cfg.distill.max_minutes:g} min"
+        return fields
 
     # --- one outer iteration -----------------------------------------------------------------
 
