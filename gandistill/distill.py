@@ -315,22 +315,26 @@ class Distiller:
                 Events.ITERATION_COMPLETED(every=dc.image_every), self._log_grid
             )
         if dc.progress and is_main():
-            self._progress().attach(engine, output_transform=self._progress_fields)
+            self._attach_progress(engine)
         # last, so that the saved history holds this iteration's stop check and quick eval
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._save_or_stop)
 
-    def _progress(self) -> ProgressBar:
-        if not self.cfg.distill.max_minutes:
-            return ProgressBar(persist=True, desc="distill")
-        # a time budget, not the iteration cap, decides the end: no iteration-based ETA
+    def _attach_progress(self, engine: Engine) -> None:
+        budget = self.cfg.distill.max_minutes
+        if not budget:
+            ProgressBar(persist=True, desc="distill").attach(
+                engine, output_transform=lambda out: {"loss": out["match_loss"]}
+            )
+            return
+        # the time budget, not the iteration cap, decides the end: minutes used, no ETA
         fmt = "{desc}[{n_fmt}/{total_fmt}] {percentage:3.0f}%|{bar}{postfix} [{elapsed}]"
-        return ProgressBar(persist=True, desc="distill", bar_format=fmt)
-
-    def _progress_fields(self, out: dict) -> dict:
-        fields = {"loss": out["match_loss"]}
-        if self.cfg.distill.max_minutes:
-            fields["budget"] = f"{out['seconds'] / 60:.1f}/{self.cfg.distill.max_minutes:g} min"
-        return fields
+        ProgressBar(persist=True, desc="distill", bar_format=fmt).attach(
+            engine,
+            output_transform=lambda out: {
+                "loss": out["match_loss"],
+                "budget": f"{out['seconds'] / 60:.1f}/{budget:g} min",
+            },
+        )
 
     # --- one outer iteration -----------------------------------------------------------------
 
