@@ -149,6 +149,12 @@ class DistillConfig:
         -1, "also optimise an offset of G's feature map after this block (-1: off)", min=-1
     )
     feature_penalty: float = _f(0.0, "weight of the mean squared feature offset", min=0.0)
+    discrimination: float = _f(
+        0.0,
+        "weight of a discrimination term (CAFE, Wang et al. 2022): real embeddings classified "
+        "by cosine to the synthetic class means must find their own class (0: off)",
+        min=0.0,
+    )
     residual: bool = _f(True, "also optimise a per-image pixel residual (latent space)")
     residual_penalty: float = _f(1.0, "weight of the mean squared residual", min=0.0)
     teacher_logits: bool = _f(

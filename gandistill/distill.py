@@ -108,6 +108,21 @@ RESUME_LOCKED = (
 )
 
 
+DISCRIMINATION_TEMPERATURE = 0.1  # of the cosine logits in discrimination_loss
+
+
+def discrimination_loss(emb_real: Tensor, emb_syn: Tensor) -> Tensor:
+    """CAFE's discrimination term: real embeddings (K, B, D) of classes 0..K-1 classified by
+    cosine similarity to the synthetic class means (K, D); cross-entropy against their class.
+    Both sides are centred on the mean real embedding first: a random ReLU network's features
+    share a large positive component that makes every cosine close to one."""
+    centre = emb_real.flatten(0, 1).mean(0)
+    protos = F.normalize(emb_syn - centre, dim=1)
+    feats = F.normalize(emb_real.flatten(0, 1) - centre, dim=1)
+    labels = torch.arange(len(protos), device=protos.device).repeat_interleave(emb_real.shape[1])
+    return F.cross_entropy(feats @ protos.T / DISCRIMINATION_TEMPERATURE, labels)
+
+
 # --- the distiller --------------------------------------------------------------------------
 
 
@@ -175,6 +190,11 @@ class Distiller:
             raise ConfigError(
                 f"{world_size()} processes for {k} classes: distillation splits the classes "
                 "over the processes, so use at most one process per class"
+            )
+        if world_size() > 1 and dc.discrimination > 0:
+            raise ConfigError(
+                "distill.discrimination compares every class with every other, so it runs in "
+                "one process; set it to 0 or drop --nproc"
             )
         self.classes = class_share(k)  # this rank's classes; all of them in one process
         self.rows = slice(self.classes.start * dc.ipc, self.classes.stop * dc.ipc)
@@ -399,13 +419,16 @@ class Distiller:
                     fr, fs = flat_gradients(g_real), flat_gradients(g_syn)
                     grad_cos = F.cosine_similarity(fr, fs, dim=1).sum().item()
                     grad_l2 = (fr - fs).norm(dim=1).sum().item()
-            else:
+            if dc.objective == "dm" or dc.discrimination > 0:
                 with torch.no_grad():
-                    emb_real = net.embed(real.flatten(0, 1)).view(k, real.shape[1], -1).mean(1)
-                emb_syn = net.embed(syn.flatten(0, 1)).view(k, dc.ipc, -1).mean(1)
-                match = (emb_real.float() - emb_syn.float()).pow(2).sum()
+                    emb_real = net.embed(real.flatten(0, 1)).view(k, real.shape[1], -1).float()
+                emb_syn = net.embed(syn.flatten(0, 1)).view(k, dc.ipc, -1).float().mean(1)
+            if dc.objective == "dm":
+                match = (emb_real.mean(1) - emb_syn).pow(2).sum()
                 grad_cos = grad_l2 = float("nan")
         loss = match + self.syn.penalty(dc, self.rows)
+        if dc.discrimination > 0:
+            loss = loss + dc.discrimination * discrimination_loss(emb_real, emb_syn)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if dc.grad_clip > 0:

@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="distilled-set file to write")
     parser.add_argument("--set", action="append", default=[], help="config override")
     parser.add_argument("--log", help="append the JSON result to this file")
+    parser.add_argument(
+        "--skip-initial", action="store_true", help="do not score the set it started from"
+    )
     args = parser.parse_args(argv)
 
     cfg = load_config(args.config, ["distill.progress=false", *args.set])
@@ -37,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     score = lambda images: evaluate_set(  # noqa: E731
         images, ds.labels, distiller.test_set, distiller.info, cfg.eval, cfg.seed, distiller.device
     )
-    final, start = score(ds.images_float), score(initial)
+    final = score(ds.images_float)
+    start = None if args.skip_initial else score(initial)
     history = ds.history
     result = {
         "out": args.out,
@@ -49,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
             (h["iteration"], round(h["seconds"]), h["accuracy"]) for h in history if "accuracy" in h
         ],
         "final": {"mean": final.mean, "std": final.std, "accuracies": final.accuracies},
-        "initial": {"mean": start.mean, "std": start.std, "accuracies": start.accuracies},
+        "initial": None
+        if start is None
+        else {"mean": start.mean, "std": start.std, "accuracies": start.accuracies},
     }
     line = json.dumps(result)
     print(line)

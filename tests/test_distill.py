@@ -14,6 +14,7 @@ from gandistill.distill import (
     cos_distance,
     dc_distance,
     default_loops,
+    discrimination_loss,
     invert,
     mse_distance,
     per_class_gradients,
@@ -122,6 +123,35 @@ def test_dm_objective_decreases_on_a_fixed_network(tmp_path, tiny):
     ds = d.run()
     losses = [h["match_loss"] for h in ds.history]
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_discrimination_loss_rewards_prototypes_of_the_right_class():
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.randn(4, 16, generator=gen)
+    real = centres[:, None] + 0.1 * torch.randn(4, 8, 16, generator=gen)  # (K, B, D)
+    right = discrimination_loss(real, real.mean(1))
+    wrong = discrimination_loss(real, real.mean(1).roll(1, dims=0))
+    assert right < 0.1 < 2.0 < wrong
+    syn = torch.zeros(4, 16, requires_grad=True)
+    discrimination_loss(real, syn + 0.01 * centres).backward()
+    assert syn.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("objective", ["gm", "dm"])
+def test_discrimination_term_changes_the_set(tmp_path, tiny, objective):
+    def final(weight):
+        cfg = _cfg(
+            tmp_path,
+            "distill.space=pixel",
+            "distill.init=real",
+            f"distill.objective={objective}",
+            f"distill.discrimination={weight}",
+            "distill.max_iterations=3",
+            "distill.eval_every=0",
+        )
+        return Distiller(cfg, data=tiny).run().images_float
+
+    assert not torch.equal(final(0.0), final(10.0))
 
 
 def test_pixel_space_runs_through_the_same_path(tmp_path, tiny):
