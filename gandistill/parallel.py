@@ -31,6 +31,7 @@ import torch
 from torch import distributed as dist
 
 from gandistill.errors import ConfigError, GandistillError, Interrupted
+from gandistill.runtime import local_gpu
 
 BACKENDS = ("auto", "gloo", "nccl")
 EXIT_USER_ERROR = 2
@@ -161,7 +162,7 @@ def _worker(local_rank: int, fn: Callable, args: tuple, device: str, error_dir: 
     if "OMP_NUM_THREADS" not in os.environ:  # share the cores, as torchrun does, not oversubscribe
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // idist.get_nproc_per_node()))
     if device != "cpu" and torch.cuda.is_available():  # one GPU per process, by local rank
-        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(local_gpu(local_rank))
     try:
         fn(local_rank, *args)
     except GandistillError as exc:

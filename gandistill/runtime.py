@@ -14,6 +14,12 @@ import torch
 from gandistill.errors import ConfigError
 
 
+def local_gpu(local_rank: int) -> int:
+    """The GPU index of a process in a run on several: one GPU per local rank, wrapping round
+    when there are more processes than GPUs."""
+    return local_rank % torch.cuda.device_count()
+
+
 def resolve_device(spec: str) -> torch.device:
     """``auto`` picks CUDA when present; an explicit CUDA device must exist. In a run on several
     processes each takes the GPU of its local rank."""
@@ -31,7 +37,7 @@ def resolve_device(spec: str) -> torch.device:
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise ConfigError(f"device '{spec}' does not exist ({torch.cuda.device_count()} GPUs)")
     if device.type == "cuda" and idist.get_world_size() > 1:  # one GPU per process
-        device = torch.device("cuda", idist.get_local_rank() % torch.cuda.device_count())
+        device = torch.device("cuda", local_gpu(idist.get_local_rank()))
     return device
 
 

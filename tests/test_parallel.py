@@ -226,3 +226,21 @@ def test_dead_worker_stops_the_run():
     # either the kill is seen first or rank 0's collective losing its peer is
     with pytest.raises(WorkerDied, match=r"worker (1 was killed by SIGKILL|0 lost contact)"):
         launch(_killed_on_rank_1, nproc_per_node=2, device="cpu", timeout_minutes=1)
+
+
+def test_each_process_takes_the_gpu_of_its_local_rank(monkeypatch):
+    """Without GPUs here: fake two of them and a four-process run."""
+    from gandistill import runtime
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert [runtime.local_gpu(r) for r in range(4)] == [0, 1, 0, 1]
+    monkeypatch.setattr(runtime.idist, "get_world_size", lambda: 4)
+    monkeypatch.setattr(runtime.idist, "get_local_rank", lambda: 3)
+    assert runtime.resolve_device("cuda") == torch.device("cuda", 1)
+    assert runtime.resolve_device("auto") == torch.device("cuda", 1)
+    with pytest.raises(ConfigError, match="does not exist"):
+        runtime.resolve_device("cuda:2")
+    monkeypatch.setattr(runtime.idist, "get_world_size", lambda: 1)
+    assert runtime.resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert runtime.resolve_device("cpu") == torch.device("cpu")
