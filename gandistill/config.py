@@ -155,6 +155,12 @@ class DistillConfig:
         "by cosine to the synthetic class means must find their own class (0: off)",
         min=0.0,
     )
+    dm_weight: float = _f(
+        0.0,
+        "objective gm: weight of an added distribution-matching term on the same network's "
+        "embeddings (0: off)",
+        min=0.0,
+    )
     residual: bool = _f(True, "also optimise a per-image pixel residual (latent space)")
     residual_penalty: float = _f(1.0, "weight of the mean squared residual", min=0.0)
     teacher_logits: bool = _f(

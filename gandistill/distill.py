@@ -196,6 +196,11 @@ class Distiller:
                 "distill.discrimination compares every class with every other, so it runs in "
                 "one process; set it to 0 or drop --nproc"
             )
+        if dc.objective == "dm" and dc.dm_weight > 0:
+            raise ConfigError(
+                "distill.dm_weight adds distribution matching to gradient matching; with "
+                "objective dm set it to 0"
+            )
         self.classes = class_share(k)  # this rank's classes; all of them in one process
         self.rows = slice(self.classes.start * dc.ipc, self.classes.stop * dc.ipc)
         self.outer_loop, self.inner_loop = default_loops(dc.ipc)
@@ -419,18 +424,23 @@ class Distiller:
                     fr, fs = flat_gradients(g_real), flat_gradients(g_syn)
                     grad_cos = F.cosine_similarity(fr, fs, dim=1).sum().item()
                     grad_l2 = (fr - fs).norm(dim=1).sum().item()
-            if dc.objective == "dm" or dc.discrimination > 0:
+            if dc.objective == "dm" or dc.discrimination > 0 or dc.dm_weight > 0:
                 with torch.no_grad():
                     emb_real = net.embed(real.flatten(0, 1)).view(k, real.shape[1], -1).float()
                 emb_syn = net.embed(syn.flatten(0, 1)).view(k, dc.ipc, -1).float().mean(1)
+                dm = (emb_real.mean(1) - emb_syn).pow(2).sum()
             if dc.objective == "dm":
-                match = (emb_real.mean(1) - emb_syn).pow(2).sum()
+                match = dm
                 grad_cos = grad_l2 = float("nan")
         loss = match + self.syn.penalty(dc, self.rows)
+        if dc.dm_weight > 0:
+            loss = loss + dc.dm_weight * dm
         if dc.discrimination > 0:
             loss = loss + dc.discrimination * discrimination_loss(emb_real, emb_syn)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        # gradients for the set only: the network's weights are in the graph (the synthetic
+        # gradients and embeddings depend on them) but their gradients would go unread
+        loss.backward(inputs=[p for p in self.syn.parameters() if p.requires_grad])
         if dc.grad_clip > 0:
             self._clip_gradients(dc.grad_clip)
         self.opt.step()

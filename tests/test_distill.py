@@ -19,7 +19,7 @@ from gandistill.distill import (
     mse_distance,
     per_class_gradients,
 )
-from gandistill.errors import ArtifactError, DataError
+from gandistill.errors import ArtifactError, ConfigError, DataError
 from gandistill.models import ConvNet, to_gan_range
 from gandistill.runtime import step_generator
 from gandistill.train import train
@@ -152,6 +152,41 @@ def test_discrimination_term_changes_the_set(tmp_path, tiny, objective):
         return Distiller(cfg, data=tiny).run().images_float
 
     assert not torch.equal(final(0.0), final(10.0))
+
+
+def test_dm_weight_adds_distribution_matching_to_gradient_matching(tmp_path, tiny):
+    def final(weight, objective="gm"):
+        cfg = _cfg(
+            tmp_path,
+            "distill.space=pixel",
+            "distill.init=real",
+            f"distill.objective={objective}",
+            f"distill.dm_weight={weight}",
+            "distill.max_iterations=3",
+            "distill.eval_every=0",
+        )
+        return Distiller(cfg, data=tiny).run().images_float
+
+    assert not torch.equal(final(0.0), final(1.0))
+    with pytest.raises(ConfigError, match="dm_weight"):
+        final(1.0, "dm")
+
+
+def test_matching_step_computes_no_gradients_for_the_network(tmp_path, tiny):
+    # the set's extra terms embed the synthetic images with the network's weights as constants
+    cfg = _cfg(
+        tmp_path,
+        "distill.space=pixel",
+        "distill.init=real",
+        "distill.discrimination=1",
+        "distill.dm_weight=1",
+        "distill.eval_every=0",
+    )
+    d = Distiller(cfg, data=tiny)
+    net = d._fresh_net(1)
+    d._matching_step(net, step_generator(cfg.seed, 1))
+    assert all(p.grad is None and p.requires_grad for p in net.parameters())
+    assert d.syn.pixels.grad.abs().sum() > 0
 
 
 def test_pixel_space_runs_through_the_same_path(tmp_path, tiny):
