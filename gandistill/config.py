@@ -161,6 +161,19 @@ class DistillConfig:
         "embeddings (0: off)",
         min=0.0,
     )
+    net_warmup: int = _f(
+        0,
+        "train each fresh matching network on balanced real batches for a number of SGD steps "
+        "drawn from 0..net_warmup before matching (trained feature extractors, after IDM's "
+        "model queue; 0: random networks as DC/DM)",
+        min=0,
+    )
+    ce_weight: float = _f(
+        0.0,
+        "weight of the matching network's cross-entropy on the synthetic images (IDM's "
+        "class-aware term; useful with net_warmup; 0: off)",
+        min=0.0,
+    )
     residual: bool = _f(True, "also optimise a per-image pixel residual (latent space)")
     residual_penalty: float = _f(1.0, "weight of the mean squared residual", min=0.0)
     teacher_logits: bool = _f(

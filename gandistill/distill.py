@@ -378,6 +378,25 @@ class Distiller:
             )
         return net.to(self.device)
 
+    def _warm_up(self, net: ConvNet, it: int) -> int:
+        """Train ``net`` for 0..``net_warmup`` SGD steps (drawn) on balanced real batches, so
+        matching sees networks from random to partly trained. Every rank draws the same steps
+        and batches from the iteration's own stream, so the ranks' networks stay identical."""
+        dc, k = self.cfg.distill, self.info.num_classes
+        gen = step_generator(self.cfg.seed, it, 2)
+        steps = int(torch.randint(dc.net_warmup + 1, (1,), generator=gen))
+        opt = torch.optim.SGD(net.parameters(), lr=dc.lr_net, momentum=0.9, weight_decay=5e-4)
+        per_class = max(1, dc.batch_train // k)
+        labels = torch.arange(k, device=self.device).repeat_interleave(per_class)
+        for _ in range(steps):
+            x = torch.cat([self.train_set.sample_class(c, per_class, gen) for c in range(k)])
+            with amp_context(self.device, dc.amp):
+                loss = F.cross_entropy(net(self.info.normalize(x.to(self.device))), labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return steps
+
     def _real_batch(self, gen: torch.Generator) -> tuple[Tensor, Tensor]:
         """Normalised real images (K, B, C, H, W) and their labels (K, B) of this rank's K
         classes. Every rank draws the batches of all classes, so the shared generator stays in
@@ -437,6 +456,11 @@ class Distiller:
             loss = loss + dc.dm_weight * dm
         if dc.discrimination > 0:
             loss = loss + dc.discrimination * discrimination_loss(emb_real, emb_syn)
+        if dc.ce_weight > 0:  # summed here, a mean over all ranks' images
+            with amp_context(self.device, dc.amp):
+                logits = net(syn.flatten(0, 1)).float()
+            ce = F.cross_entropy(logits, syn_y.flatten(), reduction="sum")
+            loss = loss + dc.ce_weight * ce / (self.info.num_classes * dc.ipc)
         self.opt.zero_grad(set_to_none=True)
         # gradients for the set only: the network's weights are in the graph (the synthetic
         # gradients and embeddings depend on them) but their gradients would go unread
@@ -502,6 +526,8 @@ class Distiller:
         gen = step_generator(self.cfg.seed, it)
         net = self._fresh_net(it)
         net.train()
+        if dc.net_warmup > 0:
+            self._warm_up(net, it)
         outer = self.outer_loop if dc.objective == "gm" else 1
         net_opt = torch.optim.SGD(net.parameters(), lr=dc.lr_net, momentum=0.5)
         if dc.objective == "dm":

@@ -172,6 +172,46 @@ def test_dm_weight_adds_distribution_matching_to_gradient_matching(tmp_path, tin
         final(1.0, "dm")
 
 
+def test_warm_up_trains_matching_networks_reproducibly(tmp_path, tiny):
+    cfg = _cfg(
+        tmp_path,
+        "distill.space=pixel",
+        "distill.init=real",
+        "distill.net_warmup=4",
+        "distill.batch_train=12",
+        "distill.net_width=8",
+    )
+    d = Distiller(cfg, data=tiny)
+    steps = {}
+    for it in range(1, 9):
+        nets = [d._fresh_net(it) for _ in range(2)]
+        counts = [d._warm_up(net, it) for net in nets]
+        assert counts[0] == counts[1] and 0 <= counts[0] <= 4
+        fresh, warm = d._fresh_net(it).state_dict(), nets[0].state_dict()
+        assert all(torch.equal(warm[n], p) for n, p in nets[1].state_dict().items())
+        assert all(torch.equal(fresh[n], p) for n, p in warm.items()) == (counts[0] == 0)
+        steps[it] = counts[0]
+    assert len(set(steps.values())) > 1  # the number of steps is drawn per iteration
+
+
+@pytest.mark.parametrize("extra", ["distill.ce_weight=1", "distill.net_warmup=3"])
+def test_model_pool_options_change_the_set(tmp_path, tiny, extra):
+    def final(*more):
+        cfg = _cfg(
+            tmp_path,
+            "distill.space=pixel",
+            "distill.init=real",
+            "distill.objective=dm",
+            "distill.max_iterations=3",
+            "distill.batch_train=12",
+            "distill.eval_every=0",
+            *more,
+        )
+        return Distiller(cfg, data=tiny).run().images_float
+
+    assert not torch.equal(final(), final(extra))
+
+
 def test_matching_step_computes_no_gradients_for_the_network(tmp_path, tiny):
     # the set's extra terms embed the synthetic images with the network's weights as constants
     cfg = _cfg(
@@ -180,6 +220,7 @@ def test_matching_step_computes_no_gradients_for_the_network(tmp_path, tiny):
         "distill.init=real",
         "distill.discrimination=1",
         "distill.dm_weight=1",
+        "distill.ce_weight=1",
         "distill.eval_every=0",
     )
     d = Distiller(cfg, data=tiny)
