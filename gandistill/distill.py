@@ -429,24 +429,31 @@ class Distiller:
         syn = self.syn(self.rows).view(k, dc.ipc, *real.shape[2:])
         syn_y = self.syn.labels[self.rows].view(k, dc.ipc)
         real, syn = self._siamese(real, syn, gen)
+        with_emb = dc.objective == "dm" or dc.discrimination > 0 or dc.dm_weight > 0
         with amp_context(self.device, dc.amp):
-            if dc.objective == "gm":
+            if dc.objective == "gm":  # embeddings, when needed, from the gradients' forward
                 params = {name: p.detach() for name, p in net.named_parameters()}
                 mode = self.grad_mode
                 with torch.no_grad() if mode == "vmap" else nullcontext():
-                    g_real = per_class_gradients(net, params, real, real_y, mode)
+                    g_real, emb_real = per_class_gradients(
+                        net, params, real, real_y, mode, embeddings=True
+                    )
                 g_real = {k: v.detach().float() for k, v in g_real.items()}
-                g_syn = per_class_gradients(net, params, syn, syn_y, mode, create_graph=True)
+                g_syn, emb_syn = per_class_gradients(
+                    net, params, syn, syn_y, mode, create_graph=True, embeddings=True
+                )
                 g_syn = {k: v.float() for k, v in g_syn.items()}
                 match = DISTANCES[dc.distance](g_real, g_syn)
                 with torch.no_grad():  # sums over classes here; means over all of them below
                     fr, fs = flat_gradients(g_real), flat_gradients(g_syn)
                     grad_cos = F.cosine_similarity(fr, fs, dim=1).sum().item()
                     grad_l2 = (fr - fs).norm(dim=1).sum().item()
-            if dc.objective == "dm" or dc.discrimination > 0 or dc.dm_weight > 0:
+            elif with_emb:
                 with torch.no_grad():
-                    emb_real = net.embed(real.flatten(0, 1)).view(k, real.shape[1], -1).float()
-                emb_syn = net.embed(syn.flatten(0, 1)).view(k, dc.ipc, -1).float().mean(1)
+                    emb_real = net.embed(real.flatten(0, 1)).view(k, real.shape[1], -1)
+                emb_syn = net.embed(syn.flatten(0, 1)).view(k, dc.ipc, -1)
+            if with_emb:
+                emb_real, emb_syn = emb_real.detach().float(), emb_syn.float().mean(1)
                 dm = (emb_real.mean(1) - emb_syn).pow(2).sum()
             if dc.objective == "dm":
                 match = dm

@@ -76,6 +76,18 @@ DISTANCES: dict[str, Callable[[dict[str, Tensor], dict[str, Tensor]], Tensor]] =
 }
 
 
+class _EmbedAndLogits(nn.Module):
+    """A network's penultimate features and its logits from one forward pass."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        emb = self.net.embed(x)
+        return emb, self.net.classifier(emb)
+
+
 def per_class_gradients(
     net: nn.Module,
     params: dict[str, Tensor],
@@ -83,28 +95,37 @@ def per_class_gradients(
     y: Tensor,
     mode: str = "loop",
     create_graph: bool = False,
-) -> dict[str, Tensor]:
+    embeddings: bool = False,
+) -> dict[str, Tensor] | tuple[dict[str, Tensor], Tensor]:
     """Cross-entropy gradients of every class batch: x (K, B, C, H, W), y (K, B) → (K, ...).
 
     ``vmap`` computes all classes in one batched call (``torch.func``); ``loop`` runs one
     autograd pass per class. On a 2-core CPU the loop is about 2.5× faster (vmap's batched
     convolution backward is slow there, see ``scripts/bench_distill.py``); ``create_graph`` keeps
     the graph for a second differentiation (the synthetic side). ``params`` must be ``net``'s
-    parameters (detached for vmap).
+    parameters (detached for vmap). ``embeddings`` also returns the penultimate features
+    (K, B, D) of the same forward pass (``net.embed`` then ``net.classifier``), so terms on the
+    embeddings cost no second forward; they keep their graph when ``create_graph`` is set.
     """
     if mode == "vmap":
+        both = _EmbedAndLogits(net)
 
-        def loss(p: dict[str, Tensor], xb: Tensor, yb: Tensor) -> Tensor:
-            return F.cross_entropy(functional_call(net, p, (xb,)), yb)
+        def loss(p: dict[str, Tensor], xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
+            emb, logits = functional_call(both, {f"net.{n}": t for n, t in p.items()}, (xb,))
+            return F.cross_entropy(logits, yb), emb
 
-        return vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
+        grads, emb = vmap(grad(loss, has_aux=True), in_dims=(None, 0, 0))(params, x, y)
+        return (grads, emb) if embeddings else grads
     names = list(params)
     weights = [dict(net.named_parameters())[n] for n in names]
-    per_class = [
-        torch.autograd.grad(F.cross_entropy(net(xc), yc), weights, create_graph=create_graph)
-        for xc, yc in zip(x, y, strict=True)
-    ]
-    return {n: torch.stack([g[i] for g in per_class]) for i, n in enumerate(names)}
+    per_class, embs = [], []
+    for xc, yc in zip(x, y, strict=True):
+        emb = net.embed(xc)
+        loss = F.cross_entropy(net.classifier(emb), yc)
+        per_class.append(torch.autograd.grad(loss, weights, create_graph=create_graph))
+        embs.append(emb if create_graph else emb.detach())
+    grads = {n: torch.stack([g[i] for g in per_class]) for i, n in enumerate(names)}
+    return (grads, torch.stack(embs)) if embeddings else grads
 
 
 def amp_context(device: torch.device, enabled: bool):

@@ -86,14 +86,20 @@ def test_per_class_gradients_match_autograd_per_class(mode):
     params = {k: v.detach() for k, v in net.named_parameters()}
     x = torch.randn(3, 5, 1, 28, 28, requires_grad=True)
     y = torch.arange(3).unsqueeze(1).expand(3, 5)
-    batched = per_class_gradients(net, params, x, y, mode, create_graph=True)
+    batched, emb = per_class_gradients(net, params, x, y, mode, create_graph=True, embeddings=True)
     for c in range(3):
         expected = torch.autograd.grad(F.cross_entropy(net(x[c]), y[c]), list(net.parameters()))
         for (name, _), g in zip(net.named_parameters(), expected, strict=True):
             assert torch.allclose(batched[name][c], g, atol=1e-5), name
-    # the graph reaches the inputs (the synthetic side is differentiated twice)
-    sum(g.pow(2).sum() for g in batched.values()).backward()
+        assert torch.allclose(emb[c], net.embed(x[c]), atol=1e-5)  # from the same forward
+    # the graph reaches the inputs (the synthetic side is differentiated twice), embeddings too
+    sum(g.pow(2).sum() for g in batched.values()).backward(retain_graph=True)
     assert x.grad is not None and x.grad.abs().sum() > 0
+    (x_grad, *_), x.grad = (x.grad.clone(),), None
+    emb.sum().backward()
+    assert x.grad.abs().sum() > 0 and not torch.equal(x.grad, x_grad)
+    grads_only = per_class_gradients(net, params, x.detach(), y, mode)
+    assert all(torch.allclose(grads_only[n], g, atol=1e-5) for n, g in batched.items())
 
 
 def test_gradients_reach_latents_not_the_generator(tmp_path, tiny, generator_file):
@@ -143,7 +149,7 @@ def test_discrimination_term_changes_the_set(tmp_path, tiny, objective):
         cfg = _cfg(
             tmp_path,
             "distill.space=pixel",
-            "distill.init=real",
+            "distill.init=noise",  # from real images the toy classes are already separated
             f"distill.objective={objective}",
             f"distill.discrimination={weight}",
             "distill.max_iterations=3",
