@@ -143,35 +143,41 @@ def test_discrimination_loss_rewards_prototypes_of_the_right_class():
     assert syn.grad.abs().sum() > 0
 
 
+def _three_pixel_iterations(tmp_path, tiny, *overrides):
+    """The images a 3-iteration pixel-space distillation of the toy data ends with."""
+    cfg = _cfg(
+        tmp_path,
+        "distill.space=pixel",
+        "distill.max_iterations=3",
+        "distill.eval_every=0",
+        *overrides,
+    )
+    return Distiller(cfg, data=tiny).run().images_float
+
+
 @pytest.mark.parametrize("objective", ["gm", "dm"])
 def test_discrimination_term_changes_the_set(tmp_path, tiny, objective):
     def final(weight):
-        cfg = _cfg(
+        return _three_pixel_iterations(
             tmp_path,
-            "distill.space=pixel",
+            tiny,
             "distill.init=noise",  # from real images the toy classes are already separated
             f"distill.objective={objective}",
             f"distill.discrimination={weight}",
-            "distill.max_iterations=3",
-            "distill.eval_every=0",
         )
-        return Distiller(cfg, data=tiny).run().images_float
 
     assert not torch.equal(final(0.0), final(10.0))
 
 
 def test_dm_weight_adds_distribution_matching_to_gradient_matching(tmp_path, tiny):
     def final(weight, objective="gm"):
-        cfg = _cfg(
+        return _three_pixel_iterations(
             tmp_path,
-            "distill.space=pixel",
+            tiny,
             "distill.init=real",
             f"distill.objective={objective}",
             f"distill.dm_weight={weight}",
-            "distill.max_iterations=3",
-            "distill.eval_every=0",
         )
-        return Distiller(cfg, data=tiny).run().images_float
 
     assert not torch.equal(final(0.0), final(1.0))
     with pytest.raises(ConfigError, match="dm_weight"):
@@ -203,17 +209,14 @@ def test_warm_up_trains_matching_networks_reproducibly(tmp_path, tiny):
 @pytest.mark.parametrize("extra", ["distill.ce_weight=1", "distill.net_warmup=3"])
 def test_model_pool_options_change_the_set(tmp_path, tiny, extra):
     def final(*more):
-        cfg = _cfg(
+        return _three_pixel_iterations(
             tmp_path,
-            "distill.space=pixel",
+            tiny,
             "distill.init=real",
             "distill.objective=dm",
-            "distill.max_iterations=3",
             "distill.batch_train=12",
-            "distill.eval_every=0",
             *more,
         )
-        return Distiller(cfg, data=tiny).run().images_float
 
     assert not torch.equal(final(), final(extra))
 
