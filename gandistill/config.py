@@ -84,7 +84,12 @@ class DistillConfig:
 
     ipc: int = _f(10, "images (latents) per class", min=1)
     space: str = _f("latent", "what is optimised", choices=("latent", "pixel"))
-    objective: str = _f("gm", "gradient matching or distribution matching", choices=("gm", "dm"))
+    objective: str = _f(
+        "gm",
+        "gm: gradient matching; dm: distribution matching; krr: kernel ridge regression on the "
+        "matching network's features (FRePo, Zhou et al. 2022), the set must predict real labels",
+        choices=("gm", "dm", "krr"),
+    )
     distance: str = _f("dc", "gradient distance (gm)", choices=("dc", "mse", "cos"))
     init: str = _f(
         "auto",
@@ -157,7 +162,7 @@ class DistillConfig:
     )
     dm_weight: float = _f(
         0.0,
-        "objective gm: weight of an added distribution-matching term on the same network's "
+        "objective gm or krr: weight of an added distribution-matching term on the same network's "
         "embeddings (0: off)",
         min=0.0,
     )

@@ -123,6 +123,27 @@ def discrimination_loss(emb_real: Tensor, emb_syn: Tensor) -> Tensor:
     return F.cross_entropy(feats @ protos.T / DISCRIMINATION_TEMPERATURE, labels)
 
 
+KRR_RIDGE = 1e-6  # of krr_loss, relative to the mean of the kernel's diagonal (FRePo's choice)
+
+
+def krr_loss(emb_real: Tensor, emb_syn: Tensor, ridge: float = KRR_RIDGE) -> Tensor:
+    """Neural feature regression (FRePo, Zhou et al. 2022): kernel ridge regression on the
+    synthetic embeddings (K, S, D) of classes 0..K-1, fitted to their centred one-hot labels,
+    predicts the labels of the real embeddings (K, B, D); the mean squared error of that
+    prediction. Solved in float64: the ridge is tiny and the kernel nearly singular."""
+    k, s, b = emb_syn.shape[0], emb_syn.shape[1], emb_real.shape[1]
+    fs, fr = emb_syn.flatten(0, 1).double(), emb_real.flatten(0, 1).double()
+    eye = torch.eye(k, dtype=fs.dtype, device=fs.device)
+    y_syn = (eye - 1.0 / k).repeat_interleave(s, dim=0)
+    y_real = (eye - 1.0 / k).repeat_interleave(b, dim=0)
+    k_ss = fs @ fs.T
+    k_ss = k_ss + ridge * k_ss.diagonal().mean() * torch.eye(
+        len(fs), dtype=fs.dtype, device=fs.device
+    )
+    pred = (fr @ fs.T) @ torch.linalg.solve(k_ss, y_syn)
+    return (pred - y_real).pow(2).sum(1).mean().float()
+
+
 # --- the distiller --------------------------------------------------------------------------
 
 
@@ -191,10 +212,11 @@ class Distiller:
                 f"{world_size()} processes for {k} classes: distillation splits the classes "
                 "over the processes, so use at most one process per class"
             )
-        if world_size() > 1 and dc.discrimination > 0:
+        if world_size() > 1 and (dc.discrimination > 0 or dc.objective == "krr"):
+            what = "objective krr" if dc.objective == "krr" else "distill.discrimination"
             raise ConfigError(
-                "distill.discrimination compares every class with every other, so it runs in "
-                "one process; set it to 0 or drop --nproc"
+                f"{what} compares every class with every other, so it runs in one process; "
+                "drop --nproc"
             )
         if dc.objective == "dm" and dc.dm_weight > 0:
             raise ConfigError(
@@ -429,7 +451,8 @@ class Distiller:
         syn = self.syn(self.rows).view(k, dc.ipc, *real.shape[2:])
         syn_y = self.syn.labels[self.rows].view(k, dc.ipc)
         real, syn = self._siamese(real, syn, gen)
-        with_emb = dc.objective == "dm" or dc.discrimination > 0 or dc.dm_weight > 0
+        with_emb = dc.objective != "gm" or dc.discrimination > 0 or dc.dm_weight > 0
+        with_emb = with_emb or dc.ce_weight > 0
         with amp_context(self.device, dc.amp):
             if dc.objective == "gm":  # embeddings, when needed, from the gradients' forward
                 params = {name: p.detach() for name, p in net.named_parameters()}
@@ -453,10 +476,14 @@ class Distiller:
                     emb_real = net.embed(real.flatten(0, 1)).view(k, real.shape[1], -1)
                 emb_syn = net.embed(syn.flatten(0, 1)).view(k, dc.ipc, -1)
             if with_emb:
-                emb_real, emb_syn = emb_real.detach().float(), emb_syn.float().mean(1)
+                emb_real, emb_all = emb_real.detach().float(), emb_syn.float()
+                emb_syn = emb_all.mean(1)
                 dm = (emb_real.mean(1) - emb_syn).pow(2).sum()
             if dc.objective == "dm":
                 match = dm
+            elif dc.objective == "krr":  # a mean over all classes: × k, as the sums above
+                match = k * krr_loss(emb_real, emb_all)
+            if dc.objective != "gm":
                 grad_cos = grad_l2 = float("nan")
         loss = match + self.syn.penalty(dc, self.rows)
         if dc.dm_weight > 0:
@@ -464,8 +491,8 @@ class Distiller:
         if dc.discrimination > 0:
             loss = loss + dc.discrimination * discrimination_loss(emb_real, emb_syn)
         if dc.ce_weight > 0:  # summed here, a mean over all ranks' images
-            with amp_context(self.device, dc.amp):
-                logits = net(syn.flatten(0, 1)).float()
+            with amp_context(self.device, dc.amp):  # the logits of the embeddings above
+                logits = net.classifier(emb_all.flatten(0, 1)).float()
             ce = F.cross_entropy(logits, syn_y.flatten(), reduction="sum")
             loss = loss + dc.ce_weight * ce / (self.info.num_classes * dc.ipc)
         self.opt.zero_grad(set_to_none=True)
@@ -537,7 +564,7 @@ class Distiller:
             self._warm_up(net, it)
         outer = self.outer_loop if dc.objective == "gm" else 1
         net_opt = torch.optim.SGD(net.parameters(), lr=dc.lr_net, momentum=0.5)
-        if dc.objective == "dm":
+        if dc.objective != "gm":
             net.requires_grad_(False)
         stats: list[dict[str, float]] = []
         for ol in range(outer):
@@ -549,7 +576,7 @@ class Distiller:
         out["match_loss"] /= self.info.num_classes  # per class, comparable across datasets
         out["latent_norm"] = self.syn.latent_radius()
         out["seconds"] = time.perf_counter() - self._t0
-        if dc.objective == "dm":
+        if dc.objective != "gm":
             del out["grad_cosine"], out["grad_l2"]
         return out
 

@@ -16,6 +16,7 @@ from gandistill.distill import (
     default_loops,
     discrimination_loss,
     invert,
+    krr_loss,
     mse_distance,
     per_class_gradients,
 )
@@ -114,14 +115,17 @@ def test_gradients_reach_latents_not_the_generator(tmp_path, tiny, generator_fil
     assert all(not p.requires_grad for p in d.ckpt.generator.parameters())
 
 
-def test_dm_objective_decreases_on_a_fixed_network(tmp_path, tiny):
+@pytest.mark.parametrize("objective,optimizer,lr", [("dm", "sgd", 5), ("krr", "adam", 0.05)])
+def test_set_objectives_decrease_on_a_fixed_network(tmp_path, tiny, objective, optimizer, lr):
     cfg = _cfg(
         tmp_path,
         "distill.space=pixel",
-        "distill.objective=dm",
+        f"distill.objective={objective}",
+        "distill.init=noise",
         "distill.max_iterations=30",
         "distill.eval_every=0",
-        "distill.lr=5",
+        f"distill.optimizer={optimizer}",
+        f"distill.lr={lr}",
     )
     d = Distiller(cfg, data=tiny)
     net = d._fresh_net(0)
@@ -141,6 +145,18 @@ def test_discrimination_loss_rewards_prototypes_of_the_right_class():
     syn = torch.zeros(4, 16, requires_grad=True)
     discrimination_loss(real, syn + 0.01 * centres).backward()
     assert syn.grad.abs().sum() > 0
+
+
+def test_krr_loss_is_small_when_the_set_predicts_the_real_labels():
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.randn(4, 32, generator=gen)
+    real = centres[:, None] + 0.1 * torch.randn(4, 8, 32, generator=gen)  # (K, B, D)
+    right = krr_loss(real, real[:, :2])  # two real embeddings per class as the "set"
+    wrong = krr_loss(real, real[:, :2].roll(1, dims=0))  # every class labelled as another
+    assert right < 0.05 and wrong > 1.0
+    syn = (real[:, :2] + 0.5 * torch.randn(4, 2, 32, generator=gen)).requires_grad_(True)
+    krr_loss(real, syn).backward()
+    assert syn.grad.abs().sum() > 0 and syn.grad.dtype == torch.float32
 
 
 def _three_pixel_iterations(tmp_path, tiny, *overrides):
