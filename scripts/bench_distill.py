@@ -33,6 +33,7 @@ from gandistill.evaluate import evaluate_set
 METHODS = {
     "latent-gm": ["distill.space=latent", "distill.objective=gm"],
     "latent-dm": ["distill.space=latent", "distill.objective=dm"],
+    "latent-krr": ["distill.space=latent", "distill.objective=krr"],
     "pixel-dc": ["distill.space=pixel", "distill.objective=gm", "distill.init=noise"],
 }
 
@@ -63,6 +64,11 @@ def cmd_speed(args: argparse.Namespace) -> None:
 
 
 def cmd_curve(args: argparse.Namespace) -> None:
+    unknown = sorted(set(args.methods.split(",")) - set(METHODS))
+    if unknown:
+        raise SystemExit(
+            f"error: unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []

@@ -102,3 +102,16 @@ def test_bench_scaling_prints_a_table(tmp_path):
     }
     for row in rows[1:]:
         assert float(row.split(" | ")[1]) > 0
+
+
+def test_bench_distill_curve_rejects_an_unknown_method(tmp_path):
+    proc = run_script(
+        "bench_distill.py", "--config", SMOKE, "curve",
+        "--generator", "unused.pt",
+        "--methods", "latent-krr,pixel-xyz",
+        "--out", tmp_path / "curve",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "unknown method(s) pixel-xyz" in proc.stderr
+    assert not (tmp_path / "curve").exists()
