@@ -1,4 +1,5 @@
 import dataclasses
+import sys
 from pathlib import Path
 
 import pytest
@@ -369,3 +370,12 @@ def test_cosine_schedule_anneals_the_set_learning_rate(tmp_path, tiny):
     d.run()
     assert seen[0] == pytest.approx(0.4) and seen == sorted(seen, reverse=True)
     assert seen[-1] < 0.2
+
+
+@pytest.mark.parametrize("extra", ["distill.objective=krr", "distill.discrimination=1"])
+def test_terms_across_all_classes_refuse_several_processes(tmp_path, tiny, monkeypatch, extra):
+    module = sys.modules[Distiller.__module__]  # gandistill.distill is also a function's name
+    monkeypatch.setattr(module, "world_size", lambda: 2)
+    cfg = _cfg(tmp_path, "distill.space=pixel", extra)
+    with pytest.raises(ConfigError, match="runs in one process"):
+        Distiller(cfg, data=tiny)
