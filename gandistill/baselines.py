@@ -131,6 +131,45 @@ def class_features(
     return F.normalize(torch.cat(feats), dim=1).cpu()
 
 
+def select_coreset(
+    method: str,
+    train: ImageTensors,
+    ipc: int,
+    seed: int,
+    clf: RealClassifier | None = None,
+    device: torch.device | None = None,
+) -> Tensor:
+    """Indices into ``train`` of ``ipc`` images per class chosen by ``method``, class by class.
+
+    Args:
+        method: one of :data:`METHODS`.
+        train: the training split.
+        ipc: images per class (at most the smallest class).
+        seed: the run's seed; each class draws from its own generator.
+        clf: the real-data classifier whose features every method but ``random`` needs.
+        device: where the classifier's features are computed.
+
+    Returns:
+        int64 indices (num_classes * ipc,), class by class.
+    """
+    chosen = []
+    for c, idx in enumerate(train.class_indices):
+        gen = step_generator(seed, SELECTION_KEY, c)
+        if method == "random":
+            local = select_random(len(idx), ipc, gen)
+        else:
+            feats = class_features(clf, train.images[idx], device)
+            if method == "herding":
+                local = select_herding(feats, ipc)
+            elif method == "kcenter":
+                local = select_kcenter(feats, ipc)
+            else:
+                seed_c = int(torch.randint(2**31 - 1, (1,), generator=gen))
+                local = select_kmeans(feats, ipc, seed_c)
+        chosen.append(idx[local])
+    return torch.cat(chosen)
+
+
 def _check_ipc(ipc: int, train: ImageTensors, info: DatasetInfo) -> None:
     if ipc < 1:
         raise ConfigError(f"ipc must be >= 1, got {ipc}")
@@ -185,22 +224,7 @@ def build_baseline(
     )
 
     start = time.perf_counter()
-    chosen = []
-    for c, idx in enumerate(train.class_indices):
-        gen = step_generator(cfg.seed, SELECTION_KEY, c)
-        if method == "random":
-            local = select_random(len(idx), ipc, gen)
-        else:
-            feats = class_features(clf, train.images[idx], device)
-            if method == "herding":
-                local = select_herding(feats, ipc)
-            elif method == "kcenter":
-                local = select_kcenter(feats, ipc)
-            else:
-                seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
-                local = select_kmeans(feats, ipc, seed)
-        chosen.append(idx[local])
-    indices = torch.cat(chosen)
+    indices = select_coreset(method, train, ipc, cfg.seed, clf, device)
     seconds = time.perf_counter() - start
 
     pixels = train.images[indices].clone()

@@ -94,8 +94,9 @@ class DistillConfig:
     init: str = _f(
         "auto",
         "auto: noise (pixel), best_of_k (latent, ipc < 10), real (latent, ipc >= 10); real = a "
-        "random real subset (latent: inverted into the generator, the residual takes the rest)",
-        choices=("auto", "normal", "truncated", "best_of_k", "noise", "real"),
+        "random real subset (latent: inverted into the generator, the residual takes the rest); "
+        "herding / kmeans = that coreset of the real data (see baselines) instead of a random one",
+        choices=("auto", "normal", "truncated", "best_of_k", "noise", "real", "herding", "kmeans"),
     )
     truncation: float = _f(1.0, "|z| bound of the truncated-normal init", min=0.0)
     init_candidates: int = _f(16, "candidates per slot for best_of_k and inversion", min=1)

@@ -51,6 +51,7 @@ from gandistill.artifacts import (
     load_payload,
 )
 from gandistill.augment import dsa_augment
+from gandistill.baselines import select_coreset
 from gandistill.classifier import RealClassifier, get_classifier
 from gandistill.config import Config, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
@@ -91,6 +92,7 @@ from gandistill.synthetic import (  # noqa: F401
 )
 
 STOP_ITERATIONS, STOP_TIME, STOP_CONVERGED = "max_iterations", "max_minutes", "converged"
+REAL_INITS = ("real", "herding", "kmeans")  # inits that start from real training images
 LOSS_SMOOTHING = 0.9  # EMA factor of the loss that the patience rule watches
 STATE_SUFFIX = ".state.pt"
 # Keys whose change makes a saved distillation state meaningless (or unloadable); with a cosine
@@ -264,11 +266,12 @@ class Distiller:
         info, dc = self.info, self.cfg.distill
         if self.ckpt is not None:
             require_same_shape(self.ckpt.info, info, "the generator")
-        if self.init == "real":
+        if self.init in REAL_INITS:
             smallest = min(self.train_set.class_counts())
             if dc.ipc > smallest:
                 raise DataError(
-                    f"ipc {dc.ipc} exceeds the smallest class ({smallest} images) for init 'real'"
+                    f"ipc {dc.ipc} exceeds the smallest class ({smallest} images) for init "
+                    f"'{self.init}'"
                 )
 
     def _init_set(self, fresh: bool = True) -> SyntheticSet:
@@ -283,6 +286,12 @@ class Distiller:
             real = torch.cat(
                 [self.train_set.sample_class(c, dc.ipc, gen) for c in range(info.num_classes)]
             ).to(self.device)
+        elif init in REAL_INITS:  # a coreset of the training split
+            idx = select_coreset(
+                init, self.train_set, dc.ipc, self.cfg.seed, self._classifier(), self.device
+            )
+            real = (self.train_set.images[idx].float() / 255.0).to(self.device)
+            init = "real"  # from here on the same as a random real subset
         if dc.space == "pixel":
             shape = (len(labels), info.channels, info.image_size, info.image_size)
             if init == "placeholder":
@@ -293,7 +302,8 @@ class Distiller:
                 pixels = torch.randn(shape, generator=gen)
             else:
                 raise ConfigError(
-                    f"init '{init}' is for latent space; pixel space takes noise or real"
+                    f"init '{init}' is for latent space; pixel space takes noise, real, "
+                    "herding or kmeans"
                 )
             return SyntheticSet(labels, info, pixels=pixels.to(self.device))
         g = self.ckpt.generator
@@ -310,7 +320,7 @@ class Distiller:
         else:
             raise ConfigError(
                 f"init '{init}' is for pixel space; latent space takes normal, truncated, "
-                "best_of_k, real"
+                "best_of_k, real, herding, kmeans"
             )
         syn = SyntheticSet(
             labels,

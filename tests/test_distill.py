@@ -9,6 +9,7 @@ from ignite.engine import Events
 from torch.nn import functional as F
 
 from gandistill.artifacts import DistilledSet, load_generator_checkpoint
+from gandistill.baselines import build_baseline
 from gandistill.config import load_config
 from gandistill.distill import (
     Distiller,
@@ -280,6 +281,19 @@ def test_latent_real_init_inverts_a_real_subset(tmp_path, tiny, generator_file):
     z = invert(g, target, labels, 60, 4, torch.Generator().manual_seed(0))
     start = invert(g, target, labels, 0, 4, torch.Generator().manual_seed(0))
     assert err(z) < err(start)  # (the smoke generator is barely trained: a small gain)
+
+
+@pytest.mark.parametrize(
+    "method,space", [("herding", "pixel"), ("kmeans", "pixel"), ("herding", "latent")]
+)
+def test_coreset_init_starts_at_the_coreset(tmp_path, tiny, generator_file, method, space):
+    extra = ["distill.residual=true", "distill.invert_steps=5"] if space == "latent" else []
+    cfg = _cfg(tmp_path, f"distill.space={space}", f"distill.init={method}", *extra)
+    d = Distiller(cfg, generator=generator_file if space == "latent" else None, data=tiny)
+    coreset = build_baseline(cfg, method, data=tiny)  # the same selection, as a baseline set
+    assert torch.allclose(d.syn(), coreset.images_float, atol=1e-5)
+    random_start = Distiller(_cfg(tmp_path, "distill.space=pixel", "distill.init=real"), data=tiny)
+    assert not torch.allclose(random_start.syn(), coreset.images_float)
 
 
 @pytest.mark.parametrize(
