@@ -167,6 +167,12 @@ class DistillConfig:
         "embeddings (0: off)",
         min=0.0,
     )
+    dm_layers: bool = _f(
+        False,
+        "distribution matching also on every earlier block's output of the matching network "
+        "(CAFE's layer-wise feature alignment, Wang et al. 2022), each block's squared distance "
+        "scaled to the embedding's size; needs objective dm or dm_weight > 0",
+    )
     net_warmup: int = _f(
         0,
         "train each fresh matching network on balanced real batches for a number of SGD steps "

@@ -128,6 +128,26 @@ def discrimination_loss(emb_real: Tensor, emb_syn: Tensor) -> Tensor:
 KRR_RIDGE = 1e-6  # of krr_loss, relative to the mean of the kernel's diagonal (FRePo's choice)
 
 
+def layerwise_dm(blocks_real: list[Tensor], blocks_syn: list[Tensor], k: int, dim: int) -> Tensor:
+    """CAFE-style layer-wise distribution matching (Wang et al. 2022): per block, the squared
+    distance of each class's mean real and synthetic output, summed over classes, as a mean over
+    the block's units times ``dim`` (the embedding's size) so every block weighs as the final
+    embedding does in plain DM.
+
+    Args:
+        blocks_real: per block, the real outputs (k · n_real, d_i), class-major.
+        blocks_syn: per block, the synthetic outputs (k · ipc, d_i), class-major.
+        k: number of classes in the batch.
+        dim: the embedding's size.
+    """
+    total = blocks_syn[0].new_zeros((), dtype=torch.float32)
+    for r, s in zip(blocks_real, blocks_syn, strict=True):
+        r_mean = r.detach().float().view(k, -1, r.shape[-1]).mean(1)
+        s_mean = s.float().view(k, -1, s.shape[-1]).mean(1)
+        total = total + (r_mean - s_mean).pow(2).sum() * (dim / r.shape[-1])
+    return total
+
+
 def krr_loss(emb_real: Tensor, emb_syn: Tensor, ridge: float = KRR_RIDGE) -> Tensor:
     """Neural feature regression (FRePo, Zhou et al. 2022): kernel ridge regression on the
     synthetic embeddings (K, S, D) of classes 0..K-1, fitted to their centred one-hot labels,
@@ -224,6 +244,11 @@ class Distiller:
             raise ConfigError(
                 "distill.dm_weight adds distribution matching to gradient matching; with "
                 "objective dm set it to 0"
+            )
+        if dc.dm_layers and dc.objective != "dm" and dc.dm_weight == 0:
+            raise ConfigError(
+                "distill.dm_layers extends distribution matching; use objective dm or "
+                "distill.dm_weight > 0"
             )
         self.classes = class_share(k)  # this rank's classes; all of them in one process
         self.rows = slice(self.classes.start * dc.ipc, self.classes.stop * dc.ipc)
@@ -481,14 +506,22 @@ class Distiller:
                     fr, fs = flat_gradients(g_real), flat_gradients(g_syn)
                     grad_cos = F.cosine_similarity(fr, fs, dim=1).sum().item()
                     grad_l2 = (fr - fs).norm(dim=1).sum().item()
-            elif with_emb:
+            elif with_emb and not dc.dm_layers:
                 with torch.no_grad():
                     emb_real = net.embed(real.flatten(0, 1)).view(k, real.shape[1], -1)
                 emb_syn = net.embed(syn.flatten(0, 1)).view(k, dc.ipc, -1)
+            if dc.dm_layers:  # every block's output; gradient matching's embeddings redone
+                with torch.no_grad():
+                    blocks_real = net.block_outputs(real.flatten(0, 1))
+                blocks_syn = net.block_outputs(syn.flatten(0, 1))
+                emb_real = blocks_real[-1].view(k, real.shape[1], -1)
+                emb_syn = blocks_syn[-1].view(k, dc.ipc, -1)
             if with_emb:
                 emb_real, emb_all = emb_real.detach().float(), emb_syn.float()
                 emb_syn = emb_all.mean(1)
                 dm = (emb_real.mean(1) - emb_syn).pow(2).sum()
+            if dc.dm_layers:
+                dm = dm + layerwise_dm(blocks_real[:-1], blocks_syn[:-1], k, emb_all.shape[-1])
             if dc.objective == "dm":
                 match = dm
             elif dc.objective == "krr":  # a mean over all classes: × k, as the sums above

@@ -19,6 +19,7 @@ from gandistill.distill import (
     discrimination_loss,
     invert,
     krr_loss,
+    layerwise_dm,
     mse_distance,
     per_class_gradients,
 )
@@ -200,6 +201,44 @@ def test_dm_weight_adds_distribution_matching_to_gradient_matching(tmp_path, tin
     assert not torch.equal(final(0.0), final(1.0))
     with pytest.raises(ConfigError, match="dm_weight"):
         final(1.0, "dm")
+
+
+def test_layerwise_dm_weighs_each_block_as_the_embedding():
+    gen = torch.Generator().manual_seed(0)
+    real = [torch.randn(3 * 4, d, generator=gen) for d in (32, 8)]  # 3 classes, 4 images each
+    syn = [torch.randn(3 * 2, d, generator=gen) for d in (32, 8)]
+    assert layerwise_dm(real, real, 3, 8).abs() < 1e-6
+    # one block of the embedding's size: plain DM's sum over classes of squared mean distances
+    plain = (real[1].view(3, 4, 8).mean(1) - syn[1].view(3, 2, 8).mean(1)).pow(2).sum()
+    assert torch.allclose(layerwise_dm(real[1:], syn[1:], 3, 8), plain)
+    # a block 4x wider counts its mean squared distance at the embedding's size
+    wide = (real[0].view(3, 4, 32).mean(1) - syn[0].view(3, 2, 32).mean(1)).pow(2).sum() / 4
+    assert torch.allclose(layerwise_dm(real, syn, 3, 8), wide + plain)
+
+
+def test_block_outputs_end_with_the_embedding():
+    net = ConvNet(3, width=8, depth=3)
+    x = torch.randn(2, 1, 28, 28)
+    outs = net.block_outputs(x)
+    assert [o.shape[1] for o in outs] == [8 * 16 * 16, 8 * 8 * 8, net.feature_dim]
+    assert torch.allclose(outs[-1], net.embed(x))
+
+
+@pytest.mark.parametrize("objective,weight", [("dm", 0.0), ("gm", 1.0)])
+def test_dm_layers_changes_the_set(tmp_path, tiny, objective, weight):
+    def final(layers):
+        return _three_pixel_iterations(
+            tmp_path,
+            tiny,
+            "distill.init=real",
+            f"distill.objective={objective}",
+            f"distill.dm_weight={weight}",
+            f"distill.dm_layers={layers}",
+        )
+
+    assert not torch.equal(final(False), final(True))
+    with pytest.raises(ConfigError, match="dm_layers"):
+        _three_pixel_iterations(tmp_path, tiny, "distill.objective=gm", "distill.dm_layers=true")
 
 
 def test_warm_up_trains_matching_networks_reproducibly(tmp_path, tiny):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 NORMS = ("instancenorm", "batchnorm", "none")
+LAYERS_PER_BLOCK = 4  # conv, norm, ReLU, pool
 
 
 def _norm(kind: str, ch: int) -> nn.Module:
@@ -73,6 +74,16 @@ class ConvNet(nn.Module):
 
     def embed(self, x: Tensor) -> Tensor:
         return self.features(x).flatten(1)  # (B, feature_dim)
+
+    def block_outputs(self, x: Tensor) -> list[Tensor]:
+        """Every block's output (after its pooling), flattened: (B, d_i) each; the last is
+        :meth:`embed`."""
+        outs = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i % LAYERS_PER_BLOCK == LAYERS_PER_BLOCK - 1:
+                outs.append(x.flatten(1))
+        return outs
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.embed(x))  # (B, num_classes)
