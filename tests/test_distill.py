@@ -188,15 +188,21 @@ def test_discrimination_term_changes_the_set(tmp_path, tiny, objective):
     assert not torch.equal(final(0.0), final(10.0))
 
 
+def _from_real(tmp_path, tiny, objective, dm_weight, *more):
+    """``_three_pixel_iterations`` from a real subset with this objective and DM weight."""
+    return _three_pixel_iterations(
+        tmp_path,
+        tiny,
+        "distill.init=real",
+        f"distill.objective={objective}",
+        f"distill.dm_weight={dm_weight}",
+        *more,
+    )
+
+
 def test_dm_weight_adds_distribution_matching_to_gradient_matching(tmp_path, tiny):
     def final(weight, objective="gm"):
-        return _three_pixel_iterations(
-            tmp_path,
-            tiny,
-            "distill.init=real",
-            f"distill.objective={objective}",
-            f"distill.dm_weight={weight}",
-        )
+        return _from_real(tmp_path, tiny, objective, weight)
 
     assert not torch.equal(final(0.0), final(1.0))
     with pytest.raises(ConfigError, match="dm_weight"):
@@ -227,14 +233,7 @@ def test_block_outputs_end_with_the_embedding():
 @pytest.mark.parametrize("objective,weight", [("dm", 0.0), ("gm", 1.0)])
 def test_dm_layers_changes_the_set(tmp_path, tiny, objective, weight):
     def final(layers):
-        return _three_pixel_iterations(
-            tmp_path,
-            tiny,
-            "distill.init=real",
-            f"distill.objective={objective}",
-            f"distill.dm_weight={weight}",
-            f"distill.dm_layers={layers}",
-        )
+        return _from_real(tmp_path, tiny, objective, weight, f"distill.dm_layers={layers}")
 
     assert not torch.equal(final(False), final(True))
     with pytest.raises(ConfigError, match="dm_layers"):
