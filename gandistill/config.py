@@ -180,6 +180,18 @@ class DistillConfig:
         "model queue; 0: random networks as DC/DM)",
         min=0,
     )
+    pool_size: int = _f(
+        0,
+        "keep this many matching networks across iterations and train the one drawn each "
+        "iteration for one epoch on the current set (FRePo's model pool, Zhou et al. 2022); "
+        "0: a fresh network every iteration, as DC/DM",
+        min=0,
+    )
+    pool_steps: int = _f(
+        100,
+        "a pooled network trained this many epochs on the set is replaced by a fresh one",
+        min=1,
+    )
     ce_weight: float = _f(
         0.0,
         "weight of the matching network's cross-entropy on the synthetic images (IDM's "

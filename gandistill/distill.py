@@ -107,6 +107,7 @@ RESUME_LOCKED = (
     "distill.lr_schedule",
     "distill.feature_level",
     "distill.residual",
+    "distill.pool_size",
 )
 
 
@@ -255,6 +256,14 @@ class Distiller:
         self.outer_loop, self.inner_loop = default_loops(dc.ipc)
         self.outer_loop = dc.outer_loop or self.outer_loop
         self.inner_loop = dc.inner_loop or self.inner_loop
+        if dc.pool_size and dc.objective == "gm" and self.outer_loop > 1:
+            raise ConfigError(
+                "distill.pool_size trains pooled networks between iterations, so it takes one "
+                f"matching step per network; objective gm at ipc {dc.ipc} takes "
+                f"{self.outer_loop} (set distill.outer_loop=1 or use objective dm or krr)"
+            )
+        # FRePo's model pool: slots of {"net", "opt", "age"}, filled on first use
+        self.pool: list[dict | None] = [None] * dc.pool_size
         self.real_batch = dc.real_batch or (
             64 if dc.space == "latent" and dc.objective == "gm" else 256
         )
@@ -435,6 +444,23 @@ class Distiller:
             )
         return net.to(self.device)
 
+    def _net_optimizer(self, net: ConvNet) -> torch.optim.Optimizer:
+        return torch.optim.SGD(net.parameters(), lr=self.cfg.distill.lr_net, momentum=0.5)
+
+    def _pool_slot(self, it: int) -> dict:
+        """The pooled network drawn for iteration ``it`` (from its own stream, so the real
+        batches are those of a run without the pool); a slot that is empty or whose network
+        has been trained ``pool_steps`` epochs gets a fresh network first."""
+        dc = self.cfg.distill
+        i = int(torch.randint(dc.pool_size, (1,), generator=step_generator(self.cfg.seed, it, 3)))
+        slot = self.pool[i]
+        if slot is None or slot["age"] >= dc.pool_steps:
+            net = self._fresh_net(it)
+            if dc.net_warmup > 0:
+                self._warm_up(net, it)
+            slot = self.pool[i] = {"net": net, "opt": self._net_optimizer(net), "age": 0}
+        return slot
+
     def _warm_up(self, net: ConvNet, it: int) -> int:
         """Train ``net`` for 0..``net_warmup`` SGD steps (drawn) on balanced real batches, so
         matching sees networks from random to partly trained. Every rank draws the same steps
@@ -577,14 +603,18 @@ class Distiller:
             all_sum_(t)
 
     def _inner_training(
-        self, net: ConvNet, opt: torch.optim.Optimizer, gen: torch.Generator
+        self,
+        net: ConvNet,
+        opt: torch.optim.Optimizer,
+        gen: torch.Generator,
+        epochs: int | None = None,
     ) -> None:
-        """``inner_loop`` epochs of the network on the detached synthetic set."""
+        """``epochs`` (default ``inner_loop``) epochs of the network on the detached set."""
         dc = self.cfg.distill
         with torch.no_grad():
             images = self.syn().detach()
         labels = self.syn.labels
-        for _ in range(self.inner_loop):
+        for _ in range(self.inner_loop if epochs is None else epochs):
             order = torch.randperm(len(labels), generator=gen).to(self.device)
             for idx in order.split(dc.batch_train):
                 x = images[idx]
@@ -601,12 +631,16 @@ class Distiller:
     def _step(self, engine: Engine, _batch: None) -> dict[str, float]:
         dc, it = self.cfg.distill, engine.state.iteration
         gen = step_generator(self.cfg.seed, it)
-        net = self._fresh_net(it)
+        slot = self._pool_slot(it) if dc.pool_size else None
+        if slot is not None:
+            net, net_opt = slot["net"], slot["opt"]
+        else:
+            net = self._fresh_net(it)
+            if dc.net_warmup > 0:
+                self._warm_up(net, it)
+            net_opt = self._net_optimizer(net)
         net.train()
-        if dc.net_warmup > 0:
-            self._warm_up(net, it)
         outer = self.outer_loop if dc.objective == "gm" else 1
-        net_opt = torch.optim.SGD(net.parameters(), lr=dc.lr_net, momentum=0.5)
         if dc.objective != "gm":
             net.requires_grad_(False)
         stats: list[dict[str, float]] = []
@@ -615,6 +649,10 @@ class Distiller:
             if ol == outer - 1:
                 break
             self._inner_training(net, net_opt, gen)
+        if slot is not None:  # one epoch on the updated set, then back into the pool
+            net.requires_grad_(True)
+            self._inner_training(net, net_opt, gen, epochs=1)
+            slot["age"] += 1
         out = {key: sum(s[key] for s in stats) / len(stats) for key in stats[0]}
         out["match_loss"] /= self.info.num_classes  # per class, comparable across datasets
         out["latent_norm"] = self.syn.latent_radius()
@@ -726,6 +764,16 @@ class Distiller:
             },
             "optimizer": self.opt.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "pool": [
+                None
+                if slot is None
+                else {
+                    "net": slot["net"].state_dict(),
+                    "opt": slot["opt"].state_dict(),
+                    "age": slot["age"],
+                }
+                for slot in self.pool
+            ],
             "history": self.history,
             "stop_reason": self.stop_reason,
             "loss_tracking": {"smoothed": self._smoothed, "best": self._best, "at": self._best_at},
@@ -776,6 +824,21 @@ class Distiller:
             self.opt.load_state_dict(state["optimizer"])
             if self.scheduler is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
+            for i, saved in enumerate(state.get("pool") or []):
+                if saved is not None:  # the architecture from any seed, then its weights
+                    net = self._fresh_net(0)
+                    try:
+                        net.load_state_dict(saved["net"])
+                    except RuntimeError:
+                        raise ConfigError(
+                            f"cannot resume: the networks pooled in {path} do not fit "
+                            "distill.net_width/net_depth/net_norm as they are now"
+                        ) from None
+                    opt = self._net_optimizer(net)
+                    opt.load_state_dict(saved["opt"])
+                    for group in opt.param_groups:  # momenta resume; lr_net may change
+                        group["lr"] = dc.lr_net
+                    self.pool[i] = {"net": net, "opt": opt, "age": int(saved["age"])}
             tracking = state["loss_tracking"]
             self._smoothed, self._best = tracking["smoothed"], tracking["best"]
             self._best_at = int(tracking["at"])

@@ -277,6 +277,34 @@ def test_model_pool_options_change_the_set(tmp_path, tiny, extra):
     assert not torch.equal(final(), final(extra))
 
 
+def test_network_pool_trains_its_networks_and_replaces_old_ones(tmp_path, tiny):
+    def distiller(*more):
+        cfg = _cfg(
+            tmp_path,
+            "distill.space=pixel",
+            "distill.init=real",
+            "distill.objective=dm",
+            "distill.max_iterations=5",
+            "distill.eval_every=0",
+            *more,
+        )
+        return Distiller(cfg, data=tiny)
+
+    d = distiller("distill.pool_size=1", "distill.pool_steps=2")
+    made = []
+    fresh = d._fresh_net
+    d._fresh_net = lambda it: made.append(it) or fresh(it)
+    pooled = d.run().images_float
+    assert made == [1, 3, 5]  # a network serves two iterations, then a fresh one comes in
+    slot = d.pool[0]
+    assert slot["age"] == 1 and all(p.requires_grad for p in slot["net"].parameters())
+    trained, untrained = slot["net"].state_dict(), fresh(5).state_dict()
+    assert not all(torch.equal(trained[n], p) for n, p in untrained.items())
+    assert not torch.equal(pooled, distiller().run().images_float)
+    with pytest.raises(ConfigError, match="pool_size"):
+        distiller("distill.objective=gm", "distill.outer_loop=2", "distill.pool_size=2")
+
+
 def test_matching_step_computes_no_gradients_for_the_network(tmp_path, tiny):
     # the set's extra terms embed the synthetic images with the network's weights as constants
     cfg = _cfg(

@@ -303,7 +303,13 @@ def tiny_generator(tmp_path_factory, tiny) -> Path:
 
 SPACES = {
     "pixel": ["distill.space=pixel"],
-    "pixel-dm": ["distill.space=pixel", "distill.objective=dm"],
+    # with a pool of matching networks: their weights, momenta and ages carry over
+    "pixel-dm-pool": [
+        "distill.space=pixel",
+        "distill.objective=dm",
+        "distill.pool_size=2",
+        "distill.pool_steps=3",  # iteration 5 draws a network saved at iteration 4
+    ],
     # Adam, feature offsets, residuals, the cosine schedule and DSA draws all carry over
     "latent": [
         "distill.init=normal",
@@ -361,6 +367,22 @@ def test_distill_resume_in_process_equals_uninterrupted(tmp_path, tiny, tiny_gen
     _same_set(DistilledSet.load(out), reference)
     assert [h["iteration"] for h in ds.history] == list(range(1, 7))
     assert not state_path(out).exists()
+
+
+def test_distill_resume_refuses_a_changed_pool(tmp_path, tiny):
+    out = tmp_path / "set.pt"
+    cfg = _distill_cfg(tmp_path, "pixel-dm-pool", "distill.checkpoint_every=1")
+    crashed = _distiller(cfg, None, out, tiny)
+    _crash_after(crashed.engine, 2)
+    with pytest.raises(RuntimeError):
+        crashed.run()
+    for override, message in (
+        ("distill.pool_size=3", r"'distill.pool_size' differs .* \(2 there, 3 now\)"),
+        ("distill.net_width=16", "the networks pooled in .* do not fit distill.net_width"),
+    ):
+        changed = _distill_cfg(tmp_path, "pixel-dm-pool", override)
+        with pytest.raises(ConfigError, match=message):
+            _distiller(changed, None, out, tiny, resume=True)
 
 
 def test_distill_ctrl_c_in_process_saves_and_resumes(tmp_path, tiny):
