@@ -14,13 +14,13 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from cli_batch import run_cli_many
 from PIL import Image
 
 from gandistill.artifacts import (
@@ -341,13 +341,14 @@ CASES: list[tuple[str, Callable[[SimpleNamespace, Path], list], str]] = [
 
 
 CASE_TEST = "test_bad_input_is_one_line_and_writes_nothing"
-WORKERS = max(1, min(2, os.cpu_count() or 1))  # each case is mostly torch's import: run two
+WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 
 @pytest.fixture(scope="module")
 def outcomes(files, request, tmp_path_factory) -> SimpleNamespace:
-    """Run the selected cases, ``WORKERS`` at a time, each in its own folder: for each id the
-    finished process, its ``--out`` path and its folder; plus snapshots of the shared files."""
+    """Run the selected cases in ``WORKERS`` interpreters (see ``cli_batch``), each case in
+    its own folder: for each id the finished command, its ``--out`` path and its folder; plus
+    snapshots of the shared files."""
     wanted = {
         item.callspec.id
         for item in request.session.items
@@ -355,15 +356,16 @@ def outcomes(files, request, tmp_path_factory) -> SimpleNamespace:
     }
     jobs = [(case_id, builder, tmp_path_factory.mktemp(case_id)) for case_id, builder, _ in CASES]
     jobs = [job for job in jobs if job[0] in wanted]
-
-    def run(job: tuple) -> tuple:
-        case_id, builder, folder = job
-        out = folder / "out"
-        return case_id, (run_cli(*builder(files, out), cwd=folder), out, folder)
-
     before = snapshot(files.root)
-    with ThreadPoolExecutor(WORKERS) as pool:
-        results = dict(pool.map(run, jobs))
+    procs = run_cli_many(
+        [(builder(files, folder / "out"), folder) for _, builder, folder in jobs],
+        workers=WORKERS,
+        env={"OMP_NUM_THREADS": "1"},
+    )
+    results = {
+        case_id: (proc, folder / "out", folder)
+        for (case_id, _, folder), proc in zip(jobs, procs, strict=True)
+    }
     return SimpleNamespace(results=results, before=before, after=snapshot(files.root))
 
 

@@ -1,12 +1,11 @@
 """``gandistill evaluate``: the report's content, files, caching and bad input."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from cli_batch import run_cli_many
 from conftest import SMOKE, make_tiny_data
 
 from gandistill import report as report_mod
@@ -109,81 +108,33 @@ def test_full_profile_follows_the_config(tmp_path, setup):
     assert len(rep["accuracy"]["convnet"]["distilled"]["accuracies"]) == 2
 
 
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "gandistill", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_cli_evaluate_end_to_end_and_bad_input(tmp_path, setup):
     cfg, path, _ = setup
     out = tmp_path / "cli_report"
-    proc = run_cli("evaluate", "--distilled", path, "--out", out, "--no-progress")
-    assert proc.returncode == 0, proc.stderr
-    assert "random real subset" in proc.stdout and (out / "report.json").is_file()
-
-    def user_error(*args, fragment):
-        proc = run_cli(*args)
+    evaluate = ["evaluate", "--distilled", path, "--out"]
+    refusals = [  # (arguments, what the one-line error names), after a first good run
+        ([*evaluate, out], "already exists"),
+        (["evaluate", "--distilled", tmp_path / "nope.pt", "--out", tmp_path / "r2"], "nope"),
+        # a data file, not a distilled set
+        (["evaluate", "--distilled", tmp_path / "tiny.pt", "--out", tmp_path / "r3"], "tiny.pt"),
+        ([*evaluate, tmp_path / "r4", "--set", "data.name=mnist5k"], "3 classes"),  # 10 there
+        (
+            [*evaluate, tmp_path / "r5", "--feature-extractor", "inception-v3-compat"]
+            + ["--inception-weights", tmp_path / "missing.pth"],
+            "missing.pth",
+        ),
+        ([*evaluate, tmp_path / "r6", "--kid-subset-size", "100"], "KID subset size 100"),
+        ([*evaluate, tmp_path / "r7", "--archs", "vgg99"], "vgg99"),
+    ]
+    here = Path.cwd()
+    good, *refused = run_cli_many(
+        [([*evaluate, out, "--no-progress"], here)] + [(args, here) for args, _ in refusals]
+    )
+    assert good.returncode == 0, good.stderr
+    assert "random real subset" in good.stdout and (out / "report.json").is_file()
+    for proc, (_, fragment) in zip(refused, refusals, strict=True):
         assert proc.returncode == 2, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and fragment in proc.stderr, proc.stderr
-
-    user_error("evaluate", "--distilled", path, "--out", out, fragment="already exists")
-    user_error(
-        "evaluate", "--distilled", tmp_path / "nope.pt", "--out", tmp_path / "r2", fragment="nope"
-    )
-    user_error(
-        "evaluate",
-        "--distilled",
-        tmp_path / "tiny.pt",  # a data file, not a distilled set
-        "--out",
-        tmp_path / "r3",
-        fragment="tiny.pt",
-    )
-    user_error(
-        "evaluate",
-        "--distilled",
-        path,
-        "--out",
-        tmp_path / "r4",
-        "--set",
-        "data.name=mnist5k",  # 10 classes; the set has 3
-        fragment="3 classes",
-    )
-    user_error(
-        "evaluate",
-        "--distilled",
-        path,
-        "--out",
-        tmp_path / "r5",
-        "--feature-extractor",
-        "inception-v3-compat",
-        "--inception-weights",
-        tmp_path / "missing.pth",
-        fragment="missing.pth",
-    )
-    user_error(
-        "evaluate",
-        "--distilled",
-        path,
-        "--out",
-        tmp_path / "r6",
-        "--kid-subset-size",
-        "100",
-        fragment="KID subset size 100",
-    )
-    user_error(
-        "evaluate",
-        "--distilled",
-        path,
-        "--out",
-        tmp_path / "r7",
-        "--archs",
-        "vgg99",
-        fragment="vgg99",
-    )
     assert not (tmp_path / "r4").exists() and not (tmp_path / "r5" / "report.json").exists()
     assert Path(path).is_file()
 
@@ -247,5 +198,7 @@ def test_generator_report(tmp_path, setup):
     assert rep["fidelity"]["generated"]["fid"] > rep["fidelity"]["real_train"]["fid"]
     assert (out / "report.json").is_file() and (out / "grid.png").is_file()
     assert "Class consistency" in (out / "report.md").read_text()
-    proc = run_cli("evaluate", "--distilled", "a.pt", "--generator", generator, "--out", out)
+    (proc,) = run_cli_many(
+        [(["evaluate", "--distilled", "a.pt", "--generator", generator, "--out", out], tmp_path)]
+    )
     assert proc.returncode == 2 and "one of --distilled" in proc.stderr
