@@ -1,4 +1,5 @@
-"""Bad input, as a user meets it: the CLI run as a subprocess on a table of mistakes.
+"""Bad input, as a user meets it: the CLI run in subprocesses on a table of mistakes (the
+cases share interpreters, see ``cli_batch``).
 
 Every case must end in exit status 2 and one ``gandistill: error: ...`` line naming the problem,
 with no traceback and nothing written: no output file or folder, no ``.*.tmp`` left over, and
