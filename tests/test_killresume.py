@@ -369,13 +369,18 @@ def test_distill_resume_in_process_equals_uninterrupted(tmp_path, tiny, tiny_gen
     assert not state_path(out).exists()
 
 
-def test_distill_resume_refuses_a_changed_pool(tmp_path, tiny):
-    out = tmp_path / "set.pt"
-    cfg = _distill_cfg(tmp_path, "pixel-dm-pool", "distill.checkpoint_every=1")
-    crashed = _distiller(cfg, None, out, tiny)
+def _crash_at_iteration_2(cfg, generator, out: Path, data) -> None:
+    """Run ``cfg`` (which must save every iteration) until a crash after iteration 2."""
+    crashed = _distiller(cfg, generator, out, data)
     _crash_after(crashed.engine, 2)
     with pytest.raises(RuntimeError):
         crashed.run()
+
+
+def test_distill_resume_refuses_a_changed_pool(tmp_path, tiny):
+    out = tmp_path / "set.pt"
+    cfg = _distill_cfg(tmp_path, "pixel-dm-pool", "distill.checkpoint_every=1")
+    _crash_at_iteration_2(cfg, None, out, tiny)
     for override, message in (
         ("distill.pool_size=3", r"'distill.pool_size' differs .* \(2 there, 3 now\)"),
         ("distill.net_width=16", "the networks pooled in .* do not fit distill.net_width"),
@@ -424,10 +429,7 @@ def test_distill_resume_refuses_a_different_run(tmp_path, tiny, tiny_generator):
     with pytest.raises(ArtifactError, match="nothing to resume: no .*set.state.pt"):
         _distiller(_distill_cfg(tmp_path, "latent"), tiny_generator, out, tiny, resume=True)
     cfg = _distill_cfg(tmp_path, "latent", "distill.checkpoint_every=1")
-    crashed = _distiller(cfg, tiny_generator, out, tiny)
-    _crash_after(crashed.engine, 2)
-    with pytest.raises(RuntimeError):
-        crashed.run()
+    _crash_at_iteration_2(cfg, tiny_generator, out, tiny)
 
     for override, message in (
         ("seed=1", r"cannot resume: 'seed' differs .* \(0 there, 1 now\)"),
