@@ -14,6 +14,7 @@ takes the others down through ``torch.multiprocessing`` and the launcher raises
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -163,6 +164,7 @@ def _worker(local_rank: int, fn: Callable, args: tuple, device: str, error_dir: 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // idist.get_nproc_per_node()))
     if device != "cpu" and torch.cuda.is_available():  # one GPU per process, by local rank
         torch.cuda.set_device(local_gpu(local_rank))
+    status = 0
     try:
         fn(local_rank, *args)
     except GandistillError as exc:
@@ -170,7 +172,7 @@ def _worker(local_rank: int, fn: Callable, args: tuple, device: str, error_dir: 
             Path(error_dir, _ERROR_FILE.format(rank=idist.get_rank())).write_text(str(exc))
         elif is_main():  # under torchrun: the ranks agree on user errors; rank 0 says it
             print(f"gandistill: error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+        status = EXIT_USER_ERROR
     except Interrupted as exc:  # torch.multiprocessing would swallow a KeyboardInterrupt
         if is_main():
             if error_dir is not None:
@@ -178,7 +180,15 @@ def _worker(local_rank: int, fn: Callable, args: tuple, device: str, error_dir: 
                 Path(error_dir, _INTERRUPT_FILE).write_text(text)
             else:
                 print(f"gandistill: {exc}", file=sys.stderr)
-        sys.exit(128 + exc.signum)
+        status = 128 + exc.signum
+    # The trainers' DDP wrappers hold the process group and sit in reference cycles (engine and
+    # handlers), so they outlive ``fn``. Left to interpreter teardown, their gloo group is
+    # destroyed after Python is half gone, which can abort a worker whose run succeeded
+    # ("terminate called without an active exception", SIGABRT). Free them here.
+    gc.collect()
+    if status:
+        idist.finalize()  # ignite's spawn wrapper only finalizes when ``fn`` returns
+        sys.exit(status)
 
 
 def launch(

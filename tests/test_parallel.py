@@ -5,10 +5,12 @@ run loads; only rank 0 writes (one event file); resumes cross world sizes; a wor
 is one line and a dead worker stops the run instead of hanging it.
 """
 
+import gc
 import os
 import signal
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from gandistill.artifacts import DistilledSet, load_generator_checkpoint
 from gandistill.config import load_config
 from gandistill.distill import Distiller, state_path
 from gandistill.errors import ConfigError, GandistillError, Interrupted
-from gandistill.parallel import WorkerDied, class_share, free_port, launch
+from gandistill.parallel import WorkerDied, _worker, class_share, free_port, launch
 from gandistill.train import STATE_DIR, train
 
 DISTILL_ITERATIONS = 4
@@ -226,6 +228,39 @@ def test_dead_worker_stops_the_run():
     # either the kill is seen first or rank 0's collective losing its peer is
     with pytest.raises(WorkerDied, match=r"worker (1 was killed by SIGKILL|0 lost contact)"):
         launch(_killed_on_rank_1, nproc_per_node=2, device="cpu", timeout_minutes=1)
+
+
+class _Cycle:
+    """Stands in for a trainer: its engine's handlers point back at it (a reference cycle)."""
+
+    def __init__(self, made: list) -> None:
+        self.me = self
+        made.append(weakref.ref(self))
+
+
+def _leaves_a_cycle(local_rank: int, made: list, error: Exception | None) -> None:
+    _Cycle(made)
+    if error is not None:
+        raise error
+
+
+@pytest.mark.parametrize("error", [None, ConfigError("bad key")], ids=["finished", "user-error"])
+def test_worker_frees_the_run_before_it_exits(error, tmp_path):
+    """What the run left in reference cycles (DDP wrappers, which hold the gloo group) is freed
+    inside the worker, not at interpreter teardown, where gloo can abort a finished worker."""
+    made: list = []
+    gc.disable()  # no automatic collection between the run and the check
+    try:
+        if error is None:
+            _worker(0, _leaves_a_cycle, (made, error), "cpu", str(tmp_path))
+        else:
+            with pytest.raises(SystemExit) as stop:
+                _worker(0, _leaves_a_cycle, (made, error), "cpu", str(tmp_path))
+            assert stop.value.code == 2
+            assert (tmp_path / "rank0.err").read_text() == "bad key"
+        assert made and made[0]() is None
+    finally:
+        gc.enable()
 
 
 def test_each_process_takes_the_gpu_of_its_local_rank(monkeypatch):
