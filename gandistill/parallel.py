@@ -257,6 +257,7 @@ def launch(
         except torch.multiprocessing.ProcessExitedException as exc:
             _raise_worker_failure(exc, Path(error_dir))
         except torch.multiprocessing.ProcessRaisedException as exc:
+            _raise_reported(Path(error_dir))  # a peer's user error, not the lost contact it caused
             last = str(exc).strip().splitlines()[-1]
             if any(s in last for s in _LOST_PEER):  # it saw another worker die first
                 raise WorkerDied(
@@ -274,7 +275,8 @@ def _forward_to_workers(signum: int, frame: object) -> None:
         os.kill(child.pid, signum)
 
 
-def _raise_worker_failure(exc: Exception, error_dir: Path) -> None:
+def _raise_reported(error_dir: Path) -> None:
+    """Raise what the workers reported: the lowest rank's user error, or the interruption."""
     messages = sorted(error_dir.glob("rank*.err"), key=lambda p: int(p.stem[4:]))
     if messages:
         raise GandistillError(messages[0].read_text())
@@ -282,6 +284,10 @@ def _raise_worker_failure(exc: Exception, error_dir: Path) -> None:
     if stopped.is_file():
         signum, iteration, checkpoint = stopped.read_text().split("\n", 2)
         raise Interrupted(int(iteration), checkpoint, int(signum))
+
+
+def _raise_worker_failure(exc: Exception, error_dir: Path) -> None:
+    _raise_reported(error_dir)
     code = getattr(exc, "exit_code", None)
     index = getattr(exc, "error_index", "?")
     how = f"was killed by {signal.Signals(-code).name}" if code and code < 0 else f"exited {code}"
