@@ -263,7 +263,7 @@ def test_warm_up_trains_matching_networks_reproducibly(tmp_path, tiny):
 
 
 @pytest.mark.parametrize("extra", ["distill.ce_weight=1", "distill.net_warmup=3"])
-def test_model_pool_options_change_the_set(tmp_path, tiny, extra):
+def test_idm_warmup_and_class_term_change_the_set(tmp_path, tiny, extra):
     def final(*more):
         return _three_pixel_iterations(
             tmp_path,
