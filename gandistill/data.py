@@ -139,6 +139,10 @@ class ImageTensors(torch.utils.data.Dataset):
         Drawn without replacement when ``n`` does not exceed the class size, with replacement
         otherwise.
         """
+        return self.take(self.draw_class(c, n, generator))
+
+    def draw_class(self, c: int, n: int, generator: torch.Generator) -> Tensor:
+        """The indices :meth:`sample_class` would take (the same draw from ``generator``)."""
         idx = self.class_indices[c]
         if len(idx) == 0 and n > 0:
             raise ValueError(f"class {c} has no images to sample from")
@@ -146,7 +150,11 @@ class ImageTensors(torch.utils.data.Dataset):
             pick = torch.randperm(len(idx), generator=generator)[:n]
         else:
             pick = torch.randint(len(idx), (n,), generator=generator)
-        return _to_float(self.images[idx[pick]])
+        return idx[pick]
+
+    def take(self, indices: Tensor) -> Tensor:
+        """The images at ``indices`` as float32 in [0, 1]."""
+        return _to_float(self.images[indices])
 
     def sample_balanced(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """``n`` shuffled images with labels spread evenly over the classes.

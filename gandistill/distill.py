@@ -482,11 +482,11 @@ class Distiller:
 
     def _real_batch(self, gen: torch.Generator) -> tuple[Tensor, Tensor]:
         """Normalised real images (K, B, C, H, W) and their labels (K, B) of this rank's K
-        classes. Every rank draws the batches of all classes, so the shared generator stays in
-        step across ranks."""
+        classes. Every rank draws the indices of all classes, so the shared generator stays in
+        step across ranks, and loads the images of its own."""
         k, b = self.info.num_classes, self.real_batch
-        x = torch.stack([self.train_set.sample_class(c, b, gen) for c in range(k)])
-        x = x[self.classes.start : self.classes.stop]
+        picks = [self.train_set.draw_class(c, b, gen) for c in range(k)]
+        x = torch.stack([self.train_set.take(picks[c]) for c in self.classes])
         y = torch.tensor(list(self.classes)).unsqueeze(1).expand(len(self.classes), b)
         return self.info.normalize(x.to(self.device)), y.to(self.device)
 

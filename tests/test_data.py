@@ -122,6 +122,12 @@ def test_sample_class():
     assert many.shape == (10, 1, 4, 4) and 0 <= float(many.min()) and float(many.max()) <= 1
     again = split.sample_class(1, 10, torch.Generator().manual_seed(0))
     assert torch.equal(many, again)
+    # the indices alone: the same draw, and the generator left in the same state
+    gen_a, gen_b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    picks = split.draw_class(1, 2, gen_a)
+    assert torch.all(split.labels[picks] == 1)
+    assert torch.equal(split.take(picks), split.sample_class(1, 2, gen_b))
+    assert torch.equal(torch.rand(3, generator=gen_a), torch.rand(3, generator=gen_b))
     assert torch.equal(split.get_class(2), split.images[split.labels == 2].float() / 255)
 
 
