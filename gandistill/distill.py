@@ -284,6 +284,7 @@ class Distiller:
         self.interrupted_at: int | None = None
         self._done = False  # a resumed state that had already stopped
         self.engine = Engine(self._step)
+        self.progress: ProgressBar | None = None  # rank 0's bar when distill.progress is on
         self.tb = None
         if log_dir is None and self.out is not None:
             log_dir = self.out.parent / "tb" / self.out.stem
@@ -411,20 +412,27 @@ class Distiller:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._save_or_stop)
 
     def _attach_progress(self, engine: Engine) -> None:
+        # closed when the run completes, however it stops (a budget or convergence stop ends
+        # the run before the epoch of max_iterations does), so later output starts on a new line
         budget = self.cfg.distill.max_minutes
         if not budget:
-            ProgressBar(persist=True, desc="distill").attach(
-                engine, output_transform=lambda out: {"loss": out["match_loss"]}
+            self.progress = ProgressBar(persist=True, desc="distill")
+            self.progress.attach(
+                engine,
+                output_transform=lambda out: {"loss": out["match_loss"]},
+                closing_event_name=Events.COMPLETED,
             )
             return
         # the time budget, not the iteration cap, decides the end: minutes used, no ETA
         fmt = "{desc}[{n_fmt}/{total_fmt}] {percentage:3.0f}%|{bar}{postfix} [{elapsed}]"
-        ProgressBar(persist=True, desc="distill", bar_format=fmt).attach(
+        self.progress = ProgressBar(persist=True, desc="distill", bar_format=fmt)
+        self.progress.attach(
             engine,
             output_transform=lambda out: {
                 "loss": out["match_loss"],
                 "budget": f"{out['seconds'] / 60:.1f}/{budget:g} min",
             },
+            closing_event_name=Events.COMPLETED,
         )
 
     # --- one outer iteration -----------------------------------------------------------------
