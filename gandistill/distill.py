@@ -415,25 +415,20 @@ class Distiller:
         # closed when the run completes, however it stops (a budget or convergence stop ends
         # the run before the epoch of max_iterations does), so later output starts on a new line
         budget = self.cfg.distill.max_minutes
-        if not budget:
-            self.progress = ProgressBar(persist=True, desc="distill")
-            self.progress.attach(
-                engine,
-                output_transform=lambda out: {"loss": out["match_loss"]},
-                closing_event_name=Events.COMPLETED,
-            )
-            return
-        # the time budget, not the iteration cap, decides the end: minutes used, no ETA
-        fmt = "{desc}[{n_fmt}/{total_fmt}] {percentage:3.0f}%|{bar}{postfix} [{elapsed}]"
-        self.progress = ProgressBar(persist=True, desc="distill", bar_format=fmt)
-        self.progress.attach(
-            engine,
-            output_transform=lambda out: {
+
+        def shown(out: dict) -> dict:
+            if not budget:
+                return {"loss": out["match_loss"]}
+            return {
                 "loss": out["match_loss"],
                 "budget": f"{out['seconds'] / 60:.1f}/{budget:g} min",
-            },
-            closing_event_name=Events.COMPLETED,
-        )
+            }
+
+        # with a time budget, the budget, not the iteration cap, decides the end: no ETA
+        fmt = "{desc}[{n_fmt}/{total_fmt}] {percentage:3.0f}%|{bar}{postfix} [{elapsed}]"
+        style = {"bar_format": fmt} if budget else {}
+        self.progress = ProgressBar(persist=True, desc="distill", **style)
+        self.progress.attach(engine, output_transform=shown, closing_event_name=Events.COMPLETED)
 
     # --- one outer iteration -----------------------------------------------------------------
 
