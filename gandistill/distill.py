@@ -412,22 +412,20 @@ class Distiller:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._save_or_stop)
 
     def _attach_progress(self, engine: Engine) -> None:
-        # closed when the run completes, however it stops (a budget or convergence stop ends
-        # the run before the epoch of max_iterations does), so later output starts on a new line
         budget = self.cfg.distill.max_minutes
 
         def shown(out: dict) -> dict:
-            if not budget:
-                return {"loss": out["match_loss"]}
-            return {
-                "loss": out["match_loss"],
-                "budget": f"{out['seconds'] / 60:.1f}/{budget:g} min",
-            }
+            fields = {"loss": out["match_loss"]}
+            if budget:
+                fields["budget"] = f"{out['seconds'] / 60:.1f}/{budget:g} min"
+            return fields
 
         # with a time budget, the budget, not the iteration cap, decides the end: no ETA
         fmt = "{desc}[{n_fmt}/{total_fmt}] {percentage:3.0f}%|{bar}{postfix} [{elapsed}]"
         style = {"bar_format": fmt} if budget else {}
         self.progress = ProgressBar(persist=True, desc="distill", **style)
+        # closed on COMPLETED, however the run stops (a budget or convergence stop ends it
+        # before the epoch of max_iterations does), so later output starts on a new line
         self.progress.attach(engine, output_transform=shown, closing_event_name=Events.COMPLETED)
 
     # --- one outer iteration -----------------------------------------------------------------
