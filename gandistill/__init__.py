@@ -2,23 +2,23 @@
 
 __version__ = "0.1.0"
 
-from gandistill.artifacts import (  # noqa: E402
+from gandistill.classifier import RealClassifier, class_consistency, get_classifier  # noqa: E402
+from gandistill.config import Config, load_config  # noqa: E402
+from gandistill.coreset.baselines import build_baseline
+from gandistill.data import DatasetInfo, ImageTensors, load_dataset  # noqa: E402
+from gandistill.distillation.loop import Distiller, distill
+from gandistill.errors import GandistillError  # noqa: E402
+from gandistill.evaluation.generator import evaluate_generator
+from gandistill.evaluation.report import evaluate_distilled
+from gandistill.files import (
     DistilledSet,
     GeneratorCheckpoint,
     load_generator,
     load_generator_checkpoint,
 )
-from gandistill.baselines import build_baseline  # noqa: E402
-from gandistill.classifier import RealClassifier, class_consistency, get_classifier  # noqa: E402
-from gandistill.config import Config, load_config  # noqa: E402
-from gandistill.data import DatasetInfo, ImageTensors, load_dataset  # noqa: E402
-from gandistill.distill import Distiller, distill  # noqa: E402
-from gandistill.errors import GandistillError  # noqa: E402
-from gandistill.generator_report import evaluate_generator  # noqa: E402
+from gandistill.gan.trainer import GANTrainer, TrainResult, train
 from gandistill.parallel import launch  # noqa: E402
-from gandistill.quickstart import QuickstartResult, quickstart, quickstart_config  # noqa: E402
-from gandistill.report import evaluate_distilled  # noqa: E402
-from gandistill.train import GANTrainer, TrainResult, train  # noqa: E402
+from gandistill.pipelines.quickstart import QuickstartResult, quickstart, quickstart_config
 
 __all__ = [
     "Config",

@@ -18,11 +18,11 @@ from ignite.handlers import ProgressBar
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from gandistill.artifacts import KIND_CLASSIFIER, atomic_save, load_payload
 from gandistill.config import ClassifierConfig, DataConfig, to_dict
 from gandistill.data import DatasetInfo, ImageTensors
 from gandistill.errors import ArtifactError
-from gandistill.evaluate import test_accuracy
+from gandistill.files import KIND_CLASSIFIER, atomic_save, load_payload
+from gandistill.fit import test_accuracy
 from gandistill.models import ConvNet, build_model, from_gan_range
 from gandistill.runtime import library_versions, step_generator
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from gandistill.artifacts import atomic_write
 from gandistill.errors import ArtifactError, ConfigError, GandistillError, Interrupted
+from gandistill.files import atomic_write
 from gandistill.runtime import format_seconds as _fmt_seconds
 
 EXIT_USER_ERROR = 2
@@ -78,8 +78,8 @@ def _launch(args: argparse.Namespace, cfg, worker, *worker_args) -> None:
 
 
 def _train_worker(local_rank: int, cfg, resume: bool, overwrite: bool) -> None:
+    from gandistill.gan.trainer import train
     from gandistill.parallel import is_main, world_size
-    from gandistill.train import train
 
     result = train(cfg, resume=resume, overwrite=overwrite)
     if not is_main():
@@ -95,7 +95,6 @@ def _train_worker(local_rank: int, cfg, resume: bool, overwrite: bool) -> None:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from gandistill.artifacts import load_generator_checkpoint
     from gandistill.config import (
         Config,
         apply_overrides,
@@ -103,7 +102,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
         load_config,
         to_dict,
     )
-    from gandistill.distill import state_path
+    from gandistill.distillation.loop import state_path
+    from gandistill.files import load_generator_checkpoint
 
     out = Path(args.out)
     state = state_path(out)
@@ -139,7 +139,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def _distill_worker(local_rank: int, cfg, ckpt, out: Path, resume: bool) -> None:
-    from gandistill.distill import Distiller
+    from gandistill.distillation.loop import Distiller
     from gandistill.parallel import is_main
 
     ds = Distiller(cfg, generator=ckpt, out=out, resume=resume).run()
@@ -156,8 +156,8 @@ def _distill_worker(local_rank: int, cfg, ckpt, out: Path, resume: bool) -> None
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from gandistill.baselines import build_baseline
     from gandistill.config import load_config
+    from gandistill.coreset.baselines import build_baseline
 
     out = Path(args.out)
     _check_output(out, args.overwrite)
@@ -171,8 +171,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from gandistill.artifacts import load_generator_checkpoint
-    from gandistill.benchmark import (
+    from gandistill.files import load_generator_checkpoint
+    from gandistill.pipelines.benchmark import (
         METHODS,
         RESULTS_FILE,
         TABLE_FILE,
@@ -192,7 +192,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    from gandistill.quickstart import quickstart, quickstart_config, summary
+    from gandistill.pipelines.quickstart import quickstart, quickstart_config, summary
 
     overrides = list(args.set or [])
     if args.device:
@@ -208,10 +208,10 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from gandistill.artifacts import DistilledSet, load_generator_checkpoint
     from gandistill.config import apply_overrides, config_from_dict, load_config, to_dict
-    from gandistill.generator_report import evaluate_generator, generator_markdown
-    from gandistill.report import evaluate_distilled, headline
+    from gandistill.evaluation.generator import evaluate_generator, generator_markdown
+    from gandistill.evaluation.report import evaluate_distilled, headline
+    from gandistill.files import DistilledSet, load_generator_checkpoint
 
     if bool(args.distilled) == bool(args.generator):
         raise ArtifactError("pass one of --distilled FILE or --generator FILE")
@@ -253,7 +253,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _distilled_images(args: argparse.Namespace):
     """uint8 images of a distilled set: decoded through its generator when at hand, else stored."""
-    from gandistill.artifacts import DistilledSet
+    from gandistill.files import DistilledSet, to_uint8
 
     ds = DistilledSet.load(args.distilled)
     source = "stored images"
@@ -262,9 +262,9 @@ def _distilled_images(args: argparse.Namespace):
     ):
         try:
             normalized = ds.decode(args.generator)
-            pixels = ds.info.denormalize(normalized).clamp(0, 1)
+            pixels = to_uint8(ds.info.denormalize(normalized))
             source = f"decoded through {args.generator or ds.generator_path}"
-            return ds, (pixels * 255).round().to(torch.uint8), source
+            return ds, pixels, source
         except ArtifactError:
             if args.generator:
                 raise
@@ -273,10 +273,9 @@ def _distilled_images(args: argparse.Namespace):
 
 def _write_export(images, labels, info, fmt: str, out: Path) -> None:
     import numpy as np
-    import torch
     from torchvision.utils import make_grid, save_image
 
-    from gandistill.artifacts import atomic_save
+    from gandistill.files import atomic_save
 
     if fmt == "png":
         ipc = int(torch.bincount(labels).max())
@@ -307,12 +306,11 @@ def _write_export(images, labels, info, fmt: str, out: Path) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    import torch
     from torchvision.utils import save_image
 
-    from gandistill.artifacts import load_generator_checkpoint
+    from gandistill.files import load_generator_checkpoint
+    from gandistill.gan.trainer import class_grid
     from gandistill.runtime import resolve_device, step_generator
-    from gandistill.train import class_grid
 
     out = Path(args.out)
     if args.distilled:
@@ -400,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_parallel_flags(p)
     p.set_defaults(func=cmd_distill)
 
-    from gandistill.baselines import METHODS
+    from gandistill.coreset.baselines import METHODS
 
     p = sub.add_parser("baseline", help="coreset baseline: real images chosen per class")
     p.add_argument("--method", required=True, help=f"selection rule: {', '.join(METHODS)}")

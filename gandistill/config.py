@@ -212,7 +212,7 @@ class DistillConfig:
 
 @dataclass
 class EvalConfig:
-    """The downstream-accuracy protocol of the DC/DSA/DM papers (see REFERENCE in the README)."""
+    """The downstream-accuracy protocol of the DC/DSA/DM papers (see docs/benchmarks.md)."""
 
     arch: str = _f(
         "convnet",

@@ -27,8 +27,8 @@ from ignite.engine import Events
 from speed_common import outer_step_config, outer_step_seconds, plain_outer_seconds
 
 from gandistill.config import load_config
-from gandistill.distill import Distiller
-from gandistill.evaluate import evaluate_set
+from gandistill.distillation.loop import Distiller
+from gandistill.fit import evaluate_set
 
 METHODS = {
     "latent-gm": ["distill.space=latent", "distill.objective=gm"],

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gandistill.config import load_config
 from gandistill.errors import GandistillError
-from gandistill.train import train
+from gandistill.gan.trainer import train
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,10 +6,10 @@ interval after warm-up). On CPU the processes share the machine's cores (each ge
 ``cores / N`` torch threads, as torchrun does), so on one machine the ratio shows what
 processes buy over threads, not over more hardware.
 
-- **GAN training**: images/s of :class:`~gandistill.train.GANTrainer` (global batch
+- **GAN training**: images/s of :class:`~gandistill.gan.GANTrainer` (global batch
   ``train.batch_size``, DDP over the processes).
 - **Distillation, gradient matching** and **distribution matching**: seconds per outer iteration
-  of :class:`~gandistill.distill.Distiller` in latent space (the classes split over the
+  of :class:`~gandistill.distillation.Distiller` in latent space (the classes split over the
   processes), through a randomly initialised generator of the config's size: timing needs no
   trained one.
 
@@ -34,14 +34,14 @@ import torch
 from ignite.engine import Events
 from speed_common import median_interval
 
-from gandistill.artifacts import GeneratorCheckpoint
 from gandistill.config import Config, load_config
 from gandistill.data import load_dataset
-from gandistill.distill import Distiller
+from gandistill.distillation.loop import Distiller
+from gandistill.files import GeneratorCheckpoint
+from gandistill.gan.trainer import GANTrainer
 from gandistill.models import Generator
 from gandistill.parallel import is_main, launch
 from gandistill.runtime import resolve_device
-from gandistill.train import GANTrainer
 
 GAN_WARMUP = 3
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"

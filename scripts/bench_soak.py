@@ -30,9 +30,9 @@ from ignite.engine import Events
 
 from gandistill.config import load_config
 from gandistill.data import load_dataset
-from gandistill.distill import Distiller
+from gandistill.distillation.loop import Distiller
 from gandistill.errors import GandistillError, Interrupted
-from gandistill.train import STATE_DIR, TB_DIR, GANTrainer
+from gandistill.gan.trainer import STATE_DIR, TB_DIR, GANTrainer
 
 ENDLESS = 10**9  # iterations of each run: the soak ends by the clock, not by a run finishing
 COLUMNS = (

@@ -2,16 +2,16 @@
 
 Every number is a median over ``--repeats`` timed rounds after warm-up, on one device:
 
-- **GAN training step**: images/s of :class:`~gandistill.train.GANTrainer` (ignite Engine with its
+- **GAN training step**: images/s of :class:`~gandistill.gan.GANTrainer` (ignite Engine with its
   per-iteration handlers; image grids and checkpoints are pushed past the run) over a plain loop
   with the same models, batch size, hinge loss, class-conditional MMD² on D's features,
   DiffAugment, Adam, EMA and autocast. Random weights: no trained generator is needed.
-- **Distillation outer step**: steps/s of :class:`~gandistill.distill.Distiller` (IPC 1, pixel
+- **Distillation outer step**: steps/s of :class:`~gandistill.distillation.Distiller` (IPC 1, pixel
   space, its default gradient mode and precision) over the plain per-class loop in float32 of
   ``speed_common.py`` (shared with ``bench_distill.py speed``).
-- **Fidelity**: images/s through :func:`~gandistill.fidelity.fidelity_metrics` (FID + KID with
-  the classifier extractor, torch-fidelity) over the extractor's forward pass alone, on 2000
-  train against 1000 test images.
+- **Fidelity**: images/s through :func:`~gandistill.evaluation.fidelity.fidelity_metrics`
+  (FID + KID with the classifier extractor, torch-fidelity) over the extractor's forward pass
+  alone, on 2000 train against 1000 test images.
 - **Matching step**: achieved GFLOP/s of the timed outer step (its FLOPs counted by
   ``FlopCounterMode`` on the per-class loop, divided by its time) as a share of a 4096 × 4096
   matmul's GFLOP/s in the dtype the step computes in (bfloat16 under autocast, else float32).
@@ -53,13 +53,15 @@ from gandistill.augment import diff_augment
 from gandistill.classifier import RealClassifier
 from gandistill.config import Config, load_config
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset
-from gandistill.distill import Distiller, amp_context
+from gandistill.distances import mmd2
+from gandistill.distillation.loop import Distiller
+from gandistill.distillation.matching import amp_context
 from gandistill.errors import GandistillError
-from gandistill.fidelity import fidelity_metrics
-from gandistill.losses import class_conditional, hinge_d, hinge_g, mmd2
+from gandistill.evaluation.fidelity import fidelity_metrics
+from gandistill.gan.losses import class_conditional, hinge_d, hinge_g
+from gandistill.gan.trainer import GANTrainer
 from gandistill.models import ConvNet, Discriminator, Generator
 from gandistill.runtime import resolve_device
-from gandistill.train import GANTrainer
 
 Data = tuple[ImageTensors, ImageTensors, DatasetInfo]
 
@@ -94,7 +96,7 @@ QUICK_REPEATS = 2
 class PlainGAN:
     """The GAN step as reference code writes it: one loop body, no engine, handlers or logging.
 
-    Same models and optimisers as :class:`~gandistill.train.GANTrainer`, same batch size, hinge
+    Same models and optimisers as :class:`~gandistill.gan.GANTrainer`, same batch size, hinge
     loss, class-conditional MMD² on D's features (``train.dist_weight``), DiffAugment policy,
     EMA and bfloat16 autocast on CUDA; real batches are drawn uniformly, not class-balanced.
     """

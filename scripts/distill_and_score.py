@@ -17,8 +17,8 @@ import json
 import sys
 
 from gandistill.config import load_config
-from gandistill.distill import Distiller
-from gandistill.evaluate import evaluate_set
+from gandistill.distillation.loop import Distiller
+from gandistill.fit import evaluate_set
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from gandistill.config import Config, load_config
 from gandistill.data import DatasetInfo, ImageTensors
-from gandistill.distill import Distiller
+from gandistill.distillation.loop import Distiller
 from gandistill.models import ConvNet
 
 # one matching step per outer iteration and nothing else: no inner loop, no checks, no teacher

@@ -4,14 +4,14 @@ import zipfile
 import pytest
 import torch
 
-from gandistill.artifacts import (
+from gandistill.errors import ArtifactError
+from gandistill.files import (
     FORMAT_VERSION,
     KIND_GENERATOR,
     atomic_save,
     load_generator_checkpoint,
     load_payload,
 )
-from gandistill.errors import ArtifactError
 
 
 def test_atomic_save_leaves_old_file_on_failure(tmp_path):

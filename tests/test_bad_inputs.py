@@ -24,15 +24,10 @@ import torch
 from cli_batch import run_cli_many
 from PIL import Image
 
-from gandistill.artifacts import (
-    FORMAT_VERSION,
-    DistilledSet,
-    atomic_save,
-    load_generator_checkpoint,
-)
 from gandistill.config import DataConfig
 from gandistill.data import load_dataset
 from gandistill.errors import ArtifactError
+from gandistill.files import FORMAT_VERSION, DistilledSet, atomic_save, load_generator_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "configs" / "smoke.yaml"

@@ -7,20 +7,14 @@ import torch
 from conftest import SMOKE, make_tiny_data
 from sklearn.cluster import KMeans
 
-from gandistill import baselines, cli
-from gandistill.artifacts import DistilledSet
-from gandistill.baselines import (
-    METHODS,
-    build_baseline,
-    select_herding,
-    select_kcenter,
-    select_kmeans,
-    select_random,
-)
+from gandistill import cli, selection
 from gandistill.config import load_config
+from gandistill.coreset.baselines import METHODS, build_baseline
 from gandistill.data import load_dataset
 from gandistill.errors import ArtifactError, ConfigError, DataError
+from gandistill.files import DistilledSet
 from gandistill.runtime import step_generator
+from gandistill.selection import select_herding, select_kcenter, select_kmeans, select_random
 
 
 def gaussian(seed: int, n: int = 200, dim: int = 8) -> torch.Tensor:
@@ -89,7 +83,7 @@ def test_kcenter_covers_better_than_random():
 def test_kmeans_picks_the_points_nearest_the_centroids():
     feats = gaussian(3)
     picks = select_kmeans(feats, 5, seed=7)
-    km = KMeans(n_clusters=5, n_init=baselines.KMEANS_INITS, random_state=7).fit(feats.double())
+    km = KMeans(n_clusters=5, n_init=selection.KMEANS_INITS, random_state=7).fit(feats.double())
     centroids = torch.from_numpy(km.cluster_centers_)
     nearest = torch.cdist(centroids, feats.double()).argmin(1)
     assert len(set(nearest.tolist())) == 5  # so the nearest points are the answer
@@ -150,7 +144,7 @@ def test_build_baseline_rejects_bad_requests(smoke):
 
 
 def test_report_reads_a_baseline_set(tmp_path):
-    from gandistill.report import evaluate_distilled
+    from gandistill.evaluation.report import evaluate_distilled
 
     train, test, info = make_tiny_data(per_class=12)
     data_file = tmp_path / "tiny.pt"

@@ -6,8 +6,13 @@ import shutil
 import pytest
 from conftest import SMOKE, set_args
 
-from gandistill import benchmark, cli
-from gandistill.benchmark import (
+from gandistill import cli
+from gandistill.config import load_config
+from gandistill.data import load_dataset
+from gandistill.errors import ConfigError
+from gandistill.gan.trainer import train
+from gandistill.pipelines import benchmark
+from gandistill.pipelines.benchmark import (
     METHODS,
     RESULT_KEYS,
     RESULTS_FILE,
@@ -20,10 +25,6 @@ from gandistill.benchmark import (
     run_benchmark,
     time_to_accuracy,
 )
-from gandistill.config import load_config
-from gandistill.data import load_dataset
-from gandistill.errors import ConfigError
-from gandistill.train import train
 
 # a budget that a loaded machine does not reach in two iterations: max_iterations stops them
 BUDGET = 1.0

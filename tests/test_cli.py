@@ -11,7 +11,7 @@ import torch
 from cli_batch import run_cli_many
 from PIL import Image
 
-from gandistill.artifacts import atomic_save
+from gandistill.files import atomic_save
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
 

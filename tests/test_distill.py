@@ -8,25 +8,23 @@ from conftest import SMOKE, make_tiny_data
 from ignite.engine import Events
 from torch.nn import functional as F
 
-from gandistill.artifacts import DistilledSet, load_generator_checkpoint
-from gandistill.baselines import build_baseline
 from gandistill.config import load_config
-from gandistill.distill import (
-    Distiller,
+from gandistill.coreset.baselines import build_baseline
+from gandistill.distillation.init import invert
+from gandistill.distillation.loop import Distiller
+from gandistill.distillation.matching import (
     cos_distance,
     dc_distance,
     default_loops,
-    discrimination_loss,
-    invert,
-    krr_loss,
-    layerwise_dm,
     mse_distance,
     per_class_gradients,
 )
+from gandistill.distillation.objectives import discrimination_loss, krr_loss, layerwise_dm
 from gandistill.errors import ArtifactError, ConfigError, DataError
+from gandistill.files import DistilledSet, load_generator_checkpoint
+from gandistill.gan.trainer import train
 from gandistill.models import ConvNet, to_gan_range
 from gandistill.runtime import step_generator
-from gandistill.train import train
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from gandistill.classifier import RealClassifier
 from gandistill.errors import ArtifactError, ConfigError, DataError
-from gandistill.fidelity import (
+from gandistill.evaluation.fidelity import (
     EXTRACTOR_INCEPTION,
     EXTRACTORS,
     KEY_EXTRACTOR,

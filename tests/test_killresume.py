@@ -21,12 +21,12 @@ import torch
 from conftest import SMOKE, make_tiny_data, set_args
 from ignite.engine import Events
 
-from gandistill.artifacts import DistilledSet, atomic_save
 from gandistill.cli import main
 from gandistill.config import load_config
-from gandistill.distill import Distiller, state_path
+from gandistill.distillation.loop import Distiller, state_path
 from gandistill.errors import ArtifactError, ConfigError, Interrupted
-from gandistill.train import STATE_DIR, GANTrainer, train
+from gandistill.files import DistilledSet, atomic_save
+from gandistill.gan.trainer import STATE_DIR, GANTrainer, train
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_ITERATIONS = 60
@@ -565,7 +565,7 @@ def test_continue_command_names_the_way_to_go_on():
 
 
 def test_quickstart_resumes_an_interrupted_distillation(tmp_path, monkeypatch):
-    qs = sys.modules["gandistill.quickstart"]
+    qs = sys.modules["gandistill.pipelines.quickstart"]
     cfg = qs.quickstart_config(SMOKE, [f"run_dir={tmp_path}", f"cache_dir={tmp_path}"])
     (tmp_path / "generator.pt").touch()  # stage 1 is skipped when its output is there
     monkeypatch.setattr(qs, "load_generator_checkpoint", lambda path: None)

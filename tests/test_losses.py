@@ -1,14 +1,7 @@
 import torch
 
-from gandistill.losses import (
-    class_conditional,
-    hinge_d,
-    hinge_g,
-    mean_feature_distance,
-    mmd2,
-    ns_d,
-    ns_g,
-)
+from gandistill.distances import mean_feature_distance, mmd2
+from gandistill.gan.losses import class_conditional, hinge_d, hinge_g, ns_d, ns_g
 
 
 def test_mmd_zero_for_identical_positive_for_different_and_symmetric():

@@ -5,7 +5,7 @@ import torch
 from conftest import make_tiny_data
 from torch.nn import functional as F
 
-from gandistill.metrics import (
+from gandistill.evaluation.metrics import (
     COS_MEAN,
     COS_STD,
     DCR_RATIO,

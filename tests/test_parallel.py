@@ -18,12 +18,12 @@ import torch
 from conftest import SMOKE, set_args
 from ignite.engine import Events
 
-from gandistill.artifacts import DistilledSet, load_generator_checkpoint
 from gandistill.config import load_config
-from gandistill.distill import Distiller, state_path
+from gandistill.distillation.loop import Distiller, state_path
 from gandistill.errors import ConfigError, GandistillError, Interrupted
+from gandistill.files import DistilledSet, load_generator_checkpoint
+from gandistill.gan.trainer import STATE_DIR, train
 from gandistill.parallel import WorkerDied, _worker, class_share, free_port, launch
-from gandistill.train import STATE_DIR, train
 
 DISTILL_ITERATIONS = 4
 

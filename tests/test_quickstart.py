@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gandistill.artifacts import DistilledSet
 from gandistill.cli import main
-from gandistill.quickstart import QUICKSTART_OVERRIDES, quickstart_config
+from gandistill.files import DistilledSet
+from gandistill.pipelines.quickstart import QUICKSTART_OVERRIDES, quickstart_config
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
 

@@ -8,10 +8,10 @@ import torch
 from cli_batch import run_cli_many
 from conftest import SMOKE, make_tiny_data
 
-from gandistill import report as report_mod
-from gandistill.artifacts import DistilledSet
 from gandistill.config import load_config
 from gandistill.errors import ConfigError
+from gandistill.evaluation import report as report_mod
+from gandistill.files import DistilledSet
 
 FAST = ["eval.epochs=3", "eval.n_models=2", "classifier.epochs=1", "classifier.width=8"]
 
@@ -140,7 +140,7 @@ def test_cli_evaluate_end_to_end_and_bad_input(tmp_path, setup):
 
 
 def test_distillation_loss():
-    from gandistill.evaluate import distillation_loss
+    from gandistill.fit import distillation_loss
 
     gen = torch.Generator().manual_seed(0)
     student, teacher = torch.randn(8, 3, generator=gen), torch.randn(8, 3, generator=gen)
@@ -176,8 +176,8 @@ def test_soft_labels_and_architectures(tmp_path, setup):
 
 
 def test_generator_report(tmp_path, setup):
-    from gandistill.generator_report import GENERATOR_REPORT_KEYS, evaluate_generator
-    from gandistill.train import train
+    from gandistill.evaluation.generator import GENERATOR_REPORT_KEYS, evaluate_generator
+    from gandistill.gan.trainer import train
 
     cfg, _, data = setup
     gen_cfg = load_config(

@@ -6,10 +6,10 @@ import pytest
 import torch
 from ignite.engine import Events
 
-from gandistill.artifacts import load_generator_checkpoint
 from gandistill.config import load_config, to_dict
 from gandistill.errors import ArtifactError, ConfigError
-from gandistill.train import STATE_DIR, TB_DIR, GANTrainer, TrainingDiverged, train
+from gandistill.files import load_generator_checkpoint
+from gandistill.gan.trainer import STATE_DIR, TB_DIR, GANTrainer, TrainingDiverged, train
 
 
 def _params(module):

@@ -103,6 +103,16 @@ class Generator(nn.Module):
     def forward(self, z: Tensor, y: Tensor) -> Tensor:
         return self.decode(self.features(z, y))  # (B, C, H, W) in [-1, 1]
 
+    def render(
+        self, z: Tensor, y: Tensor, level: int = 0, feature_offsets: Tensor | None = None
+    ) -> Tensor:
+        """Images in [-1, 1] with ``feature_offsets`` added to the feature map at ``level``: how a
+        latent-space distilled set, which may store such offsets beside its latents, is drawn."""
+        h = self.features(z, y, level)
+        if feature_offsets is not None:
+            h = h + feature_offsets
+        return self.decode(h, level)
+
     def sample_latents(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Standard-normal latents on the generator's device."""
         device = self.embed.weight.device

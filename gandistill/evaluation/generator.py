@@ -4,7 +4,8 @@ Samples ``n`` images per class from the (EMA) generator and reports their fideli
 test split (torch-fidelity, offline classifier extractor by default) beside the real-vs-real
 floor, their class consistency under the real-data classifier, and how well a fresh network
 tells held-out real images from new samples (a classifier two-sample test: 50% means it cannot).
-Files and TensorBoard scalars as for a distilled set (:func:`gandistill.report.write_files`).
+Files and TensorBoard scalars as for a distilled set
+(:func:`~gandistill.evaluation.report.write_files`).
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from ignite.engine import create_supervised_trainer
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from gandistill.artifacts import GeneratorCheckpoint, load_generator_checkpoint
 from gandistill.classifier import get_classifier
 from gandistill.config import Config
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
 from gandistill.errors import ConfigError
-from gandistill.fidelity import check_extractor, fidelity_metrics
+from gandistill.evaluation.fidelity import check_extractor, fidelity_metrics
+from gandistill.evaluation.report import REPORT_VERSION, fidelity_scalars, write_files
+from gandistill.files import GeneratorCheckpoint, load_generator_checkpoint, to_uint8
 from gandistill.models import ConvNet, from_gan_range
-from gandistill.report import REPORT_VERSION, fidelity_scalars, to_uint8, write_files
 from gandistill.runtime import library_versions, resolve_device, step_generator
 
 GENERATOR_REPORT_KEYS = (
@@ -110,7 +111,8 @@ def evaluate_generator(
     progress: bool = True,
 ) -> dict:
     """Evaluate a generator; returns the report (keys :data:`GENERATOR_REPORT_KEYS`) and writes
-    it to ``out`` when given. Arguments as :func:`gandistill.report.evaluate_distilled`."""
+    it to ``out`` when given. Arguments as
+    :func:`~gandistill.evaluation.report.evaluate_distilled`."""
     wall = time.perf_counter()
     if profile not in GENERATOR_PROFILES:
         raise ConfigError(f"unknown profile '{profile}' (known: {', '.join(GENERATOR_PROFILES)})")

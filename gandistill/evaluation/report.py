@@ -28,20 +28,14 @@ import torch
 from ignite.handlers.tensorboard_logger import TensorboardLogger
 from torchvision.utils import save_image
 
-from gandistill import metrics
-from gandistill.artifacts import DistilledSet, atomic_write, sha256_file
 from gandistill.classifier import get_classifier
 from gandistill.config import Config, EvalConfig, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
 from gandistill.errors import ConfigError
-from gandistill.evaluate import (
-    EVAL_ARCHS,
-    EvalResult,
-    test_accuracy,
-    test_logits,
-    train_network,
-)
-from gandistill.fidelity import check_extractor, fidelity_metrics
+from gandistill.evaluation import metrics
+from gandistill.evaluation.fidelity import check_extractor, fidelity_metrics
+from gandistill.files import DistilledSet, atomic_write, sha256_file, to_uint8
+from gandistill.fit import EVAL_ARCHS, EvalResult, test_accuracy, test_logits, train_network
 from gandistill.models import ConvNet
 from gandistill.runtime import library_versions, resolve_device, step_generator
 
@@ -94,11 +88,6 @@ def apply_profile(ec: EvalConfig, profile: Profile) -> EvalConfig:
         augment=profile.augment or ec.augment,
         n_models=profile.n_models or ec.n_models,
     )
-
-
-def to_uint8(x01: torch.Tensor) -> torch.Tensor:
-    """[0, 1] images as uint8 pixels."""
-    return (x01.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def _stats(result: EvalResult, seconds: list[float]) -> dict:
@@ -214,7 +203,7 @@ def evaluate_distilled(
             full-data reference, every one the distilled set and the random real subset (the
             cross-architecture table).
         soft_labels: also train the distilled set's networks with the real-data classifier as
-            teacher (:func:`gandistill.evaluate.distillation_loss`) and report the gain.
+            teacher (:func:`gandistill.fit.distillation_loss`) and report the gain.
     """
     wall = time.perf_counter()
     if profile not in PROFILES:

@@ -8,9 +8,11 @@ network is trained ``inner_loop`` steps on the (detached) synthetic set in betwe
 Distribution matching (Zhao & Bilen 2023, "Dataset Condensation with Distribution Matching")
 compares mean embeddings of random networks instead, with no inner loop.
 
-The gradients and their distances live in :mod:`gandistill.matching`, the set and its
-initialisations in :mod:`gandistill.synthetic`; this module runs the loop. ``space: pixel``
-optimises the images themselves through the same code: the DC and DM baselines.
+The gradients and their distances live in :mod:`~gandistill.distillation.matching`, the further
+matching terms in :mod:`~gandistill.distillation.objectives`, the set in
+:mod:`~gandistill.distillation.synthetic` and its starts in :mod:`~gandistill.distillation.init`;
+this module runs the loop. ``space: pixel`` optimises the images themselves through the same code:
+the DC and DM baselines.
 
 Resumable: every ``checkpoint_every`` iterations and on Ctrl-C the set, its optimiser and the
 loop state go to ``<out>.state.pt`` (``set.pt`` → ``set.state.pt``); since every draw of
@@ -41,7 +43,22 @@ from torch import Tensor
 from torch.nn import functional as F
 from torchvision.utils import make_grid
 
-from gandistill.artifacts import (
+from gandistill.augment import dsa_augment
+from gandistill.classifier import RealClassifier, get_classifier
+from gandistill.config import Config, to_dict
+from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
+from gandistill.distillation.init import best_of_k, invert, resolve_init, truncated_normal
+from gandistill.distillation.matching import (
+    DISTANCES,
+    amp_context,
+    default_loops,
+    flat_gradients,
+    per_class_gradients,
+)
+from gandistill.distillation.objectives import discrimination_loss, krr_loss, layerwise_dm
+from gandistill.distillation.synthetic import SET_PARAMETERS, SyntheticSet, per_row
+from gandistill.errors import ArtifactError, ConfigError, DataError, Interrupted
+from gandistill.files import (
     FORMAT_VERSION,
     KIND_DISTILL_STATE,
     DistilledSet,
@@ -49,25 +66,9 @@ from gandistill.artifacts import (
     atomic_save,
     load_generator_checkpoint,
     load_payload,
+    to_uint8,
 )
-from gandistill.augment import dsa_augment
-from gandistill.baselines import select_coreset
-from gandistill.classifier import RealClassifier, get_classifier
-from gandistill.config import Config, to_dict
-from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
-from gandistill.errors import ArtifactError, ConfigError, DataError, Interrupted
-from gandistill.evaluate import dsa_strategy_for, train_and_test
-from gandistill.matching import (  # noqa: F401  (re-exported: the distillation API in one place)
-    DC_SCHEDULE,
-    DISTANCES,
-    amp_context,
-    cos_distance,
-    dc_distance,
-    default_loops,
-    flat_gradients,
-    mse_distance,
-    per_class_gradients,
-)
+from gandistill.fit import dsa_strategy_for, train_and_test
 from gandistill.models import ConvNet, to_gan_range
 from gandistill.parallel import (
     all_sum_,
@@ -80,16 +81,7 @@ from gandistill.parallel import (
     world_size,
 )
 from gandistill.runtime import InterruptFlag, library_versions, resolve_device, step_generator
-from gandistill.synthetic import (  # noqa: F401
-    SET_PARAMETERS,
-    SyntheticSet,
-    best_of_k,
-    decode_latents,
-    invert,
-    per_row,
-    resolve_init,
-    truncated_normal,
-)
+from gandistill.selection import select_coreset
 
 STOP_ITERATIONS, STOP_TIME, STOP_CONVERGED = "max_iterations", "max_minutes", "converged"
 REAL_INITS = ("real", "herding", "kmeans")  # inits that start from real training images
@@ -109,62 +101,6 @@ RESUME_LOCKED = (
     "distill.residual",
     "distill.pool_size",
 )
-
-
-DISCRIMINATION_TEMPERATURE = 0.1  # of the cosine logits in discrimination_loss
-
-
-def discrimination_loss(emb_real: Tensor, emb_syn: Tensor) -> Tensor:
-    """CAFE's discrimination term: real embeddings (K, B, D) of classes 0..K-1 classified by
-    cosine similarity to the synthetic class means (K, D); cross-entropy against their class.
-    Both sides are centred on the mean real embedding first: a random ReLU network's features
-    share a large positive component that makes every cosine close to one."""
-    centre = emb_real.flatten(0, 1).mean(0)
-    protos = F.normalize(emb_syn - centre, dim=1)
-    feats = F.normalize(emb_real.flatten(0, 1) - centre, dim=1)
-    labels = torch.arange(len(protos), device=protos.device).repeat_interleave(emb_real.shape[1])
-    return F.cross_entropy(feats @ protos.T / DISCRIMINATION_TEMPERATURE, labels)
-
-
-KRR_RIDGE = 1e-6  # of krr_loss, relative to the mean of the kernel's diagonal (FRePo's choice)
-
-
-def layerwise_dm(blocks_real: list[Tensor], blocks_syn: list[Tensor], k: int, dim: int) -> Tensor:
-    """CAFE-style layer-wise distribution matching (Wang et al. 2022): per block, the squared
-    distance of each class's mean real and synthetic output, summed over classes, as a mean over
-    the block's units times ``dim`` (the embedding's size) so every block weighs as the final
-    embedding does in plain DM.
-
-    Args:
-        blocks_real: per block, the real outputs (k · n_real, d_i), class-major.
-        blocks_syn: per block, the synthetic outputs (k · ipc, d_i), class-major.
-        k: number of classes in the batch.
-        dim: the embedding's size.
-    """
-    total = blocks_syn[0].new_zeros((), dtype=torch.float32)
-    for r, s in zip(blocks_real, blocks_syn, strict=True):
-        r_mean = r.detach().float().view(k, -1, r.shape[-1]).mean(1)
-        s_mean = s.float().view(k, -1, s.shape[-1]).mean(1)
-        total = total + (r_mean - s_mean).pow(2).sum() * (dim / r.shape[-1])
-    return total
-
-
-def krr_loss(emb_real: Tensor, emb_syn: Tensor, ridge: float = KRR_RIDGE) -> Tensor:
-    """Neural feature regression (FRePo, Zhou et al. 2022): kernel ridge regression on the
-    synthetic embeddings (K, S, D) of classes 0..K-1, fitted to their centred one-hot labels,
-    predicts the labels of the real embeddings (K, B, D); the mean squared error of that
-    prediction. Solved in float64: the ridge is tiny and the kernel nearly singular."""
-    k, s, b = emb_syn.shape[0], emb_syn.shape[1], emb_real.shape[1]
-    fs, fr = emb_syn.flatten(0, 1).double(), emb_real.flatten(0, 1).double()
-    eye = torch.eye(k, dtype=fs.dtype, device=fs.device)
-    y_syn = (eye - 1.0 / k).repeat_interleave(s, dim=0)
-    y_real = (eye - 1.0 / k).repeat_interleave(b, dim=0)
-    k_ss = fs @ fs.T
-    k_ss = k_ss + ridge * k_ss.diagonal().mean() * torch.eye(
-        len(fs), dtype=fs.dtype, device=fs.device
-    )
-    pred = (fr @ fs.T) @ torch.linalg.solve(k_ss, y_syn)
-    return (pred - y_real).pow(2).sum(1).mean().float()
 
 
 # --- the distiller --------------------------------------------------------------------------
@@ -886,7 +822,7 @@ class Distiller:
         return DistilledSet(
             labels=syn.labels.cpu(),
             images_float=images,
-            images_uint8=(pixels * 255).round().to(torch.uint8),
+            images_uint8=to_uint8(pixels),
             info=self.info,
             config=self.cfg,
             space=self.cfg.distill.space,

@@ -39,13 +39,13 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from torchvision.utils import make_grid
 
-from gandistill.artifacts import GENERATOR_FILE, save_generator
 from gandistill.augment import check_policy, diff_augment
 from gandistill.classifier import class_consistency, get_classifier
 from gandistill.config import Config, config_from_dict, dump_yaml, to_dict
 from gandistill.data import BalancedBatches, DatasetInfo, ImageTensors, load_dataset
 from gandistill.errors import ArtifactError, ConfigError, DataError, GandistillError, Interrupted
-from gandistill.losses import ADVERSARIAL, DIST_TERMS, class_conditional
+from gandistill.files import GENERATOR_FILE, save_generator
+from gandistill.gan.losses import ADVERSARIAL, DIST_TERMS, class_conditional
 from gandistill.models import ConvNet, Discriminator, Generator, from_gan_range, to_gan_range
 from gandistill.models.generator import SIZES as GENERATOR_SIZES
 from gandistill.parallel import (

@@ -1,7 +1,7 @@
 """The benchmark: every method at every IPC under one time budget and one evaluation protocol.
 
 For each IPC, method and seed, :func:`run_benchmark` builds a set (a coreset from
-:mod:`gandistill.baselines`, or an optimised set from :class:`~gandistill.distill.Distiller`
+:mod:`gandistill.coreset`, or an optimised set from :class:`~gandistill.distillation.Distiller`
 under a wall-clock budget of ``minutes``), scores it with one protocol (``quick``: at most 300
 epochs without augmentation, ``eval.n_models`` networks; ``full``: the config's ``eval``
 section, the DC protocol) and the classifier-feature FID against the test split, and appends one
@@ -30,23 +30,23 @@ from pathlib import Path
 
 import torch
 
-from gandistill.artifacts import (
+from gandistill.classifier import get_classifier
+from gandistill.config import Config, EvalConfig, apply_overrides, from_dict, load_config, to_dict
+from gandistill.coreset.baselines import METHODS as CORESET_METHODS
+from gandistill.coreset.baselines import build_baseline
+from gandistill.data import DatasetInfo, ImageTensors, load_dataset
+from gandistill.distillation.loop import Distiller
+from gandistill.errors import ArtifactError, ConfigError, DataError, GandistillError
+from gandistill.evaluation.fidelity import KEY_EXTRACTOR, KEY_FID, fidelity_metrics
+from gandistill.evaluation.report import PROFILES as REPORT_PROFILES
+from gandistill.evaluation.report import apply_profile
+from gandistill.files import (
     DistilledSet,
     GeneratorCheckpoint,
     atomic_write,
     load_generator_checkpoint,
 )
-from gandistill.baselines import METHODS as CORESET_METHODS
-from gandistill.baselines import build_baseline
-from gandistill.classifier import get_classifier
-from gandistill.config import Config, EvalConfig, apply_overrides, from_dict, load_config, to_dict
-from gandistill.data import DatasetInfo, ImageTensors, load_dataset
-from gandistill.distill import Distiller
-from gandistill.errors import ArtifactError, ConfigError, DataError, GandistillError
-from gandistill.evaluate import evaluate_set, train_and_test
-from gandistill.fidelity import KEY_EXTRACTOR, KEY_FID, fidelity_metrics
-from gandistill.report import PROFILES as REPORT_PROFILES
-from gandistill.report import apply_profile
+from gandistill.fit import evaluate_set, train_and_test
 from gandistill.runtime import format_seconds, resolve_device
 
 OPTIMISED_METHODS = {  # config overrides of each optimised method (after the user's --set)

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from gandistill.losses import mmd2
+from gandistill.distances import mmd2
 
 # result keys
 KL, JS = "kl", "js"

@@ -22,13 +22,18 @@ import torch
 from gandistill.config import Config, config_from_dict, to_dict
 from gandistill.data import DatasetInfo
 from gandistill.errors import ArtifactError, GandistillError
-from gandistill.models import Generator, build_model
+from gandistill.models import Generator, build_model, from_gan_range
 from gandistill.runtime import library_versions
 
 FORMAT_VERSION = 1
 KIND_GENERATOR = "gandistill.generator"
 KIND_CLASSIFIER = "gandistill.classifier"
 GENERATOR_FILE = "generator.pt"
+
+
+def to_uint8(x01: torch.Tensor) -> torch.Tensor:
+    """[0, 1] images as uint8 pixels (values outside are clamped)."""
+    return (x01.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
@@ -215,10 +220,6 @@ class DistilledSet:
 
     def decode(self, generator_path: str | Path | None = None) -> torch.Tensor:
         """Re-decode the latents through the generator (checked by hash); normalised images."""
-        from gandistill.synthetic import (
-            decode_latents,  # the decoder lives with the parameterisation
-        )
-
         if self.space != "latent" or self.latents is None:
             what = (
                 "holds real training images (a coreset baseline)"
@@ -292,3 +293,16 @@ class DistilledSet:
             )
         except (KeyError, TypeError, GandistillError) as exc:
             raise ArtifactError(f"{path} is a damaged distilled-set file ({exc})") from None
+
+
+@torch.no_grad()
+def decode_latents(ds: DistilledSet, generator: Generator) -> torch.Tensor:
+    """Normalised images (N, C, H, W) of a latent-space distilled set, decoded again through
+    ``generator`` (feature offsets and pixel residuals added as the set stores them)."""
+    generator.requires_grad_(False).eval()
+    level = max(ds.config.distill.feature_level, 0)
+    x = generator.render(ds.latents, ds.labels, level, ds.feature_offsets)
+    x = ds.info.normalize(from_gan_range(x))
+    if ds.residuals is not None:
+        x = x + ds.residuals
+    return x

@@ -17,16 +17,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gandistill.artifacts import GENERATOR_FILE, DistilledSet, load_generator_checkpoint
 from gandistill.config import Config, load_config
-from gandistill.distill import Distiller, state_path
-from gandistill.report import REPORT_JSON, REPORT_MD, evaluate_distilled, headline
+from gandistill.distillation.loop import Distiller, state_path
+from gandistill.evaluation.report import REPORT_JSON, REPORT_MD, evaluate_distilled, headline
+from gandistill.files import GENERATOR_FILE, DistilledSet, load_generator_checkpoint
+from gandistill.gan.trainer import STATE_DIR, TB_DIR, train
 from gandistill.runtime import format_seconds as _fmt
-from gandistill.train import STATE_DIR, TB_DIR, train
 
 # latent distribution matching from a real subset inverted into the generator: at IPC 10 it is
 # the objective that fits a CPU budget (gradient matching with the DC schedule costs about a
-# minute per outer iteration there; see the README's distillation benchmarks)
+# minute per outer iteration there; see docs/benchmarks.md)
 QUICKSTART_OVERRIDES = (
     "run_dir=checkpoints/quickstart",
     "distill.ipc=10",

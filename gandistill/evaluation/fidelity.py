@@ -29,8 +29,8 @@ from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from gandistill.artifacts import sha256_file
 from gandistill.errors import ArtifactError, ConfigError, DataError
+from gandistill.files import sha256_file
 
 if TYPE_CHECKING:  # classifier imports evaluate, which may import this module
     from gandistill.classifier import RealClassifier
