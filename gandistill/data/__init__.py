@@ -1,0 +1,21 @@
+"""Datasets: the registry of loaders and the in-memory split they return."""
+
+from gandistill.data.datasets import DATASETS, load_dataset, register_dataset
+from gandistill.data.tensors import (
+    BATCH_STREAM,
+    BalancedBatches,
+    DatasetInfo,
+    ImageTensors,
+    require_same_shape,
+)
+
+__all__ = [
+    "BATCH_STREAM",
+    "DATASETS",
+    "BalancedBatches",
+    "DatasetInfo",
+    "ImageTensors",
+    "load_dataset",
+    "register_dataset",
+    "require_same_shape",
+]
