@@ -49,13 +49,10 @@ from gandistill.config import Config, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
 from gandistill.distillation.init import best_of_k, invert, resolve_init, truncated_normal
 from gandistill.distillation.matching import (
-    DISTANCES,
     amp_context,
     default_loops,
-    flat_gradients,
-    per_class_gradients,
 )
-from gandistill.distillation.objectives import discrimination_loss, krr_loss, layerwise_dm
+from gandistill.distillation.objectives import Batch, matching_loss
 from gandistill.distillation.synthetic import SET_PARAMETERS, SyntheticSet, per_row
 from gandistill.errors import ArtifactError, ConfigError, DataError, Interrupted
 from gandistill.files import (
@@ -444,63 +441,20 @@ class Distiller:
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
     def _matching_step(self, net: ConvNet, gen: torch.Generator) -> dict[str, float]:
+        """One update of the set's rows of this rank's classes against ``net``."""
         dc, k = self.cfg.distill, len(self.classes)
         real, real_y = self._real_batch(gen)
         syn = self.syn(self.rows).view(k, dc.ipc, *real.shape[2:])
         syn_y = self.syn.labels[self.rows].view(k, dc.ipc)
         real, syn = self._siamese(real, syn, gen)
-        with_emb = dc.objective != "gm" or dc.discrimination > 0 or dc.dm_weight > 0
-        with_emb = with_emb or dc.ce_weight > 0
-        with amp_context(self.device, dc.amp):
-            if dc.objective == "gm":  # embeddings, when needed, from the gradients' forward
-                params = {name: p.detach() for name, p in net.named_parameters()}
-                mode = self.grad_mode
-                with torch.no_grad() if mode == "vmap" else nullcontext():
-                    g_real, emb_real = per_class_gradients(
-                        net, params, real, real_y, mode, embeddings=True
-                    )
-                g_real = {k: v.detach().float() for k, v in g_real.items()}
-                g_syn, emb_syn = per_class_gradients(
-                    net, params, syn, syn_y, mode, create_graph=True, embeddings=True
-                )
-                g_syn = {k: v.float() for k, v in g_syn.items()}
-                match = DISTANCES[dc.distance](g_real, g_syn)
-                with torch.no_grad():  # sums over classes here; means over all of them below
-                    fr, fs = flat_gradients(g_real), flat_gradients(g_syn)
-                    grad_cos = F.cosine_similarity(fr, fs, dim=1).sum().item()
-                    grad_l2 = (fr - fs).norm(dim=1).sum().item()
-            elif with_emb and not dc.dm_layers:
-                with torch.no_grad():
-                    emb_real = net.embed(real.flatten(0, 1)).view(k, real.shape[1], -1)
-                emb_syn = net.embed(syn.flatten(0, 1)).view(k, dc.ipc, -1)
-            if dc.dm_layers:  # every block's output; gradient matching's embeddings redone
-                with torch.no_grad():
-                    blocks_real = net.block_outputs(real.flatten(0, 1))
-                blocks_syn = net.block_outputs(syn.flatten(0, 1))
-                emb_real = blocks_real[-1].view(k, real.shape[1], -1)
-                emb_syn = blocks_syn[-1].view(k, dc.ipc, -1)
-            if with_emb:
-                emb_real, emb_all = emb_real.detach().float(), emb_syn.float()
-                emb_syn = emb_all.mean(1)
-                dm = (emb_real.mean(1) - emb_syn).pow(2).sum()
-            if dc.dm_layers:
-                dm = dm + layerwise_dm(blocks_real[:-1], blocks_syn[:-1], k, emb_all.shape[-1])
-            if dc.objective == "dm":
-                match = dm
-            elif dc.objective == "krr":  # a mean over all classes: × k, as the sums above
-                match = k * krr_loss(emb_real, emb_all)
-            if dc.objective != "gm":
-                grad_cos = grad_l2 = float("nan")
+        batch = Batch(real, real_y, syn, syn_y)
+        n = self.info.num_classes
+        match, extra, (grad_cos, grad_l2) = matching_loss(
+            net, batch, dc, self.grad_mode, self.device, n
+        )
         loss = match + self.syn.penalty(dc, self.rows)
-        if dc.dm_weight > 0:
-            loss = loss + dc.dm_weight * dm
-        if dc.discrimination > 0:
-            loss = loss + dc.discrimination * discrimination_loss(emb_real, emb_syn)
-        if dc.ce_weight > 0:  # summed here, a mean over all ranks' images
-            with amp_context(self.device, dc.amp):  # the logits of the embeddings above
-                logits = net.classifier(emb_all.flatten(0, 1)).float()
-            ce = F.cross_entropy(logits, syn_y.flatten(), reduction="sum")
-            loss = loss + dc.ce_weight * ce / (self.info.num_classes * dc.ipc)
+        for term in extra:
+            loss = loss + term
         self.opt.zero_grad(set_to_none=True)
         # gradients for the set only: the network's weights are in the graph (the synthetic
         # gradients and embeddings depend on them) but their gradients would go unread
@@ -512,7 +466,6 @@ class Distiller:
         self._merge_rows()
         sums = torch.tensor([match.item(), grad_cos, grad_l2], dtype=torch.float64)
         match_sum, cos_sum, l2_sum = all_sum_(sums.to(self.device)).tolist()
-        n = self.info.num_classes
         return {"match_loss": match_sum, "grad_cosine": cos_sum / n, "grad_l2": l2_sum / n}
 
     def _clip_gradients(self, max_norm: float) -> None:
