@@ -13,7 +13,6 @@ import pickle
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
 from gandistill.config import DataConfig
-from gandistill.errors import DataError
 from gandistill.data.tensors import DatasetInfo, ImageTensors
+from gandistill.errors import DataError
 
 Loader = Callable[[DataConfig], tuple["ImageTensors", "ImageTensors", "DatasetInfo"]]
 

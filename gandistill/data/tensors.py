@@ -20,6 +20,7 @@ from gandistill.runtime import step_generator
 
 BATCH_STREAM = 7  # step_generator key of the real-batch draws (apart from a step's other draws)
 
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """What a model or artifact needs to know about a dataset.
