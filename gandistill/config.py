@@ -348,3 +348,29 @@ def config_from_dict(data: dict) -> Config:
 
 def dump_yaml(cfg: Any) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def lookup(data: typing.Mapping, dotted: str) -> Any:
+    """The value of a dotted key (``distill.ipc``) in a nested config dict."""
+    for part in dotted.split("."):
+        data = data[part]
+    return data
+
+
+def check_unchanged(saved: dict, cfg: Config, keys: typing.Iterable[str], where: str) -> None:
+    """Refuse to resume a run whose saved config (dict) differs from ``cfg`` in ``keys``.
+
+    Raises:
+        ConfigError: naming the first differing key, both values and ``where`` the run lies
+            (e.g. ``saved in set.state.pt``).
+        KeyError, TypeError: ``saved`` lacks a key (a damaged file; the caller says which).
+    """
+    keys = tuple(keys)
+    theirs, mine = [lookup(saved, key) for key in keys], to_dict(cfg)
+    for key, there in zip(keys, theirs, strict=True):
+        now = lookup(mine, key)
+        if there != now:
+            raise ConfigError(
+                f"cannot resume: '{key}' differs from the run {where} ({there!r} there, "
+                f"{now!r} now)"
+            )

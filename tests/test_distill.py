@@ -129,8 +129,8 @@ def test_set_objectives_decrease_on_a_fixed_network(tmp_path, tiny, objective, o
         f"distill.lr={lr}",
     )
     d = Distiller(cfg, data=tiny)
-    net = d._fresh_net(0)
-    d._fresh_net = lambda it: net  # a toy problem: one fixed network
+    net = d.networks.fresh(0)
+    d.networks.fresh = lambda it: net  # a toy problem: one fixed network
     ds = d.run()
     losses = [h["match_loss"] for h in ds.history]
     assert losses[-1] < 0.5 * losses[0]
@@ -250,10 +250,10 @@ def test_warm_up_trains_matching_networks_reproducibly(tmp_path, tiny):
     d = Distiller(cfg, data=tiny)
     steps = {}
     for it in range(1, 9):
-        nets = [d._fresh_net(it) for _ in range(2)]
-        counts = [d._warm_up(net, it) for net in nets]
+        nets = [d.networks.fresh(it) for _ in range(2)]
+        counts = [d.networks.warm_up(net, it) for net in nets]
         assert counts[0] == counts[1] and 0 <= counts[0] <= 4
-        fresh, warm = d._fresh_net(it).state_dict(), nets[0].state_dict()
+        fresh, warm = d.networks.fresh(it).state_dict(), nets[0].state_dict()
         assert all(torch.equal(warm[n], p) for n, p in nets[1].state_dict().items())
         assert all(torch.equal(fresh[n], p) for n, p in warm.items()) == (counts[0] == 0)
         steps[it] = counts[0]
@@ -290,11 +290,11 @@ def test_network_pool_trains_its_networks_and_replaces_old_ones(tmp_path, tiny):
 
     d = distiller("distill.pool_size=1", "distill.pool_steps=2")
     made = []
-    fresh = d._fresh_net
-    d._fresh_net = lambda it: made.append(it) or fresh(it)
+    fresh = d.networks.fresh
+    d.networks.fresh = lambda it: made.append(it) or fresh(it)
     pooled = d.run().images_float
     assert made == [1, 3, 5]  # a network serves two iterations, then a fresh one comes in
-    slot = d.pool[0]
+    slot = d.networks.pool[0]
     assert slot["age"] == 1 and all(p.requires_grad for p in slot["net"].parameters())
     trained, untrained = slot["net"].state_dict(), fresh(5).state_dict()
     assert not all(torch.equal(trained[n], p) for n, p in untrained.items())
@@ -315,7 +315,7 @@ def test_matching_step_computes_no_gradients_for_the_network(tmp_path, tiny):
         "distill.eval_every=0",
     )
     d = Distiller(cfg, data=tiny)
-    net = d._fresh_net(1)
+    net = d.networks.fresh(1)
     d._matching_step(net, step_generator(cfg.seed, 1))
     assert all(p.grad is None and p.requires_grad for p in net.parameters())
     assert d.syn.pixels.grad.abs().sum() > 0

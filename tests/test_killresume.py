@@ -23,7 +23,7 @@ from ignite.engine import Events
 
 from gandistill.cli import main
 from gandistill.config import load_config
-from gandistill.distillation.loop import Distiller, state_path
+from gandistill.distillation import Distiller, state_path
 from gandistill.errors import ArtifactError, ConfigError, Interrupted
 from gandistill.files import DistilledSet, atomic_save
 from gandistill.gan.trainer import STATE_DIR, GANTrainer, train

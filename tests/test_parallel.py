@@ -19,7 +19,7 @@ from conftest import SMOKE, set_args
 from ignite.engine import Events
 
 from gandistill.config import load_config
-from gandistill.distillation.loop import Distiller, state_path
+from gandistill.distillation import Distiller, state_path
 from gandistill.errors import ConfigError, GandistillError, Interrupted
 from gandistill.files import DistilledSet, load_generator_checkpoint
 from gandistill.gan.trainer import STATE_DIR, train

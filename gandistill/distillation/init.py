@@ -1,9 +1,13 @@
-"""Initialisations of the synthetic set: noise, generator samples (best-of-K), and real images
-inverted into the generator's latent space."""
+"""Initialisations of the synthetic set, as registries by space: noise or real images in pixel
+space; normal, truncated, best-of-K generator samples or real images inverted into the
+generator in latent space. ``herding`` and ``kmeans`` start from that coreset of the real data
+and then proceed as ``real``."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -11,7 +15,12 @@ from torch.nn import functional as F
 
 from gandistill.classifier import RealClassifier
 from gandistill.config import DistillConfig
-from gandistill.models import Generator, from_gan_range
+from gandistill.data import DatasetInfo, ImageTensors
+from gandistill.distillation.synthetic import SyntheticSet
+from gandistill.errors import ConfigError, DataError
+from gandistill.models import Generator, from_gan_range, to_gan_range
+from gandistill.runtime import step_generator
+from gandistill.selection import select_coreset
 
 
 def truncated_normal(n: int, dim: int, bound: float, gen: torch.Generator) -> Tensor:
@@ -95,3 +104,122 @@ def invert(
         (err + prior).backward()
         opt.step()
     return z.detach()
+
+
+# --- the registry ------------------------------------------------------------------------------
+
+REAL_INITS = ("real", "herding", "kmeans")  # inits that start from real training images
+
+
+@dataclass
+class Start:
+    """What an initialisation may draw on."""
+
+    dc: DistillConfig
+    info: DatasetInfo
+    labels: Tensor  # (N,) class-major, on the device
+    real: Tensor | None  # (N, C, H, W) real images in [0, 1] for the real starts, on the device
+    gen: torch.Generator  # the initialisation's own stream
+    device: torch.device
+    generator: Generator | None  # latent space only
+    classifier: Callable[[], RealClassifier]  # built (or loaded) on first call
+
+
+# pixel space: normalised images (N, C, H, W); latent space: latents (N, latent_dim)
+PIXEL_INITS: dict[str, Callable[[Start], Tensor]] = {
+    "noise": lambda s: torch.randn(_image_shape(s), generator=s.gen),
+    "real": lambda s: s.info.normalize(s.real),
+}
+LATENT_INITS: dict[str, Callable[[Start], Tensor]] = {
+    "normal": lambda s: torch.randn(len(s.labels), s.generator.latent_dim, generator=s.gen),
+    "truncated": lambda s: truncated_normal(
+        len(s.labels), s.generator.latent_dim, s.dc.truncation, s.gen
+    ),
+    "best_of_k": lambda s: best_of_k(
+        s.generator, s.classifier(), s.dc.ipc, s.dc.init_candidates, s.gen, s.device
+    ),
+    "real": lambda s: invert(
+        s.generator, to_gan_range(s.real), s.labels, s.dc.invert_steps, s.dc.init_candidates, s.gen
+    ),
+}
+
+
+def _image_shape(s: Start) -> tuple[int, int, int, int]:
+    return (len(s.labels), s.info.channels, s.info.image_size, s.info.image_size)
+
+
+def check_init(init: str, ipc: int, train: ImageTensors) -> None:
+    """One-line :class:`DataError` when a real start asks for more images than a class has."""
+    smallest = min(train.class_counts())
+    if init in REAL_INITS and ipc > smallest:
+        raise DataError(
+            f"ipc {ipc} exceeds the smallest class ({smallest} images) for init '{init}'"
+        )
+
+
+def real_start(
+    init: str,
+    train: ImageTensors,
+    ipc: int,
+    seed: int,
+    gen: torch.Generator,
+    classifier: Callable[[], RealClassifier],
+    device: torch.device,
+) -> Tensor | None:
+    """The real images (N, C, H, W) in [0, 1] a real start begins at: a random subset drawn
+    from ``gen`` for ``real``, that coreset of the training split for ``herding``/``kmeans``."""
+    if init == "real":
+        return torch.cat([train.sample_class(c, ipc, gen) for c in range(len(train.class_indices))])
+    if init in REAL_INITS:
+        idx = select_coreset(init, train, ipc, seed, classifier(), device)
+        return train.images[idx].float() / 255.0
+    return None
+
+
+def initial_set(
+    dc: DistillConfig,
+    init: str,
+    info: DatasetInfo,
+    train: ImageTensors,
+    seed: int,
+    device: torch.device,
+    generator: Generator | None,
+    classifier: Callable[[], RealClassifier],
+    fresh: bool = True,
+) -> SyntheticSet:
+    """The set as ``init`` starts it (a resolved name, see :func:`resolve_init`); zeros to load
+    a saved state into when not ``fresh`` (skipping a best-of-K search or an inversion whose
+    result would be overwritten). Every draw comes from ``step_generator(seed, -10)``."""
+    gen = step_generator(seed, -10)
+    labels = torch.arange(info.num_classes).repeat_interleave(dc.ipc).to(device)
+    real = None
+    if fresh:
+        real = real_start(init, train, dc.ipc, seed, gen, classifier, device)
+        real = None if real is None else real.to(device)
+        init = "real" if init in REAL_INITS else init  # a coreset starts as a real subset does
+    start = Start(dc, info, labels, real, gen, device, generator, classifier)
+    inits = PIXEL_INITS if dc.space == "pixel" else LATENT_INITS
+    if fresh and init not in inits:
+        known = (
+            "latent space; pixel space takes noise, real, herding or kmeans"
+            if dc.space == "pixel"
+            else "pixel space; latent space takes normal, truncated, best_of_k, real, herding, "
+            "kmeans"
+        )
+        raise ConfigError(f"init '{init}' is for {known}")
+    if dc.space == "pixel":
+        pixels = inits[init](start) if fresh else torch.zeros(_image_shape(start))
+        return SyntheticSet(labels, info, pixels=pixels.to(device))
+    z = inits[init](start) if fresh else torch.zeros(len(labels), generator.latent_dim)
+    syn = SyntheticSet(
+        labels,
+        info,
+        generator=generator,
+        latents=z.to(device),
+        feature_level=dc.feature_level,
+        residual=dc.residual,
+    )
+    if real is not None and syn.residuals is not None:
+        with torch.no_grad():  # start exactly at the real subset
+            syn.residuals.copy_(info.normalize(real) - syn())
+    return syn

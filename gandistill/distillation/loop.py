@@ -40,21 +40,21 @@ from ignite.engine import Engine, Events
 from ignite.handlers import CosineAnnealingScheduler, ProgressBar
 from ignite.handlers.tensorboard_logger import TensorboardLogger
 from torch import Tensor
-from torch.nn import functional as F
 from torchvision.utils import make_grid
 
 from gandistill.augment import dsa_augment
 from gandistill.classifier import RealClassifier, get_classifier
 from gandistill.config import Config, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
-from gandistill.distillation.init import best_of_k, invert, resolve_init, truncated_normal
+from gandistill.distillation.init import check_init, initial_set, resolve_init
 from gandistill.distillation.matching import (
-    amp_context,
     default_loops,
 )
+from gandistill.distillation.networks import MatchingNetworks, train_on_set
 from gandistill.distillation.objectives import Batch, matching_loss
-from gandistill.distillation.synthetic import SET_PARAMETERS, SyntheticSet, per_row
-from gandistill.errors import ArtifactError, ConfigError, DataError, Interrupted
+from gandistill.distillation.state import load_set_tensors, load_state, set_tensors, state_path
+from gandistill.distillation.synthetic import per_row
+from gandistill.errors import ArtifactError, ConfigError, Interrupted
 from gandistill.files import (
     FORMAT_VERSION,
     KIND_DISTILL_STATE,
@@ -62,11 +62,10 @@ from gandistill.files import (
     GeneratorCheckpoint,
     atomic_save,
     load_generator_checkpoint,
-    load_payload,
     to_uint8,
 )
 from gandistill.fit import dsa_strategy_for, train_and_test
-from gandistill.models import ConvNet, to_gan_range
+from gandistill.models import ConvNet
 from gandistill.parallel import (
     all_sum_,
     any_rank,
@@ -78,42 +77,12 @@ from gandistill.parallel import (
     world_size,
 )
 from gandistill.runtime import InterruptFlag, library_versions, resolve_device, step_generator
-from gandistill.selection import select_coreset
 
 STOP_ITERATIONS, STOP_TIME, STOP_CONVERGED = "max_iterations", "max_minutes", "converged"
-REAL_INITS = ("real", "herding", "kmeans")  # inits that start from real training images
 LOSS_SMOOTHING = 0.9  # EMA factor of the loss that the patience rule watches
-STATE_SUFFIX = ".state.pt"
-# Keys whose change makes a saved distillation state meaningless (or unloadable); with a cosine
-# schedule also distill.max_iterations. The generator is checked by its sha256.
-RESUME_LOCKED = (
-    "seed",
-    "data",
-    "distill.ipc",
-    "distill.space",
-    "distill.objective",
-    "distill.optimizer",
-    "distill.lr_schedule",
-    "distill.feature_level",
-    "distill.residual",
-    "distill.pool_size",
-)
 
 
 # --- the distiller --------------------------------------------------------------------------
-
-
-def state_path(out: str | Path) -> Path:
-    """Where a distillation writing ``out`` keeps its resumable state (``set.pt`` →
-    ``set.state.pt``)."""
-    out = Path(out)
-    return out.with_name(out.stem + STATE_SUFFIX)
-
-
-def _lookup(d: dict, dotted: str):
-    for part in dotted.split("."):
-        d = d[part]
-    return d
 
 
 class Distiller:
@@ -156,7 +125,10 @@ class Distiller:
                 else load_generator_checkpoint(generator, device=self.device)
             )
             self.ckpt.generator.to(self.device)
-        saved = self._load_resumable() if resume else None  # before the slow set-up
+        saved = None
+        if resume:  # before the slow set-up
+            sha = None if self.ckpt is None else self.ckpt.sha256
+            saved = load_state(self.state_path, cfg, sha, self.out)
         self.train_set, self.test_set, self.info = (
             data if data is not None else load_dataset(cfg.data)
         )
@@ -195,8 +167,7 @@ class Distiller:
                 f"matching step per network; objective gm at ipc {dc.ipc} takes "
                 f"{self.outer_loop} (set distill.outer_loop=1 or use objective dm or krr)"
             )
-        # FRePo's model pool: slots of {"net", "opt", "age"}, filled on first use
-        self.pool: list[dict | None] = [None] * dc.pool_size
+        self.networks = MatchingNetworks(cfg, self.info, self.train_set, self.device)
         self.real_batch = dc.real_batch or (
             64 if dc.space == "latent" and dc.objective == "gm" else 256
         )
@@ -204,7 +175,17 @@ class Distiller:
         self.grad_mode = dc.grad_mode
         if self.grad_mode == "auto":
             self.grad_mode = "vmap" if self.device.type == "cuda" else "loop"
-        self.syn = self._init_set(fresh=saved is None).to(self.device)
+        self.syn = initial_set(
+            dc,
+            self.init,
+            self.info,
+            self.train_set,
+            cfg.seed,
+            self.device,
+            None if self.ckpt is None else self.ckpt.generator,
+            self._classifier,
+            fresh=saved is None,
+        ).to(self.device)
         self.opt = self._optimizer()
         self.history: list[dict] = []
         self.stop_reason = STOP_ITERATIONS
@@ -234,74 +215,7 @@ class Distiller:
         info, dc = self.info, self.cfg.distill
         if self.ckpt is not None:
             require_same_shape(self.ckpt.info, info, "the generator")
-        if self.init in REAL_INITS:
-            smallest = min(self.train_set.class_counts())
-            if dc.ipc > smallest:
-                raise DataError(
-                    f"ipc {dc.ipc} exceeds the smallest class ({smallest} images) for init "
-                    f"'{self.init}'"
-                )
-
-    def _init_set(self, fresh: bool = True) -> SyntheticSet:
-        """The set as initialised by ``distill.init``; zeros to load a saved state into when not
-        ``fresh`` (skipping a best-of-K search or an inversion whose result is overwritten)."""
-        dc, info = self.cfg.distill, self.info
-        gen = step_generator(self.cfg.seed, -10)
-        labels = torch.arange(info.num_classes).repeat_interleave(dc.ipc).to(self.device)
-        init = self.init if fresh else "placeholder"
-        real = None
-        if init == "real":
-            real = torch.cat(
-                [self.train_set.sample_class(c, dc.ipc, gen) for c in range(info.num_classes)]
-            ).to(self.device)
-        elif init in REAL_INITS:  # a coreset of the training split
-            idx = select_coreset(
-                init, self.train_set, dc.ipc, self.cfg.seed, self._classifier(), self.device
-            )
-            real = (self.train_set.images[idx].float() / 255.0).to(self.device)
-            init = "real"  # from here on the same as a random real subset
-        if dc.space == "pixel":
-            shape = (len(labels), info.channels, info.image_size, info.image_size)
-            if init == "placeholder":
-                pixels = torch.zeros(shape)
-            elif init == "real":
-                pixels = info.normalize(real)
-            elif init == "noise":
-                pixels = torch.randn(shape, generator=gen)
-            else:
-                raise ConfigError(
-                    f"init '{init}' is for latent space; pixel space takes noise, real, "
-                    "herding or kmeans"
-                )
-            return SyntheticSet(labels, info, pixels=pixels.to(self.device))
-        g = self.ckpt.generator
-        if init == "placeholder":
-            z = torch.zeros(len(labels), g.latent_dim)
-        elif init == "normal":
-            z = torch.randn(len(labels), g.latent_dim, generator=gen)
-        elif init == "truncated":
-            z = truncated_normal(len(labels), g.latent_dim, dc.truncation, gen)
-        elif init == "best_of_k":
-            z = best_of_k(g, self._classifier(), dc.ipc, dc.init_candidates, gen, self.device)
-        elif init == "real":
-            z = invert(g, to_gan_range(real), labels, dc.invert_steps, dc.init_candidates, gen)
-        else:
-            raise ConfigError(
-                f"init '{init}' is for pixel space; latent space takes normal, truncated, "
-                "best_of_k, real, herding, kmeans"
-            )
-        syn = SyntheticSet(
-            labels,
-            info,
-            generator=g,
-            latents=z.to(self.device),
-            feature_level=dc.feature_level,
-            residual=dc.residual,
-        )
-        if real is not None and syn.residuals is not None:
-            with torch.no_grad():  # start exactly at the real subset
-                syn.residuals.copy_(info.normalize(real) - syn())
-        return syn
+        check_init(self.init, dc.ipc, self.train_set)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         dc = self.cfg.distill
@@ -362,57 +276,6 @@ class Distiller:
         self.progress.attach(engine, output_transform=shown, closing_event_name=Events.COMPLETED)
 
     # --- one outer iteration -----------------------------------------------------------------
-
-    def _fresh_net(self, it: int) -> ConvNet:
-        dc, info = self.cfg.distill, self.info
-        seed = int(torch.randint(2**62, (1,), generator=step_generator(self.cfg.seed, it, 1)))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = ConvNet(
-                info.num_classes,
-                info.channels,
-                info.image_size,
-                dc.net_width,
-                dc.net_depth,
-                dc.net_norm,
-            )
-        return net.to(self.device)
-
-    def _net_optimizer(self, net: ConvNet) -> torch.optim.Optimizer:
-        return torch.optim.SGD(net.parameters(), lr=self.cfg.distill.lr_net, momentum=0.5)
-
-    def _pool_slot(self, it: int) -> dict:
-        """The pooled network drawn for iteration ``it`` (from its own stream, so the real
-        batches are those of a run without the pool); a slot that is empty or whose network
-        has been trained ``pool_steps`` epochs gets a fresh network first."""
-        dc = self.cfg.distill
-        i = int(torch.randint(dc.pool_size, (1,), generator=step_generator(self.cfg.seed, it, 3)))
-        slot = self.pool[i]
-        if slot is None or slot["age"] >= dc.pool_steps:
-            net = self._fresh_net(it)
-            if dc.net_warmup > 0:
-                self._warm_up(net, it)
-            slot = self.pool[i] = {"net": net, "opt": self._net_optimizer(net), "age": 0}
-        return slot
-
-    def _warm_up(self, net: ConvNet, it: int) -> int:
-        """Train ``net`` for 0..``net_warmup`` SGD steps (drawn) on balanced real batches, so
-        matching sees networks from random to partly trained. Every rank draws the same steps
-        and batches from the iteration's own stream, so the ranks' networks stay identical."""
-        dc, k = self.cfg.distill, self.info.num_classes
-        gen = step_generator(self.cfg.seed, it, 2)
-        steps = int(torch.randint(dc.net_warmup + 1, (1,), generator=gen))
-        opt = torch.optim.SGD(net.parameters(), lr=dc.lr_net, momentum=0.9, weight_decay=5e-4)
-        per_class = max(1, dc.batch_train // k)
-        labels = torch.arange(k, device=self.device).repeat_interleave(per_class)
-        for _ in range(steps):
-            x = torch.cat([self.train_set.sample_class(c, per_class, gen) for c in range(k)])
-            with amp_context(self.device, dc.amp):
-                loss = F.cross_entropy(net(self.info.normalize(x.to(self.device))), labels)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        return steps
 
     def _real_batch(self, gen: torch.Generator) -> tuple[Tensor, Tensor]:
         """Normalised real images (K, B, C, H, W) and their labels (K, B) of this rank's K
@@ -493,42 +356,18 @@ class Distiller:
             all_sum_(t)
 
     def _inner_training(
-        self,
-        net: ConvNet,
-        opt: torch.optim.Optimizer,
-        gen: torch.Generator,
-        epochs: int | None = None,
+        self, net: ConvNet, opt: torch.optim.Optimizer, gen: torch.Generator, epochs: int
     ) -> None:
-        """``epochs`` (default ``inner_loop``) epochs of the network on the detached set."""
         dc = self.cfg.distill
         with torch.no_grad():
             images = self.syn().detach()
-        labels = self.syn.labels
-        for _ in range(self.inner_loop if epochs is None else epochs):
-            order = torch.randperm(len(labels), generator=gen).to(self.device)
-            for idx in order.split(dc.batch_train):
-                x = images[idx]
-                if self.dsa_strategy:
-                    x = dsa_augment(
-                        x, self.dsa_strategy, int(torch.randint(2**31, (1,), generator=gen))
-                    )
-                with amp_context(self.device, dc.amp):
-                    loss = F.cross_entropy(net(x), labels[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+        labels, strategy = self.syn.labels, self.dsa_strategy
+        train_on_set(net, opt, images, labels, epochs, dc.batch_train, gen, strategy, dc.amp)
 
     def _step(self, engine: Engine, _batch: None) -> dict[str, float]:
         dc, it = self.cfg.distill, engine.state.iteration
         gen = step_generator(self.cfg.seed, it)
-        slot = self._pool_slot(it) if dc.pool_size else None
-        if slot is not None:
-            net, net_opt = slot["net"], slot["opt"]
-        else:
-            net = self._fresh_net(it)
-            if dc.net_warmup > 0:
-                self._warm_up(net, it)
-            net_opt = self._net_optimizer(net)
+        net, net_opt, slot = self.networks.draw(it)
         net.train()
         outer = self.outer_loop if dc.objective == "gm" else 1
         if dc.objective != "gm":
@@ -538,10 +377,10 @@ class Distiller:
             stats.append(self._matching_step(net, gen))
             if ol == outer - 1:
                 break
-            self._inner_training(net, net_opt, gen)
+            self._inner_training(net, net_opt, gen, self.inner_loop)
         if slot is not None:  # one epoch on the updated set, then back into the pool
             net.requires_grad_(True)
-            self._inner_training(net, net_opt, gen, epochs=1)
+            self._inner_training(net, net_opt, gen, 1)
             slot["age"] += 1
         out = {key: sum(s[key] for s in stats) / len(stats) for key in stats[0]}
         out["match_loss"] /= self.info.num_classes  # per class, comparable across datasets
@@ -647,88 +486,25 @@ class Distiller:
             "generator_sha256": None if self.ckpt is None else self.ckpt.sha256,
             "iteration": iteration,
             "seconds": time.perf_counter() - self._t0,  # distillation time, all processes
-            "set": {
-                name: getattr(syn, name).detach().cpu()
-                for name in SET_PARAMETERS
-                if getattr(syn, name) is not None
-            },
+            "set": set_tensors(syn),
             "optimizer": self.opt.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-            "pool": [
-                None
-                if slot is None
-                else {
-                    "net": slot["net"].state_dict(),
-                    "opt": slot["opt"].state_dict(),
-                    "age": slot["age"],
-                }
-                for slot in self.pool
-            ],
+            "pool": self.networks.state_dict(),
             "history": self.history,
             "stop_reason": self.stop_reason,
             "loss_tracking": {"smoothed": self._smoothed, "best": self._best, "at": self._best_at},
         }
         return atomic_save(payload, self.state_path)
 
-    def _load_resumable(self) -> dict:
-        """The saved state, checked against this run's locked config keys and generator."""
-        path, dc = self.state_path, self.cfg.distill
-        state = load_payload(path, KIND_DISTILL_STATE)
-        locked = RESUME_LOCKED + (("distill.max_iterations",) if dc.lr_schedule == "cosine" else ())
-        mine = to_dict(self.cfg)
-        try:
-            theirs = [_lookup(state["config"], key) for key in locked]
-        except (KeyError, TypeError):
-            raise ArtifactError(f"{path} is a damaged distillation state (no config)") from None
-        for key, saved in zip(locked, theirs, strict=True):
-            if saved != _lookup(mine, key):
-                raise ConfigError(
-                    f"cannot resume: '{key}' differs from the run saved in {path} "
-                    f"({saved!r} there, {_lookup(mine, key)!r} now)"
-                )
-        sha = None if self.ckpt is None else self.ckpt.sha256
-        if state.get("generator_sha256") != sha:
-            there = str(state.get("generator_sha256"))[:12]
-            raise ArtifactError(
-                f"cannot resume: {path} was distilled through another generator "
-                f"(sha256 {there} there, {str(sha)[:12]} now)"
-            )
-        for name in (path.name, self.out.name):  # temporary files of writes a kill cut short
-            for stray in path.parent.glob(f".{name}.*.tmp"):
-                stray.unlink(missing_ok=True)
-        return state
-
     def _restore(self, state: dict) -> None:
         """Load a saved state into the freshly built set, optimiser, schedule and loop."""
         path, dc = self.state_path, self.cfg.distill
         try:
-            with torch.no_grad():
-                for name in SET_PARAMETERS:
-                    param, saved = getattr(self.syn, name), state["set"].get(name)
-                    if (param is None) != (saved is None) or (
-                        param is not None and param.shape != saved.shape
-                    ):
-                        raise ArtifactError(f"{path} holds a differently shaped set ('{name}')")
-                    if param is not None:
-                        param.copy_(saved)
+            load_set_tensors(self.syn, state["set"], path)
             self.opt.load_state_dict(state["optimizer"])
             if self.scheduler is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
-            for i, saved in enumerate(state.get("pool") or []):
-                if saved is not None:  # the architecture from any seed, then its weights
-                    net = self._fresh_net(0)
-                    try:
-                        net.load_state_dict(saved["net"])
-                    except RuntimeError:
-                        raise ConfigError(
-                            f"cannot resume: the networks pooled in {path} do not fit "
-                            "distill.net_width/net_depth/net_norm as they are now"
-                        ) from None
-                    opt = self._net_optimizer(net)
-                    opt.load_state_dict(saved["opt"])
-                    for group in opt.param_groups:  # momenta resume; lr_net may change
-                        group["lr"] = dc.lr_net
-                    self.pool[i] = {"net": net, "opt": opt, "age": int(saved["age"])}
+            self.networks.load_state_dict(state.get("pool") or [], path)
             tracking = state["loss_tracking"]
             self._smoothed, self._best = tracking["smoothed"], tracking["best"]
             self._best_at = int(tracking["at"])
