@@ -319,3 +319,36 @@ def fidelity_metrics(
     out: dict[str, float | str] = {KEY_EXTRACTOR: fe.label}
     out.update({_RESULT_KEYS[k]: float(v) for k, v in raw.items() if k in _RESULT_KEYS})
     return out
+
+
+def fidelity_table(
+    sets: dict[str, Tensor],
+    reference: Tensor,
+    clf: RealClassifier | None,
+    extractor: str,
+    inception_weights: str | Path | None,
+    kid_subset_size: int | None,
+    device: torch.device,
+) -> dict:
+    """:func:`fidelity_metrics` of each named uint8 set against ``reference``, in order.
+
+    The extractor's name is the same for every set, so it is kept once, under ``extractor``
+    (taken from the first set) rather than in each set's scores.
+    """
+    table: dict = {
+        name: fidelity_metrics(
+            images,
+            reference,
+            clf=clf,
+            extractor=extractor,
+            inception_weights=inception_weights,
+            kid_subset_size=kid_subset_size,
+            device=str(device),
+        )
+        for name, images in sets.items()
+    }
+    first, *others = sets
+    table[KEY_EXTRACTOR] = table[first].pop(KEY_EXTRACTOR)
+    for name in others:
+        table[name].pop(KEY_EXTRACTOR, None)
+    return table

@@ -5,7 +5,7 @@ test split (torch-fidelity, offline classifier extractor by default) beside the 
 floor, their class consistency under the real-data classifier, and how well a fresh network
 tells held-out real images from new samples (a classifier two-sample test: 50% means it cannot).
 Files and TensorBoard scalars as for a distilled set
-(:func:`~gandistill.evaluation.report.write_files`).
+(:func:`~gandistill.evaluation.render.write_generator_report`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,22 @@ from gandistill.classifier import get_classifier
 from gandistill.config import Config
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
 from gandistill.errors import ConfigError
-from gandistill.evaluation.fidelity import check_extractor, fidelity_metrics
-from gandistill.evaluation.report import REPORT_VERSION, fidelity_scalars, write_files
+from gandistill.evaluation.fidelity import check_extractor, fidelity_table
+from gandistill.evaluation.render import generator_markdown, write_generator_report
+from gandistill.evaluation.report import REPORT_VERSION
 from gandistill.files import GeneratorCheckpoint, load_generator_checkpoint, to_uint8
 from gandistill.models import ConvNet, from_gan_range
 from gandistill.runtime import library_versions, resolve_device, step_generator
+
+# generator_markdown is re-exported: the CLI imports it from here
+__all__ = [
+    "GENERATOR_PROFILES",
+    "GENERATOR_REPORT_KEYS",
+    "evaluate_generator",
+    "generator_markdown",
+    "real_vs_generated_accuracy",
+    "sample_images",
+]
 
 GENERATOR_REPORT_KEYS = (
     "report_version",
@@ -99,6 +110,45 @@ def real_vs_generated_accuracy(
     return correct / (len(real_test) + len(fake_test))
 
 
+def _checked_inputs(
+    generator: str | Path | GeneratorCheckpoint,
+    profile: str,
+    extractor: str,
+    inception_weights: str | None,
+) -> tuple[GeneratorCheckpoint, str | None]:
+    """Refuse bad arguments before anything is sampled; the checkpoint (loaded when given as a
+    path) and the Inception weights file as
+    :func:`~gandistill.evaluation.fidelity.check_extractor` resolves it."""
+    if profile not in GENERATOR_PROFILES:
+        raise ConfigError(f"unknown profile '{profile}' (known: {', '.join(GENERATOR_PROFILES)})")
+    inception_weights = check_extractor(extractor, inception_weights)
+    ckpt = (
+        generator
+        if isinstance(generator, GeneratorCheckpoint)
+        else load_generator_checkpoint(generator)
+    )
+    return ckpt, inception_weights
+
+
+def _source(ckpt: GeneratorCheckpoint, info: DatasetInfo) -> dict:
+    """The ``source`` section: which generator checkpoint was evaluated, on which dataset."""
+    return {
+        "path": str(ckpt.path),
+        "sha256": ckpt.sha256,
+        "kind": "generator",
+        "dataset": info.name,
+        "iteration": ckpt.iteration,
+    }
+
+
+def _halves(num_classes: int, n: int) -> tuple[Tensor, Tensor]:
+    """Indices of the first and of the second ``n`` samples of each class among ``2 n`` per
+    class (ordered by class, as :func:`sample_images` returns them)."""
+    first = torch.cat([torch.arange(c * 2 * n, c * 2 * n + n) for c in range(num_classes)])
+    second = torch.cat([torch.arange(c * 2 * n + n, (c + 1) * 2 * n) for c in range(num_classes)])
+    return first, second
+
+
 def evaluate_generator(
     generator: str | Path | GeneratorCheckpoint,
     cfg: Config | None = None,
@@ -114,45 +164,31 @@ def evaluate_generator(
     it to ``out`` when given. Arguments as
     :func:`~gandistill.evaluation.report.evaluate_distilled`."""
     wall = time.perf_counter()
-    if profile not in GENERATOR_PROFILES:
-        raise ConfigError(f"unknown profile '{profile}' (known: {', '.join(GENERATOR_PROFILES)})")
-    inception_weights = check_extractor(extractor, inception_weights)
-    ckpt = (
-        generator
-        if isinstance(generator, GeneratorCheckpoint)
-        else load_generator_checkpoint(generator)
-    )
+    ckpt, inception_weights = _checked_inputs(generator, profile, extractor, inception_weights)
     cfg = cfg or ckpt.config
     device = resolve_device(cfg.device)
     train, test, info = data if data is not None else load_dataset(cfg.data)
     require_same_shape(ckpt.info, info, "the generator")
     n, epochs = GENERATOR_PROFILES[profile]
     ckpt.generator.to(device)
+    # 2n per class: the first n are scored and train the two-sample test, the rest test it
     fake01, fake_labels = sample_images(ckpt.generator, info.num_classes, 2 * n, cfg.seed)
-    first = torch.cat([torch.arange(c * 2 * n, c * 2 * n + n) for c in range(info.num_classes)])
-    second = torch.cat(
-        [torch.arange(c * 2 * n + n, (c + 1) * 2 * n) for c in range(info.num_classes)]
-    )
+    first, second = _halves(info.num_classes, n)
     clf = get_classifier(
         cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, (train, test, info), device, progress
     )
-    gen = step_generator(cfg.seed, -31)
-    real01, _ = train.sample_balanced(min(len(train), n * info.num_classes), gen)
-
-    def fid(images01: Tensor) -> dict:
-        return fidelity_metrics(
-            to_uint8(images01),
-            test.images,
-            clf=clf,
-            extractor=extractor,
-            inception_weights=inception_weights,
-            kid_subset_size=kid_subset_size,
-            device=str(device),
-        )
-
-    fidelity = {"generated": fid(fake01[first]), "real_train": fid(real01)}
-    fidelity["extractor"] = fidelity["generated"].pop("extractor")
-    fidelity["real_train"].pop("extractor", None)
+    real01, _ = train.sample_balanced(
+        min(len(train), n * info.num_classes), step_generator(cfg.seed, -31)
+    )
+    fidelity = fidelity_table(
+        {"generated": to_uint8(fake01[first]), "real_train": to_uint8(real01)},
+        test.images,
+        clf,
+        extractor=extractor,
+        inception_weights=inception_weights,
+        kid_subset_size=kid_subset_size,
+        device=device,
+    )
     predicted = clf.predict(fake01[first].to(device))
     consistency = float((predicted == fake_labels[first]).float().mean())
     test01 = test.images.float() / 255.0
@@ -161,13 +197,7 @@ def evaluate_generator(
     )
     report = {
         "report_version": REPORT_VERSION,
-        "source": {
-            "path": str(ckpt.path),
-            "sha256": ckpt.sha256,
-            "kind": "generator",
-            "dataset": info.name,
-            "iteration": ckpt.iteration,
-        },
+        "source": _source(ckpt, info),
         "profile": profile,
         "samples_per_class": n,
         "fidelity": fidelity,
@@ -177,42 +207,7 @@ def evaluate_generator(
         "versions": library_versions(),
     }
     if out is not None:
+        # the first 8 samples of each class, a grid row each
         grid = torch.cat([fake01[c * 2 * n : c * 2 * n + 8] for c in range(info.num_classes)])
-        write_files(
-            Path(out),
-            report,
-            generator_markdown(report),
-            grid,
-            8,
-            fidelity_scalars(fidelity)
-            | {"class_consistency": consistency, "real_vs_generated_accuracy": c2st},
-            ckpt.iteration,
-        )
+        write_generator_report(report, Path(out), grid, ckpt.iteration)
     return report
-
-
-def generator_markdown(report: dict) -> list[str]:
-    """``report.md`` of a generator report, as lines."""
-    fid = report["fidelity"]
-    rows = [
-        f"| {label} | " + " | ".join(f"{fid[key][m]:.3g}" for m in ("fid", "kid_mean", "is_mean"))
-        for key, label in (("generated", "generated samples"), ("real_train", "real (floor)"))
-    ]
-    return [
-        f"# Generator report ({report['profile']} profile)",
-        "",
-        f"Source: `{report['source']['path']}` (iteration {report['source']['iteration']}, "
-        f"dataset {report['source']['dataset']}); {report['samples_per_class']} samples per class.",
-        "",
-        "| set (against the test split) | FID | KID | IS |",
-        "|---|---|---|---|",
-        *[r + " |" for r in rows],
-        "",
-        f"Fidelity extractor: `{fid['extractor']}`.",
-        f"Class consistency: {100 * report['class_consistency']:.1f}%. A fresh network tells "
-        f"held-out real images from new samples with "
-        f"{100 * report['real_vs_generated']['accuracy']:.1f}% accuracy (50% = indistinguishable).",
-        "",
-        "![samples](grid.png)",
-        "",
-    ]

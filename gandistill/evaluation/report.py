@@ -6,7 +6,7 @@ fidelity scores (torch-fidelity with the offline classifier extractor, each besi
 real floor), compression, the training-time reduction and the seed metrics of the literature
 (gradient similarity, distribution distances, structure, privacy). It writes ``report.json``
 (keys in :data:`REPORT_KEYS`), ``report.md`` with the image grid and a plot, and TensorBoard
-scalars under ``eval/*``.
+scalars under ``eval/*``: :mod:`gandistill.evaluation.render` renders and writes the files.
 
 Profiles: ``quick`` (one network per set, 300 epochs without augmentation, a short full-data
 run: a few minutes on a 2-core CPU at IPC 10) and ``full`` (``cfg.eval``: the DC protocol, three
@@ -19,28 +19,55 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
 
 import torch
-from ignite.handlers.tensorboard_logger import TensorboardLogger
-from torchvision.utils import save_image
 
-from gandistill.classifier import get_classifier
+from gandistill.classifier import RealClassifier, get_classifier
 from gandistill.config import Config, EvalConfig, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
 from gandistill.errors import ConfigError
-from gandistill.evaluation import metrics
-from gandistill.evaluation.fidelity import check_extractor, fidelity_metrics
-from gandistill.files import DistilledSet, atomic_write, sha256_file, to_uint8
+from gandistill.evaluation.fidelity import check_extractor, fidelity_table
+from gandistill.evaluation.render import (
+    REPORT_JSON,
+    REPORT_MD,
+    fidelity_scalars,
+    headline,
+    write_files,
+    write_report,
+)
+from gandistill.evaluation.sections import (
+    compression_section,
+    distillation_summary,
+    seed_metrics_sections,
+    source_section,
+    training_time_section,
+)
+from gandistill.files import DistilledSet, atomic_write, to_uint8
 from gandistill.fit import EVAL_ARCHS, EvalResult, test_accuracy, test_logits, train_network
-from gandistill.models import ConvNet
 from gandistill.runtime import library_versions, resolve_device, step_generator
 
+# the rendering names are re-exported: the CLI and the pipelines import them from here
+__all__ = [
+    "BASELINE_DIR",
+    "PROFILES",
+    "REPORT_JSON",
+    "REPORT_KEYS",
+    "REPORT_MD",
+    "REPORT_VERSION",
+    "Profile",
+    "apply_profile",
+    "distillation_summary",
+    "evaluate_distilled",
+    "fidelity_scalars",
+    "headline",
+    "write_files",
+    "write_report",
+]
+
 REPORT_VERSION = 1
-REPORT_JSON, REPORT_MD = "report.json", "report.md"
 REPORT_KEYS = (
     "report_version",
     "source",
@@ -159,16 +186,169 @@ def _full_data_baseline(
 
 
 def _random_subset(train: ImageTensors, ipc: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ipc`` random training images per class (in [0, 1]) and their labels: the real baseline."""
     gen = step_generator(seed, -20)
     images = torch.cat([train.sample_class(c, ipc, gen) for c in range(train.num_classes)])
     return images, torch.arange(train.num_classes).repeat_interleave(ipc)
 
 
 def _real_per_class(split: ImageTensors, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to ``n`` random images per class of ``split`` (in [0, 1]) and their labels: the real
+    sample of the fidelity floor and the seed metrics."""
     gen = step_generator(seed, -21)
     counts = [min(n, c) for c in split.class_counts()]
     images = torch.cat([split.sample_class(c, k, gen) for c, k in enumerate(counts)])
     return images, torch.repeat_interleave(torch.arange(split.num_classes), torch.tensor(counts))
+
+
+def _checked_inputs(
+    distilled: str | Path | DistilledSet,
+    profile: str,
+    extractor: str,
+    inception_weights: str | None,
+    archs: Sequence[str] | None,
+    kid_subset_size: int | None,
+) -> tuple[DistilledSet, Path | None, list[str], dict]:
+    """Refuse bad arguments before anything is trained, and load the set when given a path.
+
+    Returns:
+        The set, its path (None when given loaded), ``archs`` as a list (empty: the protocol's
+        architecture) and the checked fidelity settings (keyword arguments of
+        :func:`~gandistill.evaluation.fidelity.fidelity_table`).
+    """
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile '{profile}' (known: {', '.join(PROFILES)})")
+    inception_weights = check_extractor(extractor, inception_weights)
+    archs = list(archs or [])
+    unknown = [a for a in archs if a not in EVAL_ARCHS]
+    if unknown:
+        raise ConfigError(
+            f"unknown architecture(s) {', '.join(unknown)} (known: {', '.join(EVAL_ARCHS)})"
+        )
+    source_path = None
+    if not isinstance(distilled, DistilledSet):
+        source_path = Path(distilled)
+        distilled = DistilledSet.load(source_path)
+    if kid_subset_size is not None and not 2 <= kid_subset_size <= len(distilled.labels):
+        raise ConfigError(
+            f"KID subset size {kid_subset_size} must lie in 2..{len(distilled.labels)} "
+            "(the distilled set's size)"
+        )
+    fidelity_options = {
+        "extractor": extractor,
+        "inception_weights": inception_weights,
+        "kid_subset_size": kid_subset_size,
+    }
+    return distilled, source_path, archs, fidelity_options
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """The first architecture's results, against which time and distributions are compared."""
+
+    arch: str
+    distilled: dict  # accuracy stats of the distilled set's networks
+    full_data: dict  # accuracy stats of the full-data networks
+    full_epochs: int  # epochs of the full-data run
+    logits: tuple[torch.Tensor, torch.Tensor]  # test logits of a full-data, a distilled network
+
+
+def _accuracy_section(
+    trainer: _Trainer,
+    ds: DistilledSet,
+    random_real: tuple[torch.Tensor, torch.Tensor],
+    train: ImageTensors,
+    cfg: Config,
+    ec: EvalConfig,
+    archs: list[str],
+    profile: str,
+    teacher: torch.nn.Module | None,
+    progress: bool,
+) -> tuple[dict[str, dict], _Reference]:
+    """The ``accuracy`` section: rows per architecture of ``archs``.
+
+    Each architecture gets the distilled set (also with ``teacher``'s soft labels when given,
+    and the gain) and the random real subset (``random_real``: images in [0, 1], labels); the
+    first one also gets the full training data, for at most the profile's ``full_epochs``.
+
+    Returns:
+        The rows by architecture, and the first architecture's results.
+    """
+    rand01, rand_labels = random_real
+    accuracy: dict[str, dict] = {}
+    for arch in archs:
+        arch_ec = replace(ec, arch=arch)
+        rows = accuracy[arch] = {}
+        rows["distilled"], logits = trainer.run(ds.images_float, ds.labels, arch_ec, progress)
+        if teacher is not None:
+            rows["distilled_soft"], _ = trainer.run(
+                ds.images_float, ds.labels, arch_ec, progress, teacher=teacher
+            )
+            rows["soft_label_gain"] = rows["distilled_soft"]["mean"] - rows["distilled"]["mean"]
+        random_images = trainer.info.normalize(rand01)
+        rows["random_real"], _ = trainer.run(random_images, rand_labels, arch_ec, progress)
+        if len(accuracy) == 1:  # the first architecture
+            full_ec = replace(arch_ec, epochs=min(ec.epochs, PROFILES[profile].full_epochs))
+            rows["full_data"], logits_full = _full_data_baseline(
+                trainer, train, cfg, full_ec, profile, progress
+            )
+            reference = _Reference(
+                arch, rows["distilled"], rows["full_data"], full_ec.epochs, (logits_full, logits)
+            )
+    return accuracy, reference
+
+
+def _measure(
+    ds: DistilledSet,
+    data: tuple[ImageTensors, ImageTensors, DatasetInfo],
+    clf: RealClassifier,
+    cfg: Config,
+    profile: str,
+    archs: list[str],
+    teacher: torch.nn.Module | None,
+    fidelity_options: dict,
+    device: torch.device,
+    progress: bool,
+) -> dict:
+    """The report's sections from ``protocol`` to ``privacy``, in the report's order.
+
+    Arguments as :func:`evaluate_distilled` after :func:`_checked_inputs`; ``teacher`` gives
+    the soft labels (None: none).
+    """
+    train, test, info = data
+    prof = PROFILES[profile]
+    ec = apply_profile(cfg.eval, prof)
+    # the sections run in this order, which fixes the random draws and the order of trainings
+    random_real = _random_subset(train, ds.ipc, cfg.seed)
+    trainer = _Trainer(test, info, cfg.seed, device)
+    accuracy, ref = _accuracy_section(
+        trainer, ds, random_real, train, cfg, ec, archs or [ec.arch], profile, teacher, progress
+    )
+    real = _real_per_class(train, prof.fidelity_real, cfg.seed)
+    fidelity_sets = {
+        "distilled": ds.images_uint8,
+        "random_real": to_uint8(random_real[0]),
+        "real_train": to_uint8(real[0]),
+    }
+    return {
+        "protocol": {
+            **asdict(replace(ec, arch=ref.arch)),
+            "archs": list(accuracy),
+            "full_data_epochs": ref.full_epochs,
+            "seed": cfg.seed,
+        },
+        "accuracy": accuracy,
+        "fidelity": fidelity_table(
+            fidelity_sets, test.images, clf, device=device, **fidelity_options
+        ),
+        "compression": compression_section(train, ds),
+        "training_time": training_time_section(
+            ref.distilled, ref.full_data, ref.full_epochs, ec.epochs
+        ),
+        **seed_metrics_sections(
+            ds, real, data, clf, ref.logits, prof.grad_networks, cfg.seed, device
+        ),
+    }
 
 
 def evaluate_distilled(
@@ -206,400 +386,29 @@ def evaluate_distilled(
             teacher (:func:`gandistill.fit.distillation_loss`) and report the gain.
     """
     wall = time.perf_counter()
-    if profile not in PROFILES:
-        raise ConfigError(f"unknown profile '{profile}' (known: {', '.join(PROFILES)})")
-    inception_weights = check_extractor(extractor, inception_weights)
-    archs = list(archs or [])
-    unknown = [a for a in archs if a not in EVAL_ARCHS]
-    if unknown:
-        raise ConfigError(
-            f"unknown architecture(s) {', '.join(unknown)} (known: {', '.join(EVAL_ARCHS)})"
-        )
-    source_path = None
-    if not isinstance(distilled, DistilledSet):
-        source_path = Path(distilled)
-        distilled = DistilledSet.load(source_path)
-    ds = distilled
-    if kid_subset_size is not None and not 2 <= kid_subset_size <= len(ds.labels):
-        raise ConfigError(
-            f"KID subset size {kid_subset_size} must lie in 2..{len(ds.labels)} "
-            "(the distilled set's size)"
-        )
+    ds, source_path, archs, fid_options = _checked_inputs(
+        distilled, profile, extractor, inception_weights, archs, kid_subset_size
+    )
     cfg = cfg or ds.config
     device = resolve_device(cfg.device)
     train, test, info = data if data is not None else load_dataset(cfg.data)
     require_same_shape(ds.info, info, "the distilled set")
-    ec = apply_profile(cfg.eval, PROFILES[profile])
-    prof = PROFILES[profile]
-    trainer = _Trainer(test, info, cfg.seed, device)
-    ipc = ds.ipc
-
     clf = get_classifier(
         cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, (train, test, info), device, progress
     )
-
-    # --- downstream accuracy --------------------------------------------------------------
-    syn_images01 = ds.images_uint8.float() / 255.0  # the pixels as shipped
-    rand01, rand_labels = _random_subset(train, ipc, cfg.seed)
-    accuracy: dict[str, dict] = {}
-    for arch in archs or [ec.arch]:
-        arch_ec = replace(ec, arch=arch)
-        rows = accuracy[arch] = {}
-        rows["distilled"], logits = trainer.run(ds.images_float, ds.labels, arch_ec, progress)
-        if soft_labels:
-            rows["distilled_soft"], _ = trainer.run(
-                ds.images_float, ds.labels, arch_ec, progress, teacher=clf.net
-            )
-            rows["soft_label_gain"] = rows["distilled_soft"]["mean"] - rows["distilled"]["mean"]
-        rows["random_real"], _ = trainer.run(info.normalize(rand01), rand_labels, arch_ec, progress)
-        if len(accuracy) == 1:  # the first architecture
-            main_arch, acc_syn, logits_syn = arch, rows["distilled"], logits
-            full_ec = replace(arch_ec, epochs=min(ec.epochs, prof.full_epochs))
-            acc_full, logits_full = _full_data_baseline(
-                trainer, train, cfg, full_ec, profile, progress
-            )
-            rows["full_data"] = acc_full
-
-    # --- fidelity (torch-fidelity), each beside the real-vs-real floor ----------------------
-    test_u8 = test.images
-    real01, real_labels = _real_per_class(train, prof.fidelity_real, cfg.seed)
-
-    def fid(images_u8: torch.Tensor) -> dict:
-        return fidelity_metrics(
-            images_u8,
-            test_u8,
-            clf=clf,
-            extractor=extractor,
-            inception_weights=inception_weights,
-            kid_subset_size=kid_subset_size,
-            device=str(device),
-        )
-
-    fidelity = {
-        "distilled": fid(ds.images_uint8),
-        "random_real": fid(to_uint8(rand01)),
-        "real_train": fid(to_uint8(real01)),
-    }
-    fidelity["extractor"] = fidelity["distilled"].pop("extractor")
-    for key in ("random_real", "real_train"):
-        fidelity[key].pop("extractor", None)
-
-    # --- compression and time ---------------------------------------------------------------
-    comp = metrics.compression(
-        len(train),
-        len(ds.labels),
-        metrics.tensor_bytes(train.images),
-        metrics.tensor_bytes(ds.images_uint8),
-        metrics.tensor_bytes(ds.latents) if ds.latents is not None else None,
+    teacher = clf.net if soft_labels else None
+    sections = _measure(
+        ds, (train, test, info), clf, cfg, profile, archs, teacher, fid_options, device, progress
     )
-    comp.update(
-        full_images=len(train),
-        distilled_images=len(ds.labels),
-        full_bytes=metrics.tensor_bytes(train.images),
-        image_bytes=metrics.tensor_bytes(ds.images_uint8),
-    )
-    # the full-data run uses fewer epochs; scale its per-epoch time to the protocol's epochs
-    full_per_epoch = acc_full["train_seconds"] / full_ec.epochs
-    training_time = {
-        "distilled_seconds": acc_syn["train_seconds"],
-        "full_data_seconds": acc_full["train_seconds"],
-        "full_data_epochs": full_ec.epochs,
-        "full_data_seconds_at_protocol_epochs": full_per_epoch * ec.epochs,
-        "reduction": full_per_epoch * ec.epochs / max(acc_syn["train_seconds"], 1e-9),
-    }
-
-    # --- gradients, distributions, structure, privacy ------------------------------------
-    gen = step_generator(cfg.seed, -22)
-
-    def make_net(seed: int) -> ConvNet:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return ConvNet(info.num_classes, info.channels, info.image_size)
-
-    grads = metrics.gradient_similarity(
-        make_net,
-        ds.images_float.to(device),
-        ds.labels.to(device),
-        info.normalize(real01).to(device),
-        real_labels.to(device),
-        prof.grad_networks,
-        gen,
-    )
-    with torch.no_grad():
-        clf.net.eval()
-        f_syn = clf.features(syn_images01.to(device)).float().cpu()
-        f_real = clf.features(real01.to(device)).float().cpu()
-    distribution = {
-        "pixel_mmd": float(metrics.pixel_mmd(syn_images01, real01)),
-        "feature_swd": float(metrics.sliced_wasserstein(f_syn, f_real, generator=gen)),
-        "class_js": float(metrics.class_proportion_js(ds.labels, train.labels, info.num_classes)),
-        "softmax_vs_full": metrics.softmax_divergences(logits_full, logits_syn),
-    }
-    ssim = metrics.nearest_real_ssim(syn_images01, ds.labels, real01, real_labels)
-    structure = {"nearest_real_ssim_mean": float(ssim.mean()), "per_image": ssim.tolist()}
-    privacy = metrics.privacy_report(
-        syn_images01, train.images.float() / 255.0, test.images.float() / 255.0
-    )
-
     report = {
         "report_version": REPORT_VERSION,
-        "source": {
-            "path": str(source_path) if source_path else None,
-            "sha256": sha256_file(source_path) if source_path else None,
-            "space": ds.space,
-            "ipc": ipc,
-            "classes": info.num_classes,
-            "dataset": info.name,
-            "generator_sha256": ds.generator_sha256,
-        },
+        "source": source_section(source_path, ds, info),
         "profile": profile,
-        "protocol": {
-            **asdict(replace(ec, arch=main_arch)),
-            "archs": list(accuracy),
-            "full_data_epochs": full_ec.epochs,
-            "seed": cfg.seed,
-        },
-        "accuracy": accuracy,
-        "fidelity": fidelity,
-        "compression": comp,
-        "training_time": training_time,
-        "gradient_similarity": grads,
-        "distribution": distribution,
-        "structure": structure,
-        "privacy": privacy,
+        **sections,
         "distillation": distillation_summary(ds),
         "wall_seconds": time.perf_counter() - wall,
         "versions": library_versions(),
     }
     if out is not None:
-        write_report(report, Path(out), syn_images01, info)
+        write_report(report, Path(out), ds.images_uint8.float() / 255.0, info)
     return report
-
-
-def distillation_summary(ds: DistilledSet) -> dict:
-    """How the set was made: stop reason, iterations, seconds and the quick checks on the way
-    (``[iteration, seconds, accuracy]``; empty for coresets and runs without checks)."""
-    history = ds.history or []
-    last = history[-1] if history else {}
-    return {
-        "stop_reason": ds.stop_reason,
-        "iterations": int(last.get("iteration", 0)),
-        "seconds": float(last.get("seconds", 0.0)),
-        "quick_checks": [
-            [int(h["iteration"]), float(h["seconds"]), float(h["accuracy"])]
-            for h in history
-            if "accuracy" in h
-        ],
-        "match_loss": [
-            [int(h["iteration"]), float(h["match_loss"])] for h in history if "match_loss" in h
-        ],
-    }
-
-
-# --- output ----------------------------------------------------------------------------------
-
-
-ROW_LABELS = {
-    "distilled": "distilled (IPC {ipc})",
-    "distilled_soft": "distilled, soft labels",
-    "random_real": "random real subset",
-    "full_data": "full training data",
-}
-FIDELITY_OF_ROW = {
-    "distilled": "distilled",
-    "random_real": "random_real",
-    "full_data": "real_train",
-}
-
-
-def _stat_rows(rows: dict) -> list[tuple[str, dict]]:
-    """The accuracy rows of one architecture (skipping derived numbers such as the gain)."""
-    return [(name, stats) for name, stats in rows.items() if isinstance(stats, dict)]
-
-
-def _pct(stats: dict) -> str:
-    return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}%"
-
-
-def headline(report: dict) -> str:
-    """The headline table as markdown: accuracy, fidelity, compression, time."""
-    fid = report["fidelity"]
-    lines = [
-        "| set | accuracy | FID | KID | IS |",
-        "|---|---|---|---|---|",
-    ]
-    for arch, rows in report["accuracy"].items():
-        for name, stats in _stat_rows(rows):
-            label = ROW_LABELS[name].format(ipc=report["source"]["ipc"])
-            f = fid.get(FIDELITY_OF_ROW.get(name, ""), {})
-            cells = [f"{f[k]:.3g}" if k in f else "–" for k in ("fid", "kid_mean", "is_mean")]
-            lines.append(f"| {label} ({arch}) | {_pct(stats)} | " + " | ".join(cells) + " |")
-    comp, tt = report["compression"], report["training_time"]
-    lines += [
-        "",
-        f"Fidelity extractor: `{fid['extractor']}`; the full-data row's fidelity is a real "
-        "training subset against the test split (the floor).",
-        f"Compression: {comp['image_ratio']:.0f}× fewer images, {comp['image_bytes_ratio']:.0f}× "
-        "fewer image bytes"
-        + (
-            f", {comp['latent_bytes_ratio']:.0f}× fewer bytes as latents (plus the generator)"
-            if "latent_bytes_ratio" in comp
-            else ""
-        )
-        + ".",
-        f"Training time: {tt['distilled_seconds']:.1f} s on the distilled set against "
-        f"{tt['full_data_seconds_at_protocol_epochs']:.0f} s on the full data at the same epochs "
-        f"({tt['reduction']:.0f}× less; measured over {tt['full_data_epochs']} full-data epochs).",
-    ]
-    return "\n".join(lines)
-
-
-def _figure(width: float = 5.0, height: float = 3.2, ncols: int = 1):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, ncols, figsize=(width, height))
-    return plt, fig, axes
-
-
-def _save(plt, fig, fh: BinaryIO) -> None:
-    fig.tight_layout()
-    fig.savefig(fh, dpi=110, format="png")
-    plt.close(fig)
-
-
-def _plot(report: dict, fh: BinaryIO) -> None:
-    """Accuracy of every row (mean ± std), one bar group per architecture."""
-    plt, fig, ax = _figure()
-    for arch, rows in report["accuracy"].items():
-        stat_rows = _stat_rows(rows)
-        ax.bar(
-            [f"{n}\n({arch})" for n, _ in stat_rows],
-            [100 * st["mean"] for _, st in stat_rows],
-            yerr=[100 * st["std"] for _, st in stat_rows],
-            capsize=4,
-        )
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"IPC {report['source']['ipc']}, profile {report['profile']}")
-    _save(plt, fig, fh)
-
-
-def _plot_fidelity(report: dict, fh: BinaryIO) -> None:
-    """FID and KID of the distilled set, the random real subset and the real-vs-real floor."""
-    fid = report["fidelity"]
-    names = [n for n in ("distilled", "random_real", "real_train") if n in fid]
-    plt, fig, axes = _figure(7.0, 3.0, 2)
-    for ax, key, label in zip(axes, ("fid", "kid_mean"), ("FID", "KID"), strict=True):
-        ax.bar(names, [fid[n].get(key, float("nan")) for n in names], color="tab:orange")
-        ax.set_ylabel(f"{label} against the test split")
-    fig.suptitle(f"fidelity, extractor {fid['extractor'][:40]}", fontsize=9)
-    _save(plt, fig, fh)
-
-
-def _plot_distillation(report: dict, fh: BinaryIO) -> None:
-    """Matching loss against iteration and quick-check accuracy against distillation time."""
-    hist = report["distillation"]
-    plt, fig, (loss_ax, acc_ax) = _figure(8.0, 3.0, 2)
-    if hist["match_loss"]:
-        its, loss = zip(*hist["match_loss"], strict=True)
-        loss_ax.plot(its, loss, lw=0.8)
-    loss_ax.set_xlabel("iteration")
-    loss_ax.set_ylabel("matching loss per class")
-    if hist["quick_checks"]:
-        _, secs, acc = zip(*hist["quick_checks"], strict=True)
-        acc_ax.plot([s / 60 for s in secs], [100 * a for a in acc], marker="o")
-    random_real = report["accuracy"].get(report["protocol"]["arch"], {}).get("random_real")
-    if random_real:
-        acc_ax.axhline(100 * random_real["mean"], ls="--", color="gray", label="random real")
-        acc_ax.legend(fontsize=8)
-    acc_ax.set_xlabel("distillation time (min)")
-    acc_ax.set_ylabel("quick-check accuracy (%)")
-    _save(plt, fig, fh)
-
-
-def write_files(
-    out: Path,
-    report: dict,
-    markdown: list[str],
-    images01: torch.Tensor,
-    nrow: int,
-    scalars: dict[str, float],
-    step: int,
-    extra_png: dict[str, Callable[[BinaryIO], object]] | None = None,
-) -> None:
-    """Write a report folder: ``grid.png`` (+ ``extra_png``), ``report.md``, ``report.json``
-    (each atomically) and TensorBoard scalars and the image grid under ``tb``."""
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "grid.png", lambda fh: save_image(images01, fh, nrow=nrow, format="png"))
-    for name, draw in (extra_png or {}).items():
-        atomic_write(out / name, draw)
-    atomic_write(out / REPORT_MD, lambda fh: fh.write("\n".join(markdown).encode()))
-    atomic_write(out / REPORT_JSON, lambda fh: fh.write(json.dumps(report, indent=1).encode()))
-    tb = TensorboardLogger(log_dir=str(out / "tb"))
-    for tag, value in scalars.items():
-        tb.writer.add_scalar(f"eval/{tag}", value, step)
-    tb.writer.add_images("eval/images", images01, step)
-    tb.close()
-
-
-def fidelity_scalars(fidelity: dict) -> dict[str, float]:
-    """``{metric}_{set}`` scalars of a report's fidelity section."""
-    return {
-        f"{key}_{name}": value
-        for name, scores in fidelity.items()
-        if isinstance(scores, dict)
-        for key, value in scores.items()
-    }
-
-
-def write_report(report: dict, out: Path, images01: torch.Tensor, info: DatasetInfo) -> None:
-    """``report.json``, ``report.md`` (+ grid and plot PNGs) and TensorBoard ``eval/*``."""
-    ipc = report["source"]["ipc"]
-    has_history = bool(report["distillation"]["match_loss"])
-    md = [
-        f"# Evaluation report ({report['profile']} profile)",
-        "",
-        f"Source: `{report['source']['path']}` ({report['source']['space']} space, IPC {ipc}, "
-        f"dataset {report['source']['dataset']}).",
-        f"Protocol: {report['protocol']['arch']}, {report['protocol']['epochs']} epochs, "
-        f"augmentation {report['protocol']['augment']}, {report['protocol']['n_models']} "
-        "network(s) per set.",
-        "",
-        headline(report),
-        "",
-        "![distilled images](grid.png) ![accuracy](accuracy.png)",
-        "",
-        "![fidelity](fidelity.png)",
-        *(["", "![distillation](distillation.png)"] if has_history else []),
-        "",
-        "## Seed metrics",
-        "",
-        "```json",
-        json.dumps(
-            {
-                k: report[k]
-                for k in ("gradient_similarity", "distribution", "privacy", "compression")
-            },
-            indent=1,
-        ),
-        "```",
-        f"Mean SSIM to the nearest real image of the class: "
-        f"{report['structure']['nearest_real_ssim_mean']:.3f}.",
-        "",
-    ]
-    scalars = {
-        f"accuracy_{arch}_{name}": stats["mean"]
-        for arch, rows in report["accuracy"].items()
-        for name, stats in _stat_rows(rows)
-    }
-    scalars |= fidelity_scalars(report["fidelity"])
-    scalars["training_time_reduction"] = report["training_time"]["reduction"]
-    plots = {
-        "accuracy.png": lambda fh: _plot(report, fh),
-        "fidelity.png": lambda fh: _plot_fidelity(report, fh),
-    }
-    if has_history:
-        plots["distillation.png"] = lambda fh: _plot_distillation(report, fh)
-    write_files(out, report, md, images01, ipc, scalars, ipc, plots)

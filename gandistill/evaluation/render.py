@@ -1,0 +1,287 @@
+"""How evaluation reports are shown and written: markdown, plots, files and TensorBoard scalars.
+
+:mod:`gandistill.evaluation.report` and :mod:`gandistill.evaluation.generator` compute the
+reports (plain dicts); this module turns them into a report folder (:func:`write_files`):
+``report.json``, ``report.md`` with the headline table (:func:`headline`), the image grid and
+plots as PNGs, and TensorBoard scalars under ``eval/*``. Nothing here trains or samples.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import torch
+from ignite.handlers.tensorboard_logger import TensorboardLogger
+from torchvision.utils import save_image
+
+from gandistill.data import DatasetInfo
+from gandistill.files import atomic_write
+
+REPORT_JSON, REPORT_MD = "report.json", "report.md"
+
+ROW_LABELS = {
+    "distilled": "distilled (IPC {ipc})",
+    "distilled_soft": "distilled, soft labels",
+    "random_real": "random real subset",
+    "full_data": "full training data",
+}
+# the fidelity entry shown beside each accuracy row; the full-data row gets the real-vs-real floor
+FIDELITY_OF_ROW = {
+    "distilled": "distilled",
+    "random_real": "random_real",
+    "full_data": "real_train",
+}
+
+
+def _stat_rows(rows: dict) -> list[tuple[str, dict]]:
+    """The accuracy rows of one architecture (skipping derived numbers such as the gain)."""
+    return [(name, stats) for name, stats in rows.items() if isinstance(stats, dict)]
+
+
+def _pct(stats: dict) -> str:
+    return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}%"
+
+
+def headline(report: dict) -> str:
+    """The headline table as markdown: accuracy, fidelity, compression, time."""
+    fid = report["fidelity"]
+    lines = [
+        "| set | accuracy | FID | KID | IS |",
+        "|---|---|---|---|---|",
+    ]
+    for arch, rows in report["accuracy"].items():
+        for name, stats in _stat_rows(rows):
+            label = ROW_LABELS[name].format(ipc=report["source"]["ipc"])
+            f = fid.get(FIDELITY_OF_ROW.get(name, ""), {})
+            cells = [f"{f[k]:.3g}" if k in f else "–" for k in ("fid", "kid_mean", "is_mean")]
+            lines.append(f"| {label} ({arch}) | {_pct(stats)} | " + " | ".join(cells) + " |")
+    comp, tt = report["compression"], report["training_time"]
+    lines += [
+        "",
+        f"Fidelity extractor: `{fid['extractor']}`; the full-data row's fidelity is a real "
+        "training subset against the test split (the floor).",
+        f"Compression: {comp['image_ratio']:.0f}× fewer images, {comp['image_bytes_ratio']:.0f}× "
+        "fewer image bytes"
+        + (
+            f", {comp['latent_bytes_ratio']:.0f}× fewer bytes as latents (plus the generator)"
+            if "latent_bytes_ratio" in comp
+            else ""
+        )
+        + ".",
+        f"Training time: {tt['distilled_seconds']:.1f} s on the distilled set against "
+        f"{tt['full_data_seconds_at_protocol_epochs']:.0f} s on the full data at the same epochs "
+        f"({tt['reduction']:.0f}× less; measured over {tt['full_data_epochs']} full-data epochs).",
+    ]
+    return "\n".join(lines)
+
+
+def generator_markdown(report: dict) -> list[str]:
+    """``report.md`` of a generator report, as lines."""
+    fid = report["fidelity"]
+    rows = [
+        f"| {label} | " + " | ".join(f"{fid[key][m]:.3g}" for m in ("fid", "kid_mean", "is_mean"))
+        for key, label in (("generated", "generated samples"), ("real_train", "real (floor)"))
+    ]
+    return [
+        f"# Generator report ({report['profile']} profile)",
+        "",
+        f"Source: `{report['source']['path']}` (iteration {report['source']['iteration']}, "
+        f"dataset {report['source']['dataset']}); {report['samples_per_class']} samples per class.",
+        "",
+        "| set (against the test split) | FID | KID | IS |",
+        "|---|---|---|---|",
+        *[r + " |" for r in rows],
+        "",
+        f"Fidelity extractor: `{fid['extractor']}`.",
+        f"Class consistency: {100 * report['class_consistency']:.1f}%. A fresh network tells "
+        f"held-out real images from new samples with "
+        f"{100 * report['real_vs_generated']['accuracy']:.1f}% accuracy (50% = indistinguishable).",
+        "",
+        "![samples](grid.png)",
+        "",
+    ]
+
+
+# --- plots -----------------------------------------------------------------------------------
+
+
+def _figure(width: float = 5.0, height: float = 3.2, ncols: int = 1):
+    # imported here, with the file-only backend, so that importing the package needs no display
+    # and does not pay for matplotlib
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, ncols, figsize=(width, height))
+    return plt, fig, axes
+
+
+def _save(plt, fig, fh: BinaryIO) -> None:
+    fig.tight_layout()
+    fig.savefig(fh, dpi=110, format="png")
+    plt.close(fig)
+
+
+def _plot(report: dict, fh: BinaryIO) -> None:
+    """Accuracy of every row (mean ± std), one bar group per architecture."""
+    plt, fig, ax = _figure()
+    for arch, rows in report["accuracy"].items():
+        stat_rows = _stat_rows(rows)
+        ax.bar(
+            [f"{n}\n({arch})" for n, _ in stat_rows],
+            [100 * st["mean"] for _, st in stat_rows],
+            yerr=[100 * st["std"] for _, st in stat_rows],
+            capsize=4,
+        )
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"IPC {report['source']['ipc']}, profile {report['profile']}")
+    _save(plt, fig, fh)
+
+
+def _plot_fidelity(report: dict, fh: BinaryIO) -> None:
+    """FID and KID of the distilled set, the random real subset and the real-vs-real floor."""
+    fid = report["fidelity"]
+    names = [n for n in ("distilled", "random_real", "real_train") if n in fid]
+    plt, fig, axes = _figure(7.0, 3.0, 2)
+    for ax, key, label in zip(axes, ("fid", "kid_mean"), ("FID", "KID"), strict=True):
+        ax.bar(names, [fid[n].get(key, float("nan")) for n in names], color="tab:orange")
+        ax.set_ylabel(f"{label} against the test split")
+    fig.suptitle(f"fidelity, extractor {fid['extractor'][:40]}", fontsize=9)
+    _save(plt, fig, fh)
+
+
+def _plot_distillation(report: dict, fh: BinaryIO) -> None:
+    """Matching loss against iteration and quick-check accuracy against distillation time."""
+    hist = report["distillation"]
+    plt, fig, (loss_ax, acc_ax) = _figure(8.0, 3.0, 2)
+    if hist["match_loss"]:
+        its, loss = zip(*hist["match_loss"], strict=True)
+        loss_ax.plot(its, loss, lw=0.8)
+    loss_ax.set_xlabel("iteration")
+    loss_ax.set_ylabel("matching loss per class")
+    if hist["quick_checks"]:
+        _, secs, acc = zip(*hist["quick_checks"], strict=True)
+        acc_ax.plot([s / 60 for s in secs], [100 * a for a in acc], marker="o")
+    random_real = report["accuracy"].get(report["protocol"]["arch"], {}).get("random_real")
+    if random_real:
+        acc_ax.axhline(100 * random_real["mean"], ls="--", color="gray", label="random real")
+        acc_ax.legend(fontsize=8)
+    acc_ax.set_xlabel("distillation time (min)")
+    acc_ax.set_ylabel("quick-check accuracy (%)")
+    _save(plt, fig, fh)
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def write_files(
+    out: Path,
+    report: dict,
+    markdown: list[str],
+    images01: torch.Tensor,
+    nrow: int,
+    scalars: dict[str, float],
+    step: int,
+    extra_png: dict[str, Callable[[BinaryIO], object]] | None = None,
+) -> None:
+    """Write a report folder: ``grid.png`` (+ ``extra_png``), ``report.md``, ``report.json``
+    (each atomically) and TensorBoard scalars and the image grid under ``tb``."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "grid.png", lambda fh: save_image(images01, fh, nrow=nrow, format="png"))
+    for name, draw in (extra_png or {}).items():
+        atomic_write(out / name, draw)
+    atomic_write(out / REPORT_MD, lambda fh: fh.write("\n".join(markdown).encode()))
+    atomic_write(out / REPORT_JSON, lambda fh: fh.write(json.dumps(report, indent=1).encode()))
+    tb = TensorboardLogger(log_dir=str(out / "tb"))
+    for tag, value in scalars.items():
+        tb.writer.add_scalar(f"eval/{tag}", value, step)
+    tb.writer.add_images("eval/images", images01, step)
+    tb.close()
+
+
+def fidelity_scalars(fidelity: dict) -> dict[str, float]:
+    """``{metric}_{set}`` scalars of a report's fidelity section."""
+    return {
+        f"{key}_{name}": value
+        for name, scores in fidelity.items()
+        if isinstance(scores, dict)
+        for key, value in scores.items()
+    }
+
+
+def _report_markdown(report: dict) -> list[str]:
+    """``report.md`` of a distilled-set report, as lines."""
+    ipc = report["source"]["ipc"]
+    # the distillation plot exists only for sets with a history (not for coresets)
+    has_history = bool(report["distillation"]["match_loss"])
+    return [
+        f"# Evaluation report ({report['profile']} profile)",
+        "",
+        f"Source: `{report['source']['path']}` ({report['source']['space']} space, IPC {ipc}, "
+        f"dataset {report['source']['dataset']}).",
+        f"Protocol: {report['protocol']['arch']}, {report['protocol']['epochs']} epochs, "
+        f"augmentation {report['protocol']['augment']}, {report['protocol']['n_models']} "
+        "network(s) per set.",
+        "",
+        headline(report),
+        "",
+        "![distilled images](grid.png) ![accuracy](accuracy.png)",
+        "",
+        "![fidelity](fidelity.png)",
+        *(["", "![distillation](distillation.png)"] if has_history else []),
+        "",
+        "## Seed metrics",
+        "",
+        "```json",
+        json.dumps(
+            {
+                k: report[k]
+                for k in ("gradient_similarity", "distribution", "privacy", "compression")
+            },
+            indent=1,
+        ),
+        "```",
+        f"Mean SSIM to the nearest real image of the class: "
+        f"{report['structure']['nearest_real_ssim_mean']:.3f}.",
+        "",
+    ]
+
+
+def _report_scalars(report: dict) -> dict[str, float]:
+    """The TensorBoard scalars of a distilled-set report (tags without the ``eval/`` prefix)."""
+    scalars = {
+        f"accuracy_{arch}_{name}": stats["mean"]
+        for arch, rows in report["accuracy"].items()
+        for name, stats in _stat_rows(rows)
+    }
+    scalars |= fidelity_scalars(report["fidelity"])
+    scalars["training_time_reduction"] = report["training_time"]["reduction"]
+    return scalars
+
+
+def write_report(report: dict, out: Path, images01: torch.Tensor, info: DatasetInfo) -> None:
+    """``report.json``, ``report.md`` (+ grid and plot PNGs) and TensorBoard ``eval/*``."""
+    ipc = report["source"]["ipc"]
+    plots = {
+        "accuracy.png": lambda fh: _plot(report, fh),
+        "fidelity.png": lambda fh: _plot_fidelity(report, fh),
+    }
+    if report["distillation"]["match_loss"]:
+        plots["distillation.png"] = lambda fh: _plot_distillation(report, fh)
+    write_files(
+        out, report, _report_markdown(report), images01, ipc, _report_scalars(report), ipc, plots
+    )
+
+
+def write_generator_report(report: dict, out: Path, grid01: torch.Tensor, step: int) -> None:
+    """A generator report's folder: ``report.json``, ``report.md``, ``grid.png`` (``grid01``,
+    8 images a row) and TensorBoard ``eval/*`` at ``step`` (the generator's iteration)."""
+    scalars = fidelity_scalars(report["fidelity"]) | {
+        "class_consistency": report["class_consistency"],
+        "real_vs_generated_accuracy": report["real_vs_generated"]["accuracy"],
+    }
+    write_files(out, report, generator_markdown(report), grid01, 8, scalars, step)
