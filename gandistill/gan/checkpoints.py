@@ -1,0 +1,214 @@
+"""The run folder of a GAN training and its checkpoints.
+
+A run folder holds ``config.yaml`` (the resolved config), ``state/`` (ignite checkpoints of the
+models, optimisers, engine and config), ``tb/`` (TensorBoard events) and, once training is done,
+``generator.pt``. Here: the checks before a run starts or resumes, the clearing of an earlier run
+(``--overwrite``), the checkpoint saver, and resuming from the newest checkpoint. On several
+processes every rank resumes; rank 0 alone writes (the trainer runs :func:`init_run_dir` on rank 0
+only, and :func:`adopt_checkpoints` prunes there).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from ignite.handlers import Checkpoint, DiskSaver
+
+from gandistill.config import Config, check_unchanged, config_from_dict, dump_yaml, to_dict
+from gandistill.errors import ArtifactError, ConfigError
+from gandistill.files import GENERATOR_FILE
+from gandistill.parallel import barrier, is_main
+
+STATE_DIR = "state"
+TB_DIR = "tb"
+CONFIG_FILE = "config.yaml"
+# Sections whose change makes a saved training state meaningless.
+RESUME_LOCKED = ("seed", "data", "model", "train.batch_size", "train.loss", "train.iterations")
+
+
+class ConfigRecord:
+    """Puts the resolved config in every ignite checkpoint (ignite saves ``state_dict()``)."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+
+    def state_dict(self) -> dict:
+        return to_dict(self.cfg)
+
+    def load_state_dict(self, state: dict) -> None:  # checked before loading: check_resumable
+        pass
+
+
+class SaveThenRemove(DiskSaver):
+    """A DiskSaver that deletes an outdated checkpoint only once the next one is on disk.
+
+    ignite removes the oldest file before writing the new one, so a kill in between would leave
+    ``n_saved - 1`` checkpoints (none with ``n_saved: 1``); here it leaves one too many, which
+    the next resume prunes.
+    """
+
+    def __init__(self, dirname: Path) -> None:
+        super().__init__(dirname, require_empty=False, atomic=True)
+        self._outdated: list[str] = []
+
+    def remove(self, filename: str) -> None:
+        self._outdated.append(filename)
+
+    def __call__(self, checkpoint: dict, filename: str, metadata: dict | None = None) -> None:
+        super().__call__(checkpoint, filename, metadata)
+        for name in self._outdated:
+            if name != filename:  # a re-save of the same step replaces it in place
+                (self.dirname / name).unlink(missing_ok=True)
+        self._outdated.clear()
+
+
+def step_of(path: Path) -> int:
+    """The iteration in an ignite checkpoint name (``checkpoint_120.pt`` → 120)."""
+    return int("".join(ch for ch in path.stem.rsplit("_", 1)[-1] if ch.isdigit()) or 0)
+
+
+def checkpoint_files(run_dir: Path) -> list[Path]:
+    """The checkpoints in ``run_dir/state``, oldest iteration first."""
+    return sorted((run_dir / STATE_DIR).glob("*.pt"), key=step_of)
+
+
+def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse a start that would resume nothing or silently mix with an earlier run.
+
+    Args:
+        run_dir: the run folder.
+        resume: ``--resume`` was given.
+        overwrite: ``--overwrite`` was given.
+
+    Raises:
+        ConfigError: both flags were given.
+        ArtifactError: nothing to resume, or an earlier run is there and neither flag was given.
+    """
+    state = run_dir / STATE_DIR
+    has_run = state.is_dir() and any(state.glob("*.pt"))
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other")
+    if resume and not has_run:
+        raise ArtifactError(f"nothing to resume: no checkpoint in {state}")
+    if has_run and not resume and not overwrite:
+        raise ArtifactError(
+            f"{run_dir} already holds a run; pass --resume to continue it "
+            "or --overwrite to start over"
+        )
+
+
+def init_run_dir(run_dir: Path, cfg: Config, clear: bool) -> None:
+    """Clear an earlier run (``--overwrite``) and write the resolved config.
+
+    Args:
+        run_dir: the run folder, made if missing.
+        cfg: the resolved config, written to ``config.yaml``.
+        clear: delete an earlier run's state, events and generator first.
+
+    Raises:
+        ArtifactError: the folder cannot be written.
+    """
+    if clear:
+        for sub in (STATE_DIR, TB_DIR):
+            shutil.rmtree(run_dir / sub, ignore_errors=True)
+        (run_dir / GENERATOR_FILE).unlink(missing_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CONFIG_FILE).write_text(dump_yaml(cfg))
+    except OSError as exc:
+        raise ArtifactError(f"cannot write to {run_dir}: {exc.strerror}") from None
+
+
+def make_checkpoint(to_save: dict[str, Any], run_dir: Path, n_saved: int) -> Checkpoint:
+    """The ignite handler that saves ``to_save`` to ``run_dir/state`` as ``checkpoint_<it>.pt``,
+    keeping the newest ``n_saved``."""
+    return Checkpoint(
+        to_save,
+        SaveThenRemove(run_dir / STATE_DIR),
+        n_saved=n_saved,
+        global_step_transform=lambda e, _: e.state.iteration,
+    )
+
+
+# --- resuming ---------------------------------------------------------------------------------
+
+
+def read_checkpoint(path: Path, device: torch.device) -> dict:
+    """A training checkpoint's contents, on ``device``.
+
+    Raises:
+        ArtifactError: the file is unreadable or holds no gandistill config.
+    """
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception:
+        raise ArtifactError(f"{path} is not a readable training checkpoint") from None
+    saved = state.get("config") if isinstance(state, dict) else None
+    if not isinstance(saved, dict):
+        raise ArtifactError(f"{path} is not a gandistill training checkpoint")
+    return state
+
+
+def check_resumable(saved: dict, cfg: Config, run_dir: Path) -> None:
+    """Refuse to resume a run whose :data:`RESUME_LOCKED` settings differ from ``cfg``.
+
+    Args:
+        saved: the config stored in the checkpoint, as a dict.
+        cfg: this run's config.
+        run_dir: the run folder (for the message).
+
+    Raises:
+        ConfigError: a locked setting differs, or the saved config is invalid.
+    """
+    check_unchanged(saved, cfg, RESUME_LOCKED, f"in {run_dir}")
+    config_from_dict(saved)  # validates
+
+
+def resume_from_newest(
+    run_dir: Path,
+    cfg: Config,
+    device: torch.device,
+    to_save: dict[str, Any],
+    checkpoint: Checkpoint,
+) -> None:
+    """Load the newest checkpoint of ``run_dir`` into ``to_save`` and adopt the earlier files.
+
+    Args:
+        run_dir: the run folder; :func:`check_run_dir` has seen a checkpoint in it.
+        cfg: this run's config, checked against the saved one.
+        device: where the loaded tensors go.
+        to_save: the objects :func:`make_checkpoint` saves, loaded in place.
+        checkpoint: the run's checkpoint handler, told about the files already there.
+    """
+    files = checkpoint_files(run_dir)
+    path = files[-1]
+    state = read_checkpoint(path, device)
+    check_resumable(state["config"], cfg, run_dir)
+    Checkpoint.load_objects(to_save, state)
+    adopt_checkpoints(checkpoint, files, run_dir, cfg.train.n_saved)
+
+
+def adopt_checkpoints(checkpoint: Checkpoint, files: list[Path], run_dir: Path, keep: int) -> None:
+    """Let a new Checkpoint handler count the files of earlier processes towards ``n_saved``
+    (else every restart would leave ``n_saved`` more), prune the surplus, and delete the
+    temporary files of saves that a kill cut short.
+
+    Args:
+        checkpoint: the new handler.
+        files: the checkpoints on disk, oldest first; every rank has read the newest.
+        run_dir: the run folder.
+        keep: ``train.n_saved``.
+    """
+    saved = [(step_of(p), p.name) for p in files[-keep:]]
+    checkpoint.load_state_dict({"_saved": saved})
+    barrier()  # every rank has read the newest checkpoint before rank 0 prunes
+    if not is_main():
+        return
+    for old in files[:-keep]:
+        old.unlink(missing_ok=True)
+    for stray in (run_dir / STATE_DIR).glob("tmp*"):  # DiskSaver's atomic temp names
+        if stray.is_file() and not stray.suffix:
+            stray.unlink(missing_ok=True)

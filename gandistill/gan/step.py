@@ -1,0 +1,164 @@
+"""The networks of a GAN training, their optimisers and EMA, and one iteration's update of them.
+
+An update is one discriminator step and one generator step on a class-balanced real batch; the
+generator loss adds ``dist_weight ×`` a class-conditional MMD² (or feature-matching) term between
+real and generated features. All its random draws come from the generator it is given, in a fixed
+order (D's latents and augmentations, then G's), which resumed runs rely on.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import ignite.distributed as idist
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from gandistill.augment import diff_augment
+from gandistill.config import Config
+from gandistill.data import DatasetInfo
+from gandistill.gan.losses import ADVERSARIAL, DIST_TERMS, class_conditional
+from gandistill.models import ConvNet, Discriminator, Generator
+
+
+def _no_sync(module: nn.Module):
+    """DDP's ``no_sync`` for a wrapped module, a no-op context otherwise."""
+    return module.no_sync() if isinstance(module, DistributedDataParallel) else nullcontext()
+
+
+class GANStep:
+    """Builds generator, discriminator, feature net, EMA and optimisers; a call updates them.
+
+    The networks are built in this order from the global RNG, which the caller seeds.
+
+    Args:
+        cfg: the resolved config (``model`` and ``train`` sections).
+        info: the dataset's classes, channels and image size.
+        device: where the networks live.
+        world: the number of processes; above 1 the step calls DDP-wrapped networks.
+    """
+
+    def __init__(self, cfg: Config, info: DatasetInfo, device: torch.device, world: int) -> None:
+        mc, tc = cfg.model, cfg.train
+        self.tc, self.device = tc, device
+        self.generator = Generator(
+            info.num_classes, mc.latent_dim, mc.g_width, info.image_size, info.channels
+        ).to(device)
+        self.discriminator = Discriminator(
+            info.num_classes, mc.d_width, info.image_size, info.channels
+        ).to(device)
+        self.feature_net: nn.Module | None = None
+        if tc.dist_features == "random" and tc.dist_kind != "none":
+            # a fixed, randomly initialised ConvNet: features that no player can game
+            net = ConvNet(info.num_classes, info.channels, info.image_size, width=64)
+            self.feature_net = net.to(device).eval().requires_grad_(False)
+        self.ema = AveragedModel(
+            self.generator, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay), use_buffers=True
+        )
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), tc.lr_g, (tc.beta1, tc.beta2))
+        self.opt_d = torch.optim.Adam(
+            self.discriminator.parameters(), tc.lr_d, (tc.beta1, tc.beta2)
+        )
+        # the modules the step calls: DDP wrappers on several processes (sharing parameters with
+        # the plain modules, which are what checkpoints, EMA and evaluation use)
+        self._G, self._D = self.generator, self.discriminator
+        if world > 1:
+            self._G = idist.auto_model(self.generator)
+            self._D = idist.auto_model(self.discriminator)
+        self.opt_g, self.opt_d = idist.auto_optim(self.opt_g), idist.auto_optim(self.opt_d)
+        self.loss_d_fn, self.loss_g_fn = ADVERSARIAL[tc.loss]
+        self.use_amp = tc.amp and device.type == "cuda"
+
+    def autocast(self):
+        """bfloat16 autocast on CUDA with ``train.amp``, a no-op context otherwise."""
+        if self.use_amp:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def __call__(self, real: Tensor, labels: Tensor, gen: torch.Generator) -> dict[str, float]:
+        """Update D, then G and its EMA, on one real batch.
+
+        Args:
+            real: (B, C, H, W) real images in the GAN's [-1, 1] range, on the device.
+            labels: (B,) their classes.
+            gen: the iteration's generator for every random draw.
+
+        Returns:
+            This process's losses and D's accuracies on real and on fake images.
+        """
+        self._G.train()
+        self._D.train()
+        loss_d, d_real, d_fake, real_aug = self._d_step(real, labels, gen)
+        loss_adv, dist = self._g_step(real, real_aug, labels, gen)
+        return {
+            "loss_d": loss_d.item(),
+            "loss_g": loss_adv.item(),
+            "dist_loss": dist.item(),
+            "d_acc_real": (d_real > 0).float().mean().item(),
+            "d_acc_fake": (d_fake < 0).float().mean().item(),
+        }
+
+    def _d_step(
+        self, real: Tensor, labels: Tensor, gen: torch.Generator
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Update D on real and fake in one pass (one forward per backward under DDP).
+
+        Returns:
+            D's loss, its logits on the real and on the fake batch, and the augmented real batch.
+        """
+        tc, batch = self.tc, len(labels)
+        z = self.generator.sample_latents(batch, gen)
+        with self.autocast():
+            with torch.no_grad():
+                fake = self._G(z, labels)
+            real_aug = diff_augment(real, tc.augment, gen)
+            fake_aug = diff_augment(fake, tc.augment, gen)
+            d_both = self._D(torch.cat([real_aug, fake_aug]), torch.cat([labels, labels]))
+            d_real, d_fake = d_both[:batch], d_both[batch:]
+            loss_d = self.loss_d_fn(d_real.float(), d_fake.float())
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        return loss_d, d_real, d_fake, real_aug
+
+    def _g_step(
+        self, real: Tensor, real_aug: Tensor, labels: Tensor, gen: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        """Update G (then its EMA); with D features, one D pass gives both logits and features.
+
+        Returns:
+            G's adversarial loss and the distribution-matching term (0 when it is off).
+        """
+        tc, D = self.tc, self._D
+        z = self.generator.sample_latents(len(labels), gen)
+        use_dist = tc.dist_kind != "none" and tc.dist_weight > 0
+        with self.autocast(), _no_sync(D):  # D's gradients here are discarded: do not sync them
+            fake = self._G(z, labels)
+            logits, fake_feat = D(diff_augment(fake, tc.augment, gen), labels, return_features=True)
+            loss_adv = self.loss_g_fn(logits.float())
+            dist = torch.zeros((), device=self.device)
+            if use_dist:
+                dist = self._dist_term(real, real_aug, labels, fake, fake_feat)
+            loss_g = loss_adv + tc.dist_weight * dist
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+        self.opt_g.step()
+        self.ema.update_parameters(self.generator)
+        return loss_adv, dist
+
+    def _dist_term(
+        self, real: Tensor, real_aug: Tensor, labels: Tensor, fake: Tensor, fake_feat: Tensor
+    ) -> Tensor:
+        """The class-conditional distance between real and generated features: D's (of the
+        augmented batches; ``fake_feat``) or the fixed feature net's (of the plain images)."""
+        if self.feature_net is None:
+            with torch.no_grad():
+                real_feat = self._D(real_aug, labels, return_features=True)[1]
+        else:
+            with torch.no_grad():
+                real_feat = self.feature_net.embed(real)
+            fake_feat = self.feature_net.embed(fake)
+        term = DIST_TERMS[self.tc.dist_kind]
+        return class_conditional(term, real_feat.float(), labels, fake_feat.float(), labels)
