@@ -52,7 +52,8 @@ def cmd_speed(args: argparse.Namespace) -> None:
     plain = plain_outer_seconds(d, args.repeats)  # same shapes as the last Distiller
     rows.append(("plain per-class loop (float32)", plain))
     lines = [
-        f"Outer step, IPC {args.ipc}, {d.info.num_classes} classes × {d.real_batch} real images, "
+        f"Outer step, IPC {args.ipc}, {d.info.num_classes} classes × "
+        f"{d.cfg.distill.real_batch} real images, "
         f"ConvNet-{cfg.distill.net_depth} width {cfg.distill.net_width}, "
         f"{torch.get_num_threads()} threads",
         "",

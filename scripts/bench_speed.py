@@ -378,8 +378,9 @@ def main(argv: list[str] | None = None) -> int:
         "of the machine's matmul peak.",
         f"GAN: batch {batch}, G width {cfg.model.g_width}, D width {cfg.model.d_width}, "
         f"{gan_steps} timed steps after {GAN_WARMUP}. Distillation: IPC {DISTILL_IPC}, "
-        f"{info.num_classes} classes × {d.real_batch} real images, ConvNet-{dc.net_depth} width "
-        f"{dc.net_width}, grad mode {d.grad_mode}, {DTYPE_NAMES[step_dtype]}, "
+        f"{info.num_classes} classes × {d.cfg.distill.real_batch} real images, "
+        f"ConvNet-{dc.net_depth} width {dc.net_width}, grad mode {d.cfg.distill.grad_mode}, "
+        f"{DTYPE_NAMES[step_dtype]}, "
         f"{flops / 1e9:.3g} GFLOP per step. Fidelity: {fid_sizes[0]} train vs {fid_sizes[1]} "
         f"test images, batch {FIDELITY_BATCH}. "
         f"Matmul {size}²: float32 {fmt(peak[torch.float32])}, "

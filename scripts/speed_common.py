@@ -126,6 +126,6 @@ def plain_outer_seconds(d: Distiller, repeats: int) -> float:
     gen = torch.Generator().manual_seed(0)
     net = ConvNet(k, info.channels, info.image_size, dc.net_width, dc.net_depth, dc.net_norm)
     net = net.to(d.device)
-    real = torch.randn(k, d.real_batch, *image, generator=gen).to(d.device)
+    real = torch.randn(k, d.cfg.distill.real_batch, *image, generator=gen).to(d.device)
     syn = torch.randn(k, dc.ipc, *image, generator=gen).to(d.device).requires_grad_(True)
     return median_seconds(lambda: plain_outer_step(net, real, syn), d.device, repeats)

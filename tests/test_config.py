@@ -7,6 +7,7 @@ from gandistill.config import (
     config_from_dict,
     dump_yaml,
     load_config,
+    resolve,
     to_dict,
 )
 from gandistill.errors import ConfigError
@@ -76,3 +77,30 @@ def test_file_errors(tmp_path):
     unknown.write_text("model:\n  widht: 3\n")
     with pytest.raises(ConfigError, match="unknown config key 'model.widht'"):
         load_config(unknown)
+
+
+def test_resolve_makes_every_derived_distill_setting_concrete():
+    derived = ("init", "outer_loop", "inner_loop", "optimizer", "lr", "real_batch", "grad_mode")
+    latent = resolve(load_config(None, ["distill.ipc=10"]), "cpu").distill
+    assert [getattr(latent, k) for k in derived] == ["real", 10, 50, "adam", 0.01, 64, "loop"]
+    pixel = resolve(load_config(None, ["distill.space=pixel", "distill.objective=dm",
+                                       "distill.ipc=1"]), "cuda").distill  # fmt: skip
+    assert [getattr(pixel, k) for k in derived] == ["noise", 1, 1, "sgd", 1.0, 256, "vmap"]
+    given = ["distill.init=normal", "distill.outer_loop=3", "distill.inner_loop=4",
+             "distill.optimizer=sgd", "distill.lr=0.5", "distill.real_batch=7",
+             "distill.grad_mode=vmap"]  # fmt: skip
+    kept = resolve(load_config(None, given), "cpu")
+    assert [getattr(kept.distill, k) for k in derived] == ["normal", 3, 4, "sgd", 0.5, 7, "vmap"]
+    assert resolve(kept, "cuda") == kept  # resolving twice changes nothing
+
+
+def test_resolve_refuses_settings_that_contradict_each_other():
+    for overrides, message in (
+        (["distill.space=pixel", "distill.init=best_of_k"], "is for latent space"),
+        (["distill.space=latent", "distill.init=noise"], "is for pixel space"),
+        (["distill.objective=dm", "distill.dm_weight=1"], "dm_weight"),
+        (["distill.dm_layers=true"], "dm_layers"),
+        (["distill.pool_size=2", "distill.ipc=10"], "pool_size"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            resolve(load_config(None, overrides), "cpu")

@@ -17,7 +17,7 @@ from gandistill.classifier import RealClassifier
 from gandistill.config import DistillConfig
 from gandistill.data import DatasetInfo, ImageTensors
 from gandistill.distillation.synthetic import SyntheticSet
-from gandistill.errors import ConfigError, DataError
+from gandistill.errors import DataError
 from gandistill.models import Generator, from_gan_range, to_gan_range
 from gandistill.runtime import step_generator
 from gandistill.selection import select_coreset
@@ -58,18 +58,6 @@ def best_of_k(
             dist = torch.minimum(dist, (feats - feats[nxt]).norm(dim=1))
         chosen.append(z[keep[picks]])
     return torch.cat(chosen)
-
-
-def resolve_init(dc: DistillConfig) -> str:
-    """The initialisation ``auto`` stands for. Latent space: best-of-K generator samples at small
-    IPC (at IPC 1 they score 79% against 58% for one random real image per class on mnist5k),
-    a random real subset inverted into the generator from IPC 10 (where generator samples fall
-    behind real images: 88% against 95%)."""
-    if dc.init != "auto":
-        return dc.init
-    if dc.space == "pixel":
-        return "noise"
-    return "best_of_k" if dc.ipc < 10 else "real"
 
 
 def invert(
@@ -178,7 +166,6 @@ def real_start(
 
 def initial_set(
     dc: DistillConfig,
-    init: str,
     info: DatasetInfo,
     train: ImageTensors,
     seed: int,
@@ -187,9 +174,11 @@ def initial_set(
     classifier: Callable[[], RealClassifier],
     fresh: bool = True,
 ) -> SyntheticSet:
-    """The set as ``init`` starts it (a resolved name, see :func:`resolve_init`); zeros to load
-    a saved state into when not ``fresh`` (skipping a best-of-K search or an inversion whose
-    result would be overwritten). Every draw comes from ``step_generator(seed, -10)``."""
+    """The set as ``dc.init`` starts it (a resolved config: see :func:`gandistill.config.resolve`);
+    zeros to load a saved state into when not ``fresh`` (skipping a best-of-K search or an
+    inversion whose result would be overwritten). Every draw comes from
+    ``step_generator(seed, -10)``."""
+    init = dc.init
     gen = step_generator(seed, -10)
     labels = torch.arange(info.num_classes).repeat_interleave(dc.ipc).to(device)
     real = None
@@ -198,15 +187,7 @@ def initial_set(
         real = None if real is None else real.to(device)
         init = "real" if init in REAL_INITS else init  # a coreset starts as a real subset does
     start = Start(dc, info, labels, real, gen, device, generator, classifier)
-    inits = PIXEL_INITS if dc.space == "pixel" else LATENT_INITS
-    if fresh and init not in inits:
-        known = (
-            "latent space; pixel space takes noise, real, herding or kmeans"
-            if dc.space == "pixel"
-            else "pixel space; latent space takes normal, truncated, best_of_k, real, herding, "
-            "kmeans"
-        )
-        raise ConfigError(f"init '{init}' is for {known}")
+    inits = PIXEL_INITS if dc.space == "pixel" else LATENT_INITS  # checked by config
     if dc.space == "pixel":
         pixels = inits[init](start) if fresh else torch.zeros(_image_shape(start))
         return SyntheticSet(labels, info, pixels=pixels.to(device))

@@ -29,7 +29,6 @@ Rank 0 logs, evaluates and writes the file, which has the same format as a one-p
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import nullcontext
 from dataclasses import replace
@@ -44,12 +43,9 @@ from torchvision.utils import make_grid
 
 from gandistill.augment import dsa_augment
 from gandistill.classifier import RealClassifier, get_classifier
-from gandistill.config import Config, to_dict
+from gandistill.config import Config, resolve, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
-from gandistill.distillation.init import check_init, initial_set, resolve_init
-from gandistill.distillation.matching import (
-    default_loops,
-)
+from gandistill.distillation.init import check_init, initial_set
 from gandistill.distillation.networks import MatchingNetworks, train_on_set
 from gandistill.distillation.objectives import Batch, matching_loss
 from gandistill.distillation.state import load_set_tensors, load_state, set_tensors, state_path
@@ -65,13 +61,11 @@ from gandistill.files import (
     to_uint8,
 )
 from gandistill.fit import dsa_strategy_for, train_and_test
+from gandistill.handlers import LossPatience, StopOnInterrupt, budget_spent
 from gandistill.models import ConvNet
 from gandistill.parallel import (
     all_sum_,
-    any_rank,
-    barrier,
     class_share,
-    from_main,
     is_main,
     main_first,
     world_size,
@@ -80,6 +74,7 @@ from gandistill.runtime import InterruptFlag, library_versions, resolve_device, 
 
 STOP_ITERATIONS, STOP_TIME, STOP_CONVERGED = "max_iterations", "max_minutes", "converged"
 LOSS_SMOOTHING = 0.9  # EMA factor of the loss that the patience rule watches
+QUICK_CHECK_SEED = 7919  # seed offset of the quick checks' networks (the benchmark reuses it)
 
 
 # --- the distiller --------------------------------------------------------------------------
@@ -107,8 +102,10 @@ class Distiller:
         log_dir: str | Path | None = None,
         resume: bool = False,
     ) -> None:
-        self.cfg, dc = cfg, cfg.distill
         self.device = resolve_device(cfg.device)
+        # every derived setting made concrete: what the state and the set file save
+        cfg = resolve(cfg, self.device.type)
+        self.cfg, dc = cfg, cfg.distill
         self.out = Path(out) if out is not None else None
         self.state_path = None if self.out is None else state_path(self.out)
         if resume and self.state_path is None:
@@ -132,7 +129,6 @@ class Distiller:
         self.train_set, self.test_set, self.info = (
             data if data is not None else load_dataset(cfg.data)
         )
-        self.init = resolve_init(dc)
         self._check_compatible()
         k = self.info.num_classes
         if world_size() > k:
@@ -146,38 +142,12 @@ class Distiller:
                 f"{what} compares every class with every other, so it runs in one process; "
                 "drop --nproc"
             )
-        if dc.objective == "dm" and dc.dm_weight > 0:
-            raise ConfigError(
-                "distill.dm_weight adds distribution matching to gradient matching; with "
-                "objective dm set it to 0"
-            )
-        if dc.dm_layers and dc.objective != "dm" and dc.dm_weight == 0:
-            raise ConfigError(
-                "distill.dm_layers extends distribution matching; use objective dm or "
-                "distill.dm_weight > 0"
-            )
         self.classes = class_share(k)  # this rank's classes; all of them in one process
         self.rows = slice(self.classes.start * dc.ipc, self.classes.stop * dc.ipc)
-        self.outer_loop, self.inner_loop = default_loops(dc.ipc)
-        self.outer_loop = dc.outer_loop or self.outer_loop
-        self.inner_loop = dc.inner_loop or self.inner_loop
-        if dc.pool_size and dc.objective == "gm" and self.outer_loop > 1:
-            raise ConfigError(
-                "distill.pool_size trains pooled networks between iterations, so it takes one "
-                f"matching step per network; objective gm at ipc {dc.ipc} takes "
-                f"{self.outer_loop} (set distill.outer_loop=1 or use objective dm or krr)"
-            )
         self.networks = MatchingNetworks(cfg, self.info, self.train_set, self.device)
-        self.real_batch = dc.real_batch or (
-            64 if dc.space == "latent" and dc.objective == "gm" else 256
-        )
         self.dsa_strategy = dsa_strategy_for(self.info) if dc.dsa else ""
-        self.grad_mode = dc.grad_mode
-        if self.grad_mode == "auto":
-            self.grad_mode = "vmap" if self.device.type == "cuda" else "loop"
         self.syn = initial_set(
             dc,
-            self.init,
             self.info,
             self.train_set,
             cfg.seed,
@@ -189,13 +159,10 @@ class Distiller:
         self.opt = self._optimizer()
         self.history: list[dict] = []
         self.stop_reason = STOP_ITERATIONS
-        self._smoothed: float | None = None
-        self._best = math.inf
-        self._best_at = 0
+        self.patience = LossPatience(dc.patience, dc.tolerance, LOSS_SMOOTHING)
         self._elapsed = 0.0  # distillation seconds of earlier processes (resume)
         self._t0 = time.perf_counter()
         self.interrupt = InterruptFlag()
-        self.interrupted_at: int | None = None
         self._done = False  # a resumed state that had already stopped
         self.engine = Engine(self._step)
         self.progress: ProgressBar | None = None  # rank 0's bar when distill.progress is on
@@ -215,18 +182,14 @@ class Distiller:
         info, dc = self.info, self.cfg.distill
         if self.ckpt is not None:
             require_same_shape(self.ckpt.info, info, "the generator")
-        check_init(self.init, dc.ipc, self.train_set)
+        check_init(dc.init, dc.ipc, self.train_set)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         dc = self.cfg.distill
-        kind = (
-            dc.optimizer if dc.optimizer != "auto" else ("adam" if dc.space == "latent" else "sgd")
-        )
-        lr = dc.lr or (0.01 if dc.space == "latent" else 0.1 if dc.objective == "gm" else 1.0)
         params = [p for p in self.syn.parameters() if p.requires_grad]
-        if kind == "adam":
-            return torch.optim.Adam(params, lr=lr)
-        return torch.optim.SGD(params, lr=lr, momentum=dc.momentum)
+        if dc.optimizer == "adam":
+            return torch.optim.Adam(params, lr=dc.lr)
+        return torch.optim.SGD(params, lr=dc.lr, momentum=dc.momentum)
 
     def _attach_handlers(self) -> None:
         dc, engine = self.cfg.distill, self.engine
@@ -256,7 +219,19 @@ class Distiller:
         if dc.progress and is_main():
             self._attach_progress(engine)
         # last, so that the saved history holds this iteration's stop check and quick eval
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._save_or_stop)
+        every = dc.checkpoint_every
+        self.stop_on_interrupt = StopOnInterrupt(
+            self.interrupt,
+            save=lambda e: self.save_state(e.state.iteration),
+            saved=lambda e: bool(every) and e.state.iteration % every == 0,
+        )
+        if self.state_path is not None:  # without an output, Ctrl-C stops at once
+            if every:
+                engine.add_event_handler(
+                    Events.ITERATION_COMPLETED(every=every),
+                    lambda e: self.save_state(e.state.iteration),
+                )
+            engine.add_event_handler(Events.ITERATION_COMPLETED, self.stop_on_interrupt)
 
     def _attach_progress(self, engine: Engine) -> None:
         budget = self.cfg.distill.max_minutes
@@ -281,7 +256,7 @@ class Distiller:
         """Normalised real images (K, B, C, H, W) and their labels (K, B) of this rank's K
         classes. Every rank draws the indices of all classes, so the shared generator stays in
         step across ranks, and loads the images of its own."""
-        k, b = self.info.num_classes, self.real_batch
+        k, b = self.info.num_classes, self.cfg.distill.real_batch
         picks = [self.train_set.draw_class(c, b, gen) for c in range(k)]
         x = torch.stack([self.train_set.take(picks[c]) for c in self.classes])
         y = torch.tensor(list(self.classes)).unsqueeze(1).expand(len(self.classes), b)
@@ -313,7 +288,7 @@ class Distiller:
         batch = Batch(real, real_y, syn, syn_y)
         n = self.info.num_classes
         match, extra, (grad_cos, grad_l2) = matching_loss(
-            net, batch, dc, self.grad_mode, self.device, n
+            net, batch, dc, dc.grad_mode, self.device, n
         )
         loss = match + self.syn.penalty(dc, self.rows)
         for term in extra:
@@ -369,7 +344,7 @@ class Distiller:
         gen = step_generator(self.cfg.seed, it)
         net, net_opt, slot = self.networks.draw(it)
         net.train()
-        outer = self.outer_loop if dc.objective == "gm" else 1
+        outer = dc.outer_loop if dc.objective == "gm" else 1
         if dc.objective != "gm":
             net.requires_grad_(False)
         stats: list[dict[str, float]] = []
@@ -377,7 +352,7 @@ class Distiller:
             stats.append(self._matching_step(net, gen))
             if ol == outer - 1:
                 break
-            self._inner_training(net, net_opt, gen, self.inner_loop)
+            self._inner_training(net, net_opt, gen, dc.inner_loop)
         if slot is not None:  # one epoch on the updated set, then back into the pool
             net.requires_grad_(True)
             self._inner_training(net, net_opt, gen, 1)
@@ -396,23 +371,15 @@ class Distiller:
         self._t0 = time.perf_counter() - self._elapsed  # the budget spans resumes
 
     def _check_stop(self, engine: Engine) -> None:
-        dc, out = self.cfg.distill, engine.state.output
+        """Record the iteration; stop on convergence or when the time budget is spent."""
+        out, it = engine.state.output, engine.state.iteration
         loss = out["match_loss"]
-        self._smoothed = (
-            loss
-            if self._smoothed is None
-            else LOSS_SMOOTHING * self._smoothed + (1 - LOSS_SMOOTHING) * loss
-        )
-        if self._smoothed < self._best * (1.0 - dc.tolerance):
-            self._best, self._best_at = self._smoothed, engine.state.iteration
-        self.history.append(
-            {"iteration": engine.state.iteration, "seconds": out["seconds"], "match_loss": loss}
-        )
-        if dc.patience and engine.state.iteration - self._best_at >= dc.patience:
+        converged = self.patience.converged(loss, it)
+        self.history.append({"iteration": it, "seconds": out["seconds"], "match_loss": loss})
+        if converged:
             self.stop_reason = STOP_CONVERGED
             engine.terminate()
-        # rank 0's clock decides for all ranks
-        elif dc.max_minutes and from_main(out["seconds"] >= 60.0 * dc.max_minutes):
+        elif budget_spent(out["seconds"], self.cfg.distill.max_minutes):
             self.stop_reason = STOP_TIME
             engine.terminate()
 
@@ -429,7 +396,7 @@ class Distiller:
             self.test_set,
             self.info,
             quick,
-            self.cfg.seed + 7919 + seed_offset,
+            self.cfg.seed + QUICK_CHECK_SEED + seed_offset,
             self.device,
             epochs=self.cfg.distill.eval_epochs,
         )
@@ -456,19 +423,6 @@ class Distiller:
 
     # --- resumable state -------------------------------------------------------------------
 
-    def _save_or_stop(self, engine: Engine) -> None:
-        """Save the state every ``checkpoint_every`` iterations; after Ctrl-C save and stop."""
-        if self.state_path is None:
-            return
-        every, it = self.cfg.distill.checkpoint_every, engine.state.iteration
-        requested = any_rank(self.interrupt.requested)  # every rank stops at the same iteration
-        if requested or (every and it % every == 0):
-            self.save_state(it)
-        if requested:
-            barrier()  # no rank exits while rank 0 writes
-            self.interrupted_at = it
-            engine.terminate(skip_completed=True)
-
     def save_state(self, iteration: int) -> Path:
         """Write everything a resumed run needs to continue after ``iteration`` (atomic). On
         several processes, all call it: the optimiser's per-row state is merged first, so the
@@ -492,7 +446,7 @@ class Distiller:
             "pool": self.networks.state_dict(),
             "history": self.history,
             "stop_reason": self.stop_reason,
-            "loss_tracking": {"smoothed": self._smoothed, "best": self._best, "at": self._best_at},
+            "loss_tracking": self.patience.state_dict(),
         }
         return atomic_save(payload, self.state_path)
 
@@ -505,9 +459,7 @@ class Distiller:
             if self.scheduler is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
             self.networks.load_state_dict(state.get("pool") or [], path)
-            tracking = state["loss_tracking"]
-            self._smoothed, self._best = tracking["smoothed"], tracking["best"]
-            self._best_at = int(tracking["at"])
+            self.patience.load_state_dict(state["loss_tracking"])
             self.history = list(state["history"])
             self.stop_reason = str(state["stop_reason"])
             self._elapsed = float(state["seconds"])
@@ -586,8 +538,9 @@ class Distiller:
             if not self._done:
                 with catch_ctrl_c:
                     self.engine.run(data=None, max_epochs=1, epoch_length=dc.max_iterations)
-            if self.interrupted_at is not None:
-                raise Interrupted(self.interrupted_at, str(self.state_path), self.interrupt.signum)
+            stopped_at = self.stop_on_interrupt.stopped_at
+            if stopped_at is not None:
+                raise Interrupted(stopped_at, str(self.state_path), self.interrupt.signum)
             if dc.eval_every and self.history and "accuracy" not in self.history[-1]:
                 self._quick_eval(self.engine)
         finally:

@@ -2,7 +2,8 @@
 
 The layer-wise distance of the DC paper (Zhao et al. 2021, "Dataset Condensation with Gradient
 Matching"), ``mse`` and ``cos``; per-class gradients computed for all classes at once with
-``torch.func.vmap(grad(...))`` or class by class; the DC paper's outer/inner loop schedule.
+``torch.func.vmap(grad(...))`` or class by class. (The DC paper's outer/inner loop schedule is
+a default of the config: :func:`gandistill.config.default_loops`.)
 """
 
 from __future__ import annotations
@@ -14,24 +15,6 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 from torch.nn import functional as F
-
-# (outer_loop, inner_loop) of the DC reference implementation, by images per class
-DC_SCHEDULE = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
-
-
-def default_loops(ipc: int) -> tuple[int, int]:
-    """``(outer_loop, inner_loop)``: the DC schedule where it is tabulated; in between, outer =
-    ipc and the inner loop interpolated linearly between the neighbouring entries; above 50, the
-    IPC-50 entry."""
-    if ipc in DC_SCHEDULE:
-        return DC_SCHEDULE[ipc]
-    if ipc > max(DC_SCHEDULE):
-        return DC_SCHEDULE[max(DC_SCHEDULE)]
-    lo = max(k for k in DC_SCHEDULE if k < ipc)
-    hi = min(k for k in DC_SCHEDULE if k > ipc)
-    inner_lo, inner_hi = DC_SCHEDULE[lo][1], DC_SCHEDULE[hi][1]
-    return ipc, round(inner_lo + (inner_hi - inner_lo) * (ipc - lo) / (hi - lo))
-
 
 # --- distances between per-class gradients ------------------------------------------------------
 

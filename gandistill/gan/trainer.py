@@ -58,12 +58,11 @@ from gandistill.gan.checkpoints import (
 )
 from gandistill.gan.monitor import GRID_COLUMNS, attach_monitor, class_grid
 from gandistill.gan.step import GANStep
+from gandistill.handlers import StopOnInterrupt
 from gandistill.models import to_gan_range
 from gandistill.models.generator import SIZES as GENERATOR_SIZES
 from gandistill.parallel import (
     all_mean,
-    any_rank,
-    barrier,
     is_main,
     main_only,
     rank,
@@ -188,7 +187,6 @@ class GANTrainer:
         }
         self.diverged_at: int | None = None
         self.interrupt = InterruptFlag()
-        self.interrupted_at: int | None = None
         main_only(init_run_dir, self.run_dir, cfg, clear=overwrite and not resume)
         self._attach_handlers()
         if resume:
@@ -206,7 +204,16 @@ class GANTrainer:
             Events.ITERATION_COMPLETED(event_filter=_every_good(tc.checkpoint_every)),
             self.checkpoint,
         )
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._stop_if_interrupted)
+        # after Ctrl-C: checkpoint this (completed) iteration and stop without finishing; a NaN
+        # stops the run through TerminateOnNan instead, at the last good checkpoint
+        every = tc.checkpoint_every
+        self.stop_on_interrupt = StopOnInterrupt(
+            self.interrupt,
+            save=self.checkpoint,
+            saved=lambda e: e.state.iteration % every == 0,
+            when=lambda e: _finite(e.state.output),
+        )
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.stop_on_interrupt)
         engine.add_event_handler(Events.COMPLETED, self._on_completed)
         self.tb: TensorboardLogger | None = None
         if is_main():  # rank 0 alone logs and shows progress
@@ -243,17 +250,6 @@ class GANTrainer:
         with self.gan_step.autocast():
             grid = class_grid(self.ema.module, self.fixed_z, self.info.num_classes)
         self.tb.writer.add_image("images/samples", grid.float().cpu(), engine.state.iteration)
-
-    def _stop_if_interrupted(self, engine: Engine) -> None:
-        """After Ctrl-C: checkpoint this (completed) iteration and stop without finishing."""
-        requested = any_rank(self.interrupt.requested)  # every rank stops at the same iteration
-        if not requested or not _finite(engine.state.output):
-            return  # a NaN stops the run through TerminateOnNan, at the last good checkpoint
-        if engine.state.iteration % self.cfg.train.checkpoint_every:  # else already saved
-            self.checkpoint(engine)
-        barrier()  # no rank exits while rank 0 writes
-        self.interrupted_at = engine.state.iteration
-        engine.terminate(skip_completed=True)
 
     def _on_terminate(self, engine: Engine) -> None:
         if engine.state.output is not None and not _finite(engine.state.output):
@@ -319,9 +315,9 @@ class GANTrainer:
 
     def _raise_if_stopped(self) -> None:
         """Raise :class:`Interrupted` after Ctrl-C, :class:`TrainingDiverged` after a NaN."""
-        if self.interrupted_at is not None:
+        if self.stop_on_interrupt.stopped_at is not None:
             raise Interrupted(
-                self.interrupted_at,
+                self.stop_on_interrupt.stopped_at,
                 str(self.checkpoint.last_checkpoint),
                 self.interrupt.signum,
             )

@@ -1,0 +1,84 @@
+"""Small ignite-style handlers that both training loops (the GAN's and distillation's) share:
+the stop after Ctrl-C or SIGTERM with its last checkpoint, and the stop rules of a run that
+ends by convergence or by a wall-clock budget.
+
+Each one decides the same on every rank of a multi-process run: the interrupt flag is OR-ed over
+the ranks and rank 0's clock decides the budget, so all ranks stop after the same iteration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ignite.engine import Engine
+
+from gandistill.parallel import any_rank, barrier, from_main
+from gandistill.runtime import InterruptFlag
+
+
+class StopOnInterrupt:
+    """After Ctrl-C or SIGTERM on any rank (``flag`` raised), save the completed iteration and
+    stop the engine without its COMPLETED event; attach on ITERATION_COMPLETED, after the
+    handlers whose results the save should hold.
+
+    Args:
+        flag: the :class:`~gandistill.runtime.InterruptFlag` the run is entered in.
+        save: writes the checkpoint of the engine's current iteration.
+        saved: whether that iteration is already saved (by a periodic checkpoint).
+        when: whether the iteration may be the last (e.g. its losses are finite); if not, the
+            run goes on and another handler ends it.
+    """
+
+    def __init__(
+        self,
+        flag: InterruptFlag,
+        save: Callable[[Engine], object],
+        saved: Callable[[Engine], bool] = lambda engine: False,
+        when: Callable[[Engine], bool] = lambda engine: True,
+    ) -> None:
+        self.flag, self.save, self.saved, self.when = flag, save, saved, when
+        self.stopped_at: int | None = None  # the iteration saved and stopped after
+
+    def __call__(self, engine: Engine) -> None:
+        requested = any_rank(self.flag.requested)  # a collective: every rank calls it
+        if not requested or not self.when(engine):
+            return
+        if not self.saved(engine):
+            self.save(engine)
+        barrier()  # no rank exits while rank 0 writes
+        self.stopped_at = engine.state.iteration
+        engine.terminate(skip_completed=True)
+
+
+class LossPatience:
+    """Convergence rule: the loss, smoothed by an exponential moving average, has not improved
+    by a relative ``tolerance`` for ``patience`` iterations (0: never converges).
+
+    Its state (smoothed loss, best value, iteration of the best) resumes with the run.
+    """
+
+    def __init__(self, patience: int, tolerance: float, smoothing: float = 0.9) -> None:
+        self.patience, self.tolerance, self.smoothing = patience, tolerance, smoothing
+        self.smoothed: float | None = None
+        self.best = float("inf")
+        self.best_at = 0
+
+    def converged(self, loss: float, iteration: int) -> bool:
+        """Take iteration ``iteration``'s loss; whether the run has converged."""
+        s = self.smoothed
+        self.smoothed = loss if s is None else self.smoothing * s + (1 - self.smoothing) * loss
+        if self.smoothed < self.best * (1.0 - self.tolerance):
+            self.best, self.best_at = self.smoothed, iteration
+        return bool(self.patience) and iteration - self.best_at >= self.patience
+
+    def state_dict(self) -> dict:
+        return {"smoothed": self.smoothed, "best": self.best, "at": self.best_at}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.smoothed, self.best, self.best_at = state["smoothed"], state["best"], int(state["at"])
+
+
+def budget_spent(seconds: float, minutes: float) -> bool:
+    """Whether ``seconds`` of run time (rank 0's clock, for every rank) exhaust a budget of
+    ``minutes`` (0: no budget)."""
+    return bool(minutes) and from_main(seconds >= 60.0 * minutes)
