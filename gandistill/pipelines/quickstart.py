@@ -4,8 +4,8 @@ Train a conditional GAN on ``mnist5k`` → distil IPC 10 through it → quick ev
 headline table and where every output lies. Each stage writes its artifact into the run folder
 and is skipped when its artifact is already there, so an interrupted quickstart continues where
 it stopped, mid-training or mid-distillation (``overwrite`` starts over). Without a config file
-the stages use the package defaults plus :data:`QUICKSTART_OVERRIDES`, sized for about 25
-minutes on a 2-core CPU.
+the stages use the package defaults plus the preset ``gandistill/presets/quickstart.yaml`` (see
+:func:`quickstart_preset`), sized for about 25 minutes on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -15,27 +15,18 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
-from gandistill.config import Config, load_config
+from gandistill.config import Config, apply_overrides, from_dict, load_config, read_yaml
 from gandistill.distillation.loop import Distiller, state_path
 from gandistill.evaluation.report import REPORT_JSON, REPORT_MD, evaluate_distilled, headline
 from gandistill.files import GENERATOR_FILE, DistilledSet, load_generator_checkpoint
 from gandistill.gan.trainer import STATE_DIR, TB_DIR, train
 from gandistill.runtime import format_seconds as _fmt
 
-# latent distribution matching from a real subset inverted into the generator: at IPC 10 it is
-# the objective that fits a CPU budget (gradient matching with the DC schedule costs about a
-# minute per outer iteration there; see docs/benchmarks.md)
-QUICKSTART_OVERRIDES = (
-    "run_dir=checkpoints/quickstart",
-    "distill.ipc=10",
-    "distill.objective=dm",
-    "distill.dsa=true",
-    "distill.max_minutes=8",
-    "distill.max_iterations=100000",
-    "distill.eval_every=0",  # one accuracy check, at the end: each takes about a minute on a CPU
-)
+# package data, so that a non-editable install finds it too (pyproject.toml: package-data)
+PRESET = "quickstart.yaml"
 
 
 @dataclass
@@ -48,10 +39,18 @@ class QuickstartResult:
     seconds: dict[str, float]  # wall time of each stage that ran in this call
 
 
+def quickstart_preset() -> dict:
+    """The quickstart's own settings: the raw mapping of its preset file."""
+    with resources.as_file(resources.files("gandistill") / "presets" / PRESET) as path:
+        return read_yaml(path)
+
+
 def quickstart_config(config: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
-    """The quickstart's config: a file as given, else the defaults plus the quickstart's own."""
-    base = () if config is not None else QUICKSTART_OVERRIDES
-    return load_config(config, [*base, *overrides])
+    """The quickstart's config: a file as given, else the defaults plus the quickstart's preset;
+    then ``overrides``."""
+    if config is not None:
+        return load_config(config, overrides)
+    return from_dict(Config, apply_overrides(quickstart_preset(), overrides))
 
 
 def quickstart(
