@@ -31,6 +31,7 @@ import ignite.distributed as idist
 import torch
 from torch import distributed as dist
 
+from gandistill.defaults import BACKEND, NNODES, NODE_RANK, NPROC_PER_NODE
 from gandistill.errors import ConfigError, GandistillError, Interrupted
 from gandistill.runtime import local_gpu
 
@@ -194,12 +195,12 @@ def _worker(local_rank: int, fn: Callable, args: tuple, device: str, error_dir: 
 def launch(
     fn: Callable,
     *args: Any,
-    nproc_per_node: int = 1,
-    nnodes: int = 1,
-    node_rank: int = 0,
+    nproc_per_node: int = NPROC_PER_NODE,
+    nnodes: int = NNODES,
+    node_rank: int = NODE_RANK,
     master_addr: str | None = None,
     master_port: int | None = None,
-    backend: str = "auto",
+    backend: str = BACKEND,
     device: str = "auto",
     timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES,
 ) -> None:

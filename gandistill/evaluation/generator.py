@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from gandistill.classifier import get_classifier
 from gandistill.config import Config
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
+from gandistill.defaults import EVAL_PROFILE, FEATURE_EXTRACTOR
 from gandistill.errors import ConfigError
 from gandistill.evaluation.fidelity import check_extractor, fidelity_table
 from gandistill.evaluation.render import generator_markdown, write_generator_report
@@ -153,8 +154,8 @@ def evaluate_generator(
     generator: str | Path | GeneratorCheckpoint,
     cfg: Config | None = None,
     out: str | Path | None = None,
-    profile: str = "quick",
-    extractor: str = "classifier",
+    profile: str = EVAL_PROFILE,
+    extractor: str = FEATURE_EXTRACTOR,
     inception_weights: str | None = None,
     kid_subset_size: int | None = None,
     data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None = None,

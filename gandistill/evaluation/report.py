@@ -28,6 +28,7 @@ import torch
 from gandistill.classifier import RealClassifier, get_classifier
 from gandistill.config import Config, EvalConfig, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
+from gandistill.defaults import EVAL_PROFILE, FEATURE_EXTRACTOR
 from gandistill.errors import ConfigError
 from gandistill.evaluation.fidelity import check_extractor, fidelity_table
 from gandistill.evaluation.render import (
@@ -355,8 +356,8 @@ def evaluate_distilled(
     distilled: str | Path | DistilledSet,
     cfg: Config | None = None,
     out: str | Path | None = None,
-    profile: str = "quick",
-    extractor: str = "classifier",
+    profile: str = EVAL_PROFILE,
+    extractor: str = FEATURE_EXTRACTOR,
     inception_weights: str | None = None,
     kid_subset_size: int | None = None,
     data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None = None,

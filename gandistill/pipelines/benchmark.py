@@ -7,7 +7,8 @@ epochs without augmentation, ``eval.n_models`` networks; ``full``: the config's 
 section, the DC protocol) and the classifier-feature FID against the test split, and appends one
 JSON line to ``<out>/results.jsonl``; ``<out>/benchmark.md`` is re-rendered from that file after
 every row. A finished row is skipped on the next call with the same ``out``, so a killed run
-continues where it stopped.
+continues where it stopped. The optimised methods, with the config overrides that make each, and
+the overrides every row starts from are the preset ``gandistill/presets/benchmark.yaml``.
 
 Time to accuracy: the distillation wall seconds (quick-check time excluded) of the first of the
 Distiller's quick checks (every ``distill.eval_every`` iterations: one fresh network,
@@ -26,16 +27,27 @@ import statistics
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
+from importlib import resources
 from pathlib import Path
 
 import torch
 
 from gandistill.classifier import get_classifier
-from gandistill.config import Config, EvalConfig, apply_overrides, from_dict, load_config, to_dict
+from gandistill.config import (
+    Config,
+    EvalConfig,
+    apply_overrides,
+    from_dict,
+    load_config,
+    read_yaml,
+    resolve,
+    to_dict,
+)
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
 from gandistill.coreset.baselines import build_baseline
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset
-from gandistill.distillation.loop import Distiller
+from gandistill.defaults import BENCHMARK_IPCS, BENCHMARK_MINUTES, BENCHMARK_SEEDS, EVAL_PROFILE
+from gandistill.distillation.loop import QUICK_CHECK_SEED, Distiller
 from gandistill.errors import ArtifactError, ConfigError, DataError, GandistillError
 from gandistill.evaluation.fidelity import KEY_EXTRACTOR, KEY_FID, fidelity_metrics
 from gandistill.evaluation.report import PROFILES as REPORT_PROFILES
@@ -49,16 +61,35 @@ from gandistill.files import (
 from gandistill.fit import evaluate_set, train_and_test
 from gandistill.runtime import format_seconds, resolve_device
 
-OPTIMISED_METHODS = {  # config overrides of each optimised method (after the user's --set)
-    "pixel-dc": ("distill.space=pixel", "distill.objective=gm", "distill.init=noise"),
-    "pixel-dm": ("distill.space=pixel", "distill.objective=dm", "distill.init=real"),
-    "latent-gm": ("distill.space=latent", "distill.objective=gm"),
-    "latent-dm": ("distill.space=latent", "distill.objective=dm"),
-}
+# package data, so that a non-editable install finds it too (pyproject.toml: package-data)
+PRESET = "benchmark.yaml"
+
+
+def _read_preset() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """The base overrides and the method table of the preset file, checked for their shape."""
+    with resources.as_file(resources.files("gandistill") / "presets" / PRESET) as path:
+        data = read_yaml(path)
+
+    def overrides(value: object, where: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and "=" in v for v in value):
+            raise ConfigError(f"{path}: '{where}' must be a list of section.key=value overrides")
+        return tuple(value)
+
+    methods = data.get("methods")
+    if set(data) != {"base", "methods"} or not isinstance(methods, dict):
+        raise ConfigError(f"{path} must map 'base' to a list and 'methods' to a mapping")
+    clash = set(methods) & set(CORESET_METHODS)
+    if clash:
+        raise ConfigError(f"{path}: {', '.join(sorted(clash))} is already a coreset method")
+    table = {str(name): overrides(value, f"methods.{name}") for name, value in methods.items()}
+    return overrides(data["base"], "base"), table
+
+
+# DEFAULT_OVERRIDES: before the user's --set; OPTIMISED_METHODS: the overrides of each optimised
+# method, after the user's --set
+DEFAULT_OVERRIDES, OPTIMISED_METHODS = _read_preset()
 METHODS = (*CORESET_METHODS, *OPTIMISED_METHODS)
 PROFILES = ("quick", "full")
-QUICK_CHECK_SEED = 7919  # Distiller.quick_accuracy's seed offset: the random target uses it too
-DEFAULT_OVERRIDES = ("distill.max_iterations=1000000",)  # the clock stops optimised methods
 RESULTS_FILE, TABLE_FILE, SETS_DIR, TB_DIR = "results.jsonl", "benchmark.md", "sets", "tb"
 RESULT_KEYS = (
     "ipc", "method", "seed", "profile", "minutes", "protocol", "accuracies", "mean", "std",
@@ -262,7 +293,11 @@ class _Bench:
         if path.is_file():  # a set whose scoring was killed: reuse it if made the same way
             ds = DistilledSet.load(path)
             sha = self.ckpt.sha256 if method.startswith("latent-") else None
-            if ds.config == cfg and ds.generator_sha256 == sha:
+            # an optimised set saves its config resolved (see gandistill.config.resolve)
+            made = (
+                cfg if method in CORESET_METHODS else resolve(cfg, resolve_device(cfg.device).type)
+            )
+            if ds.config == made and ds.generator_sha256 == sha:
                 return ds
         if method in CORESET_METHODS:
             return build_baseline(cfg, method, cfg.distill.ipc, out=path, data=self.data)
@@ -303,11 +338,11 @@ class _Bench:
 def run_benchmark(
     cfg: Config,
     out: str | Path,
-    ipcs: Sequence[int] = (1, 10),
+    ipcs: Sequence[int] = BENCHMARK_IPCS,
     methods: Sequence[str] = METHODS,
-    seeds: int = 1,
-    minutes: float = 10.0,
-    profile: str = "quick",
+    seeds: int = BENCHMARK_SEEDS,
+    minutes: float = BENCHMARK_MINUTES,
+    profile: str = EVAL_PROFILE,
     generator: str | Path | GeneratorCheckpoint | None = None,
     command: str | None = None,
     say: Callable[[str], None] = print,

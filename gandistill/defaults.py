@@ -1,0 +1,33 @@
+"""Default values of the options that both the command line and the Python API take.
+
+One source of truth, as torch-fidelity keeps in its ``defaults.py``: the argparse declarations in
+:mod:`gandistill.cli` and the signatures of the functions the commands call (for instance
+:func:`~gandistill.evaluation.report.evaluate_distilled`,
+:func:`~gandistill.evaluation.generator.evaluate_generator`,
+:func:`~gandistill.pipelines.benchmark.run_benchmark`) read these constants, so
+``gandistill evaluate`` and ``evaluate_distilled(...)`` cannot drift apart.
+
+Constants only, and no imports: any module of the package may import this one without risking
+an import cycle, and the command line reads it before any stage is needed.
+"""
+
+# evaluation (gandistill evaluate, gandistill benchmark --profile)
+EVAL_PROFILE = "quick"  # "quick" or "full": how many networks and epochs score a set
+FEATURE_EXTRACTOR = "classifier"  # the task's own classifier: offline, no weights to download
+
+# gandistill benchmark
+BENCHMARK_IPCS = (1, 10)  # images per class of the rows
+BENCHMARK_MINUTES = 10.0  # wall-clock budget of each optimised set
+BENCHMARK_SEEDS = 1  # seeds per row: cfg.seed + 0..N-1
+BENCHMARK_OUT = "checkpoints/benchmark"  # the command line's output folder (required in the API)
+
+# gandistill sample (a generator's grid)
+SAMPLE_N_PER_CLASS = 8  # columns of the grid
+SAMPLE_SEED = 0  # seed of the latents
+SAMPLE_DEVICE = "auto"  # CUDA when present
+
+# several processes (gandistill train|distill, gandistill.parallel.launch)
+NPROC_PER_NODE = 1  # one process: no process group at all
+NNODES = 1
+NODE_RANK = 0
+BACKEND = "auto"  # nccl on CUDA, gloo on CPU
