@@ -6,6 +6,8 @@ exits with status 2. ``assert`` is kept for internal invariants only. :class:`In
 a mistake: it says where a run stopped and what was saved (exit status 130).
 """
 
+EXIT_USER_ERROR = 2  # the exit status of a user mistake, from the CLI and from a worker process
+
 
 class GandistillError(Exception):
     """Base class of all user-facing errors."""

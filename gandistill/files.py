@@ -10,6 +10,7 @@ import hashlib
 import os
 import pickle
 import re
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -17,7 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import torch
+from PIL import Image
+from torchvision.utils import make_grid, save_image
 
 from gandistill.config import Config, config_from_dict, to_dict
 from gandistill.data import DatasetInfo
@@ -306,3 +310,45 @@ def decode_latents(ds: DistilledSet, generator: Generator) -> torch.Tensor:
     if ds.residuals is not None:
         x = x + ds.residuals
     return x
+
+
+# --- export formats -------------------------------------------------------------------------
+
+EXPORT_FORMATS = ("png", "npz", "pt", "imagefolder")
+
+
+def export_images(
+    images: torch.Tensor, labels: torch.Tensor, class_names: list[str], fmt: str, out: Path
+) -> None:
+    """Write a set's uint8 images (N, C, H, W) with their labels in one of
+    :data:`EXPORT_FORMATS`: a PNG grid (a row per class), a ``.pt`` or ``.npz`` file, or an
+    image folder (a sub-folder of PNGs per class). Every format is written atomically."""
+    if fmt == "png":
+        ipc = int(torch.bincount(labels).max())
+        grid = make_grid(images.float() / 255, nrow=ipc, padding=2, pad_value=1.0)
+        atomic_write(out, lambda fh: save_image(grid, fh, format="png"))
+    elif fmt == "pt":
+        atomic_save({"images": images, "labels": labels, "class_names": list(class_names)}, out)
+    elif fmt == "npz":
+        atomic_write(out, lambda fh: np.savez(fh, images=images.numpy(), labels=labels.numpy()))
+    else:
+        _write_imagefolder(images, labels, class_names, out)
+
+
+def _write_imagefolder(
+    images: torch.Tensor, labels: torch.Tensor, class_names: list[str], out: Path
+) -> None:
+    """One sub-folder of PNGs per class, built aside and renamed into place."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for i, (img, y) in enumerate(zip(images, labels.tolist(), strict=True)):
+            folder = tmp / class_names[y]
+            folder.mkdir(exist_ok=True)
+            arr = img.permute(1, 2, 0).squeeze(-1).numpy()
+            Image.fromarray(arr).save(folder / f"{i:05d}.png")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

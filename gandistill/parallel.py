@@ -32,11 +32,10 @@ import torch
 from torch import distributed as dist
 
 from gandistill.defaults import BACKEND, NNODES, NODE_RANK, NPROC_PER_NODE
-from gandistill.errors import ConfigError, GandistillError, Interrupted
+from gandistill.errors import EXIT_USER_ERROR, ConfigError, GandistillError, Interrupted
 from gandistill.runtime import local_gpu
 
 BACKENDS = ("auto", "gloo", "nccl")
-EXIT_USER_ERROR = 2
 DEFAULT_TIMEOUT_MINUTES = 30.0  # a collective waits this long for a dead or stuck peer
 _ERROR_FILE = "rank{rank}.err"
 _INTERRUPT_FILE = "interrupted"
