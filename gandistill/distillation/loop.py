@@ -39,17 +39,16 @@ from ignite.engine import Engine, Events
 from ignite.handlers import CosineAnnealingScheduler, ProgressBar
 from ignite.handlers.tensorboard_logger import TensorboardLogger
 from torch import Tensor
-from torchvision.utils import make_grid
 
-from gandistill.augment import dsa_augment
 from gandistill.classifier import RealClassifier, get_classifier
-from gandistill.config import Config, resolve, to_dict
+from gandistill.config import Config, DistillConfig, resolve, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
 from gandistill.distillation.init import check_init, initial_set
+from gandistill.distillation.monitor import attach_progress, attach_tensorboard
 from gandistill.distillation.networks import MatchingNetworks, train_on_set
-from gandistill.distillation.objectives import Batch, matching_loss
+from gandistill.distillation.objectives import Batch, matching_loss, real_batch, siamese
 from gandistill.distillation.state import load_set_tensors, load_state, set_tensors, state_path
-from gandistill.distillation.synthetic import per_row
+from gandistill.distillation.synthetic import clip_gradients, merge_rows, per_row
 from gandistill.errors import ArtifactError, ConfigError, Interrupted
 from gandistill.files import (
     FORMAT_VERSION,
@@ -75,6 +74,34 @@ from gandistill.runtime import InterruptFlag, library_versions, resolve_device, 
 STOP_ITERATIONS, STOP_TIME, STOP_CONVERGED = "max_iterations", "max_minutes", "converged"
 LOSS_SMOOTHING = 0.9  # EMA factor of the loss that the patience rule watches
 QUICK_CHECK_SEED = 7919  # seed offset of the quick checks' networks (the benchmark reuses it)
+
+
+def _generator(
+    generator: str | Path | GeneratorCheckpoint | None, dc: DistillConfig, device: torch.device
+) -> GeneratorCheckpoint | None:
+    """The generator checkpoint a latent-space run decodes through, on ``device``."""
+    if dc.space != "latent":
+        return None
+    if generator is None:
+        raise ConfigError("space 'latent' needs a generator (--generator FILE)")
+    if not isinstance(generator, GeneratorCheckpoint):
+        generator = load_generator_checkpoint(generator, device=device)
+    generator.generator.to(device)
+    return generator
+
+
+def _check_processes(dc: DistillConfig, num_classes: int) -> None:
+    """Refuse a process count the run cannot split its classes over."""
+    if world_size() > num_classes:
+        raise ConfigError(
+            f"{world_size()} processes for {num_classes} classes: distillation splits the "
+            "classes over the processes, so use at most one process per class"
+        )
+    if world_size() > 1 and (dc.discrimination > 0 or dc.objective == "krr"):
+        what = "objective krr" if dc.objective == "krr" else "distill.discrimination"
+        raise ConfigError(
+            f"{what} compares every class with every other, so it runs in one process; drop --nproc"
+        )
 
 
 # --- the distiller --------------------------------------------------------------------------
@@ -112,16 +139,7 @@ class Distiller:
             raise ConfigError("resume needs the output file whose saved state it continues")
         if resume and not self.state_path.is_file():
             raise ArtifactError(f"nothing to resume: no {self.state_path}")
-        self.ckpt: GeneratorCheckpoint | None = None
-        if dc.space == "latent":
-            if generator is None:
-                raise ConfigError("space 'latent' needs a generator (--generator FILE)")
-            self.ckpt = (
-                generator
-                if isinstance(generator, GeneratorCheckpoint)
-                else load_generator_checkpoint(generator, device=self.device)
-            )
-            self.ckpt.generator.to(self.device)
+        self.ckpt = _generator(generator, dc, self.device)
         saved = None
         if resume:  # before the slow set-up
             sha = None if self.ckpt is None else self.ckpt.sha256
@@ -131,17 +149,7 @@ class Distiller:
         )
         self._check_compatible()
         k = self.info.num_classes
-        if world_size() > k:
-            raise ConfigError(
-                f"{world_size()} processes for {k} classes: distillation splits the classes "
-                "over the processes, so use at most one process per class"
-            )
-        if world_size() > 1 and (dc.discrimination > 0 or dc.objective == "krr"):
-            what = "objective krr" if dc.objective == "krr" else "distill.discrimination"
-            raise ConfigError(
-                f"{what} compares every class with every other, so it runs in one process; "
-                "drop --nproc"
-            )
+        _check_processes(dc, k)
         self.classes = class_share(k)  # this rank's classes; all of them in one process
         self.rows = slice(self.classes.start * dc.ipc, self.classes.stop * dc.ipc)
         self.networks = MatchingNetworks(cfg, self.info, self.train_set, self.device)
@@ -166,11 +174,10 @@ class Distiller:
         self._done = False  # a resumed state that had already stopped
         self.engine = Engine(self._step)
         self.progress: ProgressBar | None = None  # rank 0's bar when distill.progress is on
-        self.tb = None
         if log_dir is None and self.out is not None:
             log_dir = self.out.parent / "tb" / self.out.stem
-        if log_dir is not None and is_main():
-            self.tb = TensorboardLogger(log_dir=str(log_dir))
+        use_tb = log_dir is not None and is_main()
+        self.tb = TensorboardLogger(log_dir=str(log_dir)) if use_tb else None
         self._attach_handlers()
         self.resumed = saved is not None
         if saved is not None:
@@ -207,17 +214,9 @@ class Distiller:
                 Events.ITERATION_COMPLETED(every=dc.eval_every), self._quick_eval
             )
         if self.tb is not None:
-            self.tb.attach_output_handler(
-                engine,
-                Events.ITERATION_COMPLETED(every=dc.log_every),
-                tag="distill",
-                output_transform=lambda out: out,
-            )
-            engine.add_event_handler(
-                Events.ITERATION_COMPLETED(every=dc.image_every), self._log_grid
-            )
+            attach_tensorboard(engine, self.tb, dc, self._images01)
         if dc.progress and is_main():
-            self._attach_progress(engine)
+            self.progress = attach_progress(engine, dc.max_minutes)
         # last, so that the saved history holds this iteration's stop check and quick eval
         every = dc.checkpoint_every
         self.stop_on_interrupt = StopOnInterrupt(
@@ -233,60 +232,19 @@ class Distiller:
                 )
             engine.add_event_handler(Events.ITERATION_COMPLETED, self.stop_on_interrupt)
 
-    def _attach_progress(self, engine: Engine) -> None:
-        budget = self.cfg.distill.max_minutes
-
-        def shown(out: dict) -> dict:
-            fields = {"loss": out["match_loss"]}
-            if budget:
-                fields["budget"] = f"{out['seconds'] / 60:.1f}/{budget:g} min"
-            return fields
-
-        # with a time budget, the budget, not the iteration cap, decides the end: no ETA
-        fmt = "{desc}[{n_fmt}/{total_fmt}] {percentage:3.0f}%|{bar}{postfix} [{elapsed}]"
-        style = {"bar_format": fmt} if budget else {}
-        self.progress = ProgressBar(persist=True, desc="distill", **style)
-        # closed on COMPLETED, however the run stops (a budget or convergence stop ends it
-        # before the epoch of max_iterations does), so later output starts on a new line
-        self.progress.attach(engine, output_transform=shown, closing_event_name=Events.COMPLETED)
-
     # --- one outer iteration -----------------------------------------------------------------
-
-    def _real_batch(self, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        """Normalised real images (K, B, C, H, W) and their labels (K, B) of this rank's K
-        classes. Every rank draws the indices of all classes, so the shared generator stays in
-        step across ranks, and loads the images of its own."""
-        k, b = self.info.num_classes, self.cfg.distill.real_batch
-        picks = [self.train_set.draw_class(c, b, gen) for c in range(k)]
-        x = torch.stack([self.train_set.take(picks[c]) for c in self.classes])
-        y = torch.tensor(list(self.classes)).unsqueeze(1).expand(len(self.classes), b)
-        return self.info.normalize(x.to(self.device)), y.to(self.device)
-
-    def _siamese(self, real: Tensor, syn: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        """The same DSA draw for the real and the synthetic batch of each class."""
-        if not self.dsa_strategy:
-            return real, syn
-        seeds = torch.randint(2**31, (self.info.num_classes, 1), generator=gen)  # all classes
-        pairs = []
-        for i, c in enumerate(self.classes):
-            seed = int(seeds[c])
-            pairs.append(
-                (
-                    dsa_augment(real[i], self.dsa_strategy, seed),
-                    dsa_augment(syn[i], self.dsa_strategy, seed),
-                )
-            )
-        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
     def _matching_step(self, net: ConvNet, gen: torch.Generator) -> dict[str, float]:
         """One update of the set's rows of this rank's classes against ``net``."""
         dc, k = self.cfg.distill, len(self.classes)
-        real, real_y = self._real_batch(gen)
+        n = self.info.num_classes
+        real, real_y = real_batch(
+            self.train_set, self.classes, dc.real_batch, self.info, gen, self.device
+        )
         syn = self.syn(self.rows).view(k, dc.ipc, *real.shape[2:])
         syn_y = self.syn.labels[self.rows].view(k, dc.ipc)
-        real, syn = self._siamese(real, syn, gen)
+        real, syn = siamese(real, syn, self.dsa_strategy, self.classes, n, gen)
         batch = Batch(real, real_y, syn, syn_y)
-        n = self.info.num_classes
         match, extra, (grad_cos, grad_l2) = matching_loss(
             net, batch, dc, dc.grad_mode, self.device, n
         )
@@ -298,37 +256,13 @@ class Distiller:
         # gradients and embeddings depend on them) but their gradients would go unread
         loss.backward(inputs=[p for p in self.syn.parameters() if p.requires_grad])
         if dc.grad_clip > 0:
-            self._clip_gradients(dc.grad_clip)
+            clip_gradients(self.syn, dc.grad_clip)
         self.opt.step()
         self.syn.clamp_latents(dc.latent_clip)
-        self._merge_rows()
+        merge_rows([p for p in self.syn.parameters() if p.requires_grad], self.rows)
         sums = torch.tensor([match.item(), grad_cos, grad_l2], dtype=torch.float64)
         match_sum, cos_sum, l2_sum = all_sum_(sums.to(self.device)).tolist()
         return {"match_loss": match_sum, "grad_cosine": cos_sum / n, "grad_l2": l2_sum / n}
-
-    def _clip_gradients(self, max_norm: float) -> None:
-        """``clip_grad_norm_`` with the norm over all ranks' rows (each rank's gradients are
-        zero outside its rows), so every world size clips the same way."""
-        grads = [p.grad for p in self.syn.parameters() if p.grad is not None]
-        total = torch.stack([g.pow(2).sum() for g in grads]).sum()
-        norm = all_sum_(total).sqrt()
-        scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
-        for g in grads:
-            g.mul_(scale)
-
-    @torch.no_grad()
-    def _merge_rows(self, tensors: list[Tensor] | None = None) -> None:
-        """Give every rank every rank's rows: each keeps its own rows, zeroes the others, and a
-        sum over ranks puts them together (exactly: x + 0 = x)."""
-        if world_size() == 1:
-            return
-        if tensors is None:
-            tensors = [p for p in self.syn.parameters() if p.requires_grad]
-        for t in tensors:
-            others = torch.ones(t.shape[0], dtype=torch.bool, device=t.device)
-            others[self.rows] = False
-            t.masked_fill_(others.view(-1, *([1] * (t.dim() - 1))), 0)
-            all_sum_(t)
 
     def _inner_training(
         self, net: ConvNet, opt: torch.optim.Optimizer, gen: torch.Generator, epochs: int
@@ -415,11 +349,10 @@ class Distiller:
                 "distill/accuracy_vs_seconds", acc, int(self.history[-1]["seconds"])
             )
 
-    def _log_grid(self, engine: Engine) -> None:
-        with torch.no_grad():
-            pixels = self.info.denormalize(self.syn()).clamp(0, 1).cpu()
-        grid = make_grid(pixels, nrow=self.cfg.distill.ipc, padding=2, pad_value=1.0)
-        self.tb.writer.add_image("images/distilled", grid, engine.state.iteration)
+    @torch.no_grad()
+    def _images01(self) -> Tensor:
+        """The set's images as pixels in [0, 1] on the CPU."""
+        return self.info.denormalize(self.syn()).clamp(0, 1).cpu()
 
     # --- resumable state -------------------------------------------------------------------
 
@@ -428,9 +361,8 @@ class Distiller:
         several processes, all call it: the optimiser's per-row state is merged first, so the
         state resumes on any number of processes; rank 0 writes it."""
         syn = self.syn
-        self._merge_rows(
-            [v for st in self.opt.state.values() for v in st.values() if per_row(v, syn)]
-        )
+        moments = [v for st in self.opt.state.values() for v in st.values() if per_row(v, syn)]
+        merge_rows(moments, self.rows)
         if not is_main():
             return self.state_path
         payload = {
@@ -496,27 +428,24 @@ class Distiller:
             )
 
     def result(self) -> DistilledSet:
+        """The distilled set as it stands (with soft labels when asked for), ready to save."""
         with torch.no_grad():
             images = self.syn().detach().cpu()
         pixels = self.info.denormalize(images).clamp(0, 1)
-        syn = self.syn
+        params, dc, ckpt = set_tensors(self.syn), self.cfg.distill, self.ckpt
         return DistilledSet(
-            labels=syn.labels.cpu(),
+            labels=self.syn.labels.cpu(),
             images_float=images,
             images_uint8=to_uint8(pixels),
             info=self.info,
             config=self.cfg,
-            space=self.cfg.distill.space,
-            latents=None if syn.latents is None else syn.latents.detach().cpu(),
-            feature_offsets=None
-            if syn.feature_offsets is None
-            else syn.feature_offsets.detach().cpu(),
-            residuals=None if syn.residuals is None else syn.residuals.detach().cpu(),
-            teacher_logits=self._teacher_logits(pixels)
-            if self.cfg.distill.teacher_logits
-            else None,
-            generator_path=None if self.ckpt is None else str(self.ckpt.path),
-            generator_sha256=None if self.ckpt is None else self.ckpt.sha256,
+            space=dc.space,
+            latents=params.get("latents"),
+            feature_offsets=params.get("feature_offsets"),
+            residuals=params.get("residuals"),
+            teacher_logits=self._teacher_logits(pixels) if dc.teacher_logits else None,
+            generator_path=None if ckpt is None else str(ckpt.path),
+            generator_sha256=None if ckpt is None else ckpt.sha256,
             stop_reason=self.stop_reason,
             history=self.history,
             versions=library_versions(),

@@ -17,7 +17,9 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from gandistill.augment import dsa_augment
 from gandistill.config import DistillConfig
+from gandistill.data import DatasetInfo, ImageTensors
 from gandistill.distillation.matching import (
     DISTANCES,
     amp_context,
@@ -93,6 +95,38 @@ class Batch:
     real_y: Tensor  # (K, B)
     syn: Tensor  # (K, S, C, H, W) synthetic images, with their graph to the set
     syn_y: Tensor  # (K, S)
+
+
+def real_batch(
+    train: ImageTensors,
+    classes: range,
+    size: int,
+    info: DatasetInfo,
+    gen: torch.Generator,
+    device: torch.device,
+) -> tuple[Tensor, Tensor]:
+    """Normalised real images (K, B, C, H, W) and their labels (K, B) of ``classes`` (this
+    rank's K). The indices of every class are drawn, so the shared generator stays in step
+    across ranks; only the images of ``classes`` are loaded."""
+    picks = [train.draw_class(c, size, gen) for c in range(info.num_classes)]
+    x = torch.stack([train.take(picks[c]) for c in classes])
+    y = torch.tensor(list(classes)).unsqueeze(1).expand(len(classes), size)
+    return info.normalize(x.to(device)), y.to(device)
+
+
+def siamese(
+    real: Tensor, syn: Tensor, strategy: str, classes: range, num_classes: int, gen: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """The same DSA draw for the real and the synthetic batch of each class (none without a
+    strategy); a seed is drawn for every class, so the stream stays in step across ranks."""
+    if not strategy:
+        return real, syn
+    seeds = torch.randint(2**31, (num_classes, 1), generator=gen)
+    pairs = []
+    for i, c in enumerate(classes):
+        seed = int(seeds[c])
+        pairs.append((dsa_augment(real[i], strategy, seed), dsa_augment(syn[i], strategy, seed)))
+    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
 
 @dataclass

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from gandistill.config import DistillConfig
 from gandistill.data import DatasetInfo
 from gandistill.models import Generator, from_gan_range
+from gandistill.parallel import all_sum_, world_size
 
 SET_PARAMETERS = ("latents", "pixels", "feature_offsets", "residuals")  # of SyntheticSet
 
@@ -105,3 +106,30 @@ class SyntheticSet(nn.Module):
 def per_row(value: object, syn: SyntheticSet) -> bool:
     """Whether an optimiser state entry holds one row per image (moments, momentum buffers)."""
     return isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == len(syn.labels)
+
+
+# --- the set's rows on several processes --------------------------------------------------------
+
+
+def clip_gradients(syn: SyntheticSet, max_norm: float) -> None:
+    """``clip_grad_norm_`` with the norm over all ranks' rows (each rank's gradients are zero
+    outside its rows), so every world size clips the same way."""
+    grads = [p.grad for p in syn.parameters() if p.grad is not None]
+    total = torch.stack([g.pow(2).sum() for g in grads]).sum()
+    norm = all_sum_(total).sqrt()
+    scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale)
+
+
+@torch.no_grad()
+def merge_rows(tensors: list[Tensor], rows: slice) -> None:
+    """Give every rank every rank's rows of ``tensors`` (N, ...): each keeps its own ``rows``,
+    zeroes the others, and a sum over ranks puts them together (exactly: x + 0 = x)."""
+    if world_size() == 1:
+        return
+    for t in tensors:
+        others = torch.ones(t.shape[0], dtype=torch.bool, device=t.device)
+        others[rows] = False
+        t.masked_fill_(others.view(-1, *([1] * (t.dim() - 1))), 0)
+        all_sum_(t)
