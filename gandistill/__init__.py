@@ -1,24 +1,36 @@
-"""gandistill: distil a labelled image dataset into a tiny synthetic set through a GAN prior."""
+"""gandistill: distil a labelled image dataset into a tiny synthetic set through a GAN prior.
+
+The public API, one name per thing a user does: :func:`train` a generator, :func:`distill` a
+set (:class:`Distiller` to resume one), :func:`evaluate_distilled` / :func:`evaluate_generator`,
+:func:`build_baseline` for coresets, :func:`quickstart` for the whole pipeline; the files they
+write load with :meth:`DistilledSet.load`, :func:`load_generator` and
+:func:`load_generator_checkpoint`; every setting lives in a :class:`Config`
+(:func:`load_config`); every user mistake raises a :class:`GandistillError`.
+"""
 
 __version__ = "0.1.0"
 
 from gandistill.classifier import RealClassifier, class_consistency, get_classifier  # noqa: E402
 from gandistill.config import Config, load_config  # noqa: E402
-from gandistill.coreset.baselines import build_baseline
+from gandistill.coreset import build_baseline  # noqa: E402
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset  # noqa: E402
-from gandistill.distillation.loop import Distiller, distill
+from gandistill.distillation import Distiller, distill  # noqa: E402
 from gandistill.errors import GandistillError  # noqa: E402
-from gandistill.evaluation.generator import evaluate_generator
-from gandistill.evaluation.report import evaluate_distilled
-from gandistill.files import (
+from gandistill.evaluation import evaluate_distilled, evaluate_generator  # noqa: E402
+from gandistill.files import (  # noqa: E402
     DistilledSet,
     GeneratorCheckpoint,
     load_generator,
     load_generator_checkpoint,
 )
-from gandistill.gan.trainer import GANTrainer, TrainResult, train
+from gandistill.gan import GANTrainer, TrainResult, train  # noqa: E402
 from gandistill.parallel import launch  # noqa: E402
-from gandistill.pipelines.quickstart import QuickstartResult, quickstart, quickstart_config
+from gandistill.pipelines import (  # noqa: E402
+    QuickstartResult,
+    quickstart,
+    quickstart_config,
+    run_benchmark,
+)
 
 __all__ = [
     "Config",
@@ -46,5 +58,6 @@ __all__ = [
     "load_generator_checkpoint",
     "quickstart",
     "quickstart_config",
+    "run_benchmark",
     "train",
 ]
