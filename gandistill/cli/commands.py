@@ -121,14 +121,7 @@ def _launch(args: argparse.Namespace, cfg: Config, worker: Callable, *worker_arg
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``gandistill train``: train the GAN on the processes the flags ask for.
-
-    Args:
-        args: the parsed command line.
-
-    Returns:
-        The exit status, 0.
-    """
+    """``gandistill train``: train the GAN on the processes the flags ask for."""
     flags = {"device": args.device or None, "run_dir": args.run_dir or None}
     cfg = load_config(args.config, _overrides(args, flags))
     _launch(args, cfg, _train_worker, cfg, args.resume, args.overwrite)
@@ -151,14 +144,7 @@ def _train_worker(local_rank: int, cfg: Config, resume: bool, overwrite: bool) -
 
 def cmd_distill(args: argparse.Namespace) -> int:
     """``gandistill distill``: distil a small training set, through the generator's latent
-    space or in pixel space.
-
-    Args:
-        args: the parsed command line.
-
-    Returns:
-        The exit status, 0.
-    """
+    space or in pixel space."""
     out = Path(args.out)
     _check_resume(state_path(out), args.resume, args.overwrite)
     _check_output(out, args.overwrite or args.resume)
@@ -188,14 +174,7 @@ def _distill_worker(
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    """``gandistill baseline``: a coreset of real images, chosen per class.
-
-    Args:
-        args: the parsed command line.
-
-    Returns:
-        The exit status, 0.
-    """
+    """``gandistill baseline``: a coreset of real images, chosen per class."""
     out = Path(args.out)
     _check_output(out, args.overwrite)
     cfg = load_config(args.config, _overrides(args, {"device": args.device or None}))
@@ -207,14 +186,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    """``gandistill benchmark``: every method × IPC × seed, under one budget and protocol.
-
-    Args:
-        args: the parsed command line.
-
-    Returns:
-        The exit status, 0.
-    """
+    """``gandistill benchmark``: every method × IPC × seed, under one budget and protocol."""
     ipcs = parse_ipcs(args.ipc)
     methods = parse_methods(args.methods or ",".join(BENCHMARK_METHODS))
     overrides = _overrides(args, {"device": args.device or None})
@@ -226,14 +198,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    """``gandistill quickstart``: train, distil and evaluate in one go.
-
-    Args:
-        args: the parsed command line.
-
-    Returns:
-        The exit status, 0.
-    """
+    """``gandistill quickstart``: train, distil and evaluate in one go."""
     flags = {"device": args.device or None, "run_dir": args.run_dir or None}
     overrides = _overrides(args, flags)
     if args.no_progress:
@@ -245,14 +210,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """``gandistill evaluate``: the report on a distilled set, or on a generator.
-
-    Args:
-        args: the parsed command line.
-
-    Returns:
-        The exit status, 0.
-    """
+    """``gandistill evaluate``: the report on a distilled set, or on a generator."""
     if bool(args.distilled) == bool(args.generator):
         raise ArtifactError("pass one of --distilled FILE or --generator FILE")
     out = Path(args.out)
@@ -286,14 +244,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    """``gandistill sample``: a generator's class grid, or the export of a distilled set.
-
-    Args:
-        args: the parsed command line.
-
-    Returns:
-        The exit status, 0.
-    """
+    """``gandistill sample``: a generator's class grid, or the export of a distilled set."""
     out = Path(args.out)
     if args.distilled:
         _export(args, out)

@@ -24,10 +24,11 @@ from torch import Tensor
 from gandistill.config import DataConfig
 from gandistill.data.tensors import DatasetInfo, ImageTensors
 from gandistill.errors import DataError
+from gandistill.registry import Registry
 
 Loader = Callable[[DataConfig], tuple["ImageTensors", "ImageTensors", "DatasetInfo"]]
 
-DATASETS: dict[str, Loader] = {}
+DATASETS: Registry[Loader] = Registry("dataset")
 
 _CHUNK = 4096  # images converted to float at a time (bounds peak memory on large sets)
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 weights, the same PIL uses for RGB -> L
@@ -38,15 +39,8 @@ _READ_ERRORS += (pickle.UnpicklingError, zipfile.BadZipFile)
 
 
 def register_dataset(name: str) -> Callable[[Loader], Loader]:
-    """Decorator adding a loader to :data:`DATASETS` under ``name``."""
-
-    def add(loader: Loader) -> Loader:
-        if name in DATASETS:
-            raise ValueError(f"dataset '{name}' is already registered")
-        DATASETS[name] = loader
-        return loader
-
-    return add
+    """Decorator adding a loader to :data:`DATASETS` under ``name`` (a taken name is refused)."""
+    return DATASETS.register(name)
 
 
 def load_dataset(cfg: DataConfig) -> tuple[ImageTensors, ImageTensors, DatasetInfo]:
@@ -57,7 +51,7 @@ def load_dataset(cfg: DataConfig) -> tuple[ImageTensors, ImageTensors, DatasetIn
     """
     loader = DATASETS.get(cfg.name)
     if loader is None:
-        raise DataError(f"unknown dataset '{cfg.name}' (known: {', '.join(sorted(DATASETS))})")
+        raise DataError(f"unknown dataset '{cfg.name}' (known: {DATASETS.known()})")
     train, test, info = loader(cfg)
     changes: dict[str, Any] = {}
     if cfg.channels and cfg.channels != info.channels:

@@ -19,6 +19,7 @@ from gandistill.data import DatasetInfo, ImageTensors
 from gandistill.distillation.synthetic import SyntheticSet
 from gandistill.errors import DataError
 from gandistill.models import Generator, from_gan_range, to_gan_range
+from gandistill.registry import Registry
 from gandistill.runtime import step_generator
 from gandistill.selection import select_coreset
 
@@ -114,22 +115,33 @@ class Start:
 
 
 # pixel space: normalised images (N, C, H, W); latent space: latents (N, latent_dim)
-PIXEL_INITS: dict[str, Callable[[Start], Tensor]] = {
-    "noise": lambda s: torch.randn(_image_shape(s), generator=s.gen),
-    "real": lambda s: s.info.normalize(s.real),
-}
-LATENT_INITS: dict[str, Callable[[Start], Tensor]] = {
-    "normal": lambda s: torch.randn(len(s.labels), s.generator.latent_dim, generator=s.gen),
-    "truncated": lambda s: truncated_normal(
-        len(s.labels), s.generator.latent_dim, s.dc.truncation, s.gen
-    ),
-    "best_of_k": lambda s: best_of_k(
-        s.generator, s.classifier(), s.dc.ipc, s.dc.init_candidates, s.gen, s.device
-    ),
-    "real": lambda s: invert(
-        s.generator, to_gan_range(s.real), s.labels, s.dc.invert_steps, s.dc.init_candidates, s.gen
-    ),
-}
+PIXEL_INITS: Registry[Callable[[Start], Tensor]] = Registry(
+    "pixel-space init",
+    {
+        "noise": lambda s: torch.randn(_image_shape(s), generator=s.gen),
+        "real": lambda s: s.info.normalize(s.real),
+    },
+)
+LATENT_INITS: Registry[Callable[[Start], Tensor]] = Registry(
+    "latent-space init",
+    {
+        "normal": lambda s: torch.randn(len(s.labels), s.generator.latent_dim, generator=s.gen),
+        "truncated": lambda s: truncated_normal(
+            len(s.labels), s.generator.latent_dim, s.dc.truncation, s.gen
+        ),
+        "best_of_k": lambda s: best_of_k(
+            s.generator, s.classifier(), s.dc.ipc, s.dc.init_candidates, s.gen, s.device
+        ),
+        "real": lambda s: invert(
+            s.generator,
+            to_gan_range(s.real),
+            s.labels,
+            s.dc.invert_steps,
+            s.dc.init_candidates,
+            s.gen,
+        ),
+    },
+)
 
 
 def _image_shape(s: Start) -> tuple[int, int, int, int]:

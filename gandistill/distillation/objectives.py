@@ -27,6 +27,7 @@ from gandistill.distillation.matching import (
     per_class_gradients,
 )
 from gandistill.models import ConvNet
+from gandistill.registry import Registry
 
 DISCRIMINATION_TEMPERATURE = 0.1  # of the cosine logits in discrimination_loss
 
@@ -171,19 +172,13 @@ def needs_embeddings(dc: DistillConfig) -> bool:
 # classes), the embeddings that the add-on terms use (None when none is needed) and the sums over
 # classes of the cosine and L2 distance of the flattened gradients (NaN without gradients).
 Objective = Callable[[ConvNet, Batch, DistillConfig, str], tuple[Tensor, Embedded | None, tuple]]
-OBJECTIVES: dict[str, Objective] = {}
+OBJECTIVES: Registry[Objective] = Registry("objective")
 
 
 def register_objective(name: str) -> Callable[[Objective], Objective]:
-    """Decorator adding a matching objective to :data:`OBJECTIVES` under ``name``."""
-
-    def add(fn: Objective) -> Objective:
-        if name in OBJECTIVES:
-            raise ValueError(f"objective '{name}' is already registered")
-        OBJECTIVES[name] = fn
-        return fn
-
-    return add
+    """Decorator adding a matching objective to :data:`OBJECTIVES` under ``name`` (a taken name
+    is refused); the name must also be among ``DistillConfig.objective``'s choices."""
+    return OBJECTIVES.register(name)
 
 
 @register_objective("gm")
