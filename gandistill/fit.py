@@ -88,6 +88,46 @@ def distillation_loss(temperature: float, alpha: float) -> Callable[[Tensor, tup
     return loss
 
 
+def _fresh_network(ec: EvalConfig, info: DatasetInfo, seed: int, device: torch.device) -> nn.Module:
+    """A new ``ec.arch`` network initialised from ``seed``, leaving the global RNG untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return EVAL_ARCHS[ec.arch](info).to(device)
+
+
+def _train_loader(
+    images: Tensor, labels: Tensor, teacher: nn.Module | Tensor | None, batch_size: int, seed: int
+) -> DataLoader:
+    """Shuffled CPU batches ``(images, labels[, stored teacher logits])``, ordered by ``seed``."""
+    tensors = [images.detach().float().cpu(), labels.cpu()]
+    if isinstance(teacher, Tensor):
+        tensors.append(teacher.detach().float().cpu())
+    return DataLoader(
+        TensorDataset(*tensors),
+        batch_size=batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def _batch_preparer(
+    augment: Callable[[Tensor], Tensor], teacher: nn.Module | Tensor | None
+) -> Callable[[list[Tensor], torch.device, bool], tuple]:
+    """ignite's ``prepare_batch``: augment on the device; with a teacher the target is
+    ``(labels, logits)``, the teacher network seeing the augmented batch the student sees."""
+
+    def prepare(batch: list[Tensor], device: torch.device, non_blocking: bool) -> tuple:
+        x, y = augment(batch[0].to(device)), batch[1].to(device)
+        if teacher is None:
+            return x, y
+        if isinstance(teacher, nn.Module):
+            with torch.no_grad():
+                return x, (y, teacher(x).float())
+        return x, (y, batch[2].to(device))
+
+    return prepare
+
+
 def train_network(
     images: Tensor,
     labels: Tensor,
@@ -113,44 +153,27 @@ def train_network(
         teacher: soft labels: a network taking normalised images (applied to each augmented
             batch) or stored teacher logits (N, K); trained with :func:`distillation_loss`
             (``ec.kd_temperature``, ``ec.kd_alpha``).
+
+    Returns:
+        The trained network (on ``device``).
     """
     epochs = epochs or ec.epochs
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = EVAL_ARCHS[ec.arch](info).to(device)
+    net = _fresh_network(ec, info, seed, device)
     opt = torch.optim.SGD(
         net.parameters(), lr=ec.lr, momentum=ec.momentum, weight_decay=ec.weight_decay
     )
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[epochs // 2], gamma=0.1)
-    tensors = [images.detach().float().cpu(), labels.cpu()]
-    if isinstance(teacher, Tensor):
-        tensors.append(teacher.detach().float().cpu())
-    loader = DataLoader(
-        TensorDataset(*tensors),
-        batch_size=ec.batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(seed),
-    )
+    loader = _train_loader(images, labels, teacher, ec.batch_size, seed)
     augment = _augmenter(ec.augment, info, seed + 1)
     if isinstance(teacher, nn.Module):
         teacher.eval()
-
-    def prepare_train(batch, device, non_blocking):
-        x, y = augment(batch[0].to(device)), batch[1].to(device)
-        if teacher is None:
-            return x, y
-        if isinstance(teacher, nn.Module):
-            with torch.no_grad():
-                return x, (y, teacher(x).float())
-        return x, (y, batch[2].to(device))
-
     loss_fn = (
         nn.CrossEntropyLoss()
         if teacher is None
         else distillation_loss(ec.kd_temperature, ec.kd_alpha)
     )
     trainer = create_supervised_trainer(
-        net, opt, loss_fn, device=device, prepare_batch=prepare_train
+        net, opt, loss_fn, device=device, prepare_batch=_batch_preparer(augment, teacher)
     )
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: sched.step())
     if progress:

@@ -191,6 +191,57 @@ def _worker(local_rank: int, fn: Callable, args: tuple, device: str, error_dir: 
         sys.exit(status)
 
 
+def _check_group(nproc_per_node: int, nnodes: int, node_rank: int, master_addr: str | None) -> None:
+    """Reject process counts and node settings that cannot form a group."""
+    if nproc_per_node < 1 or nnodes < 1:
+        raise ConfigError("--nproc-per-node and --nnodes must be at least 1")
+    if not 0 <= node_rank < nnodes:
+        raise ConfigError(f"--node-rank must lie in 0..{nnodes - 1}")
+    if nnodes > 1 and not master_addr:
+        raise ConfigError("a run on several nodes needs --master-addr (and --master-port)")
+
+
+def _join_torchrun(
+    fn: Callable, args: tuple, backend: str, device: str, timeout: timedelta
+) -> None:
+    """Run ``fn`` as this process's worker in the group torchrun's environment describes."""
+    idist.initialize(backend, timeout=timeout)
+    try:
+        _worker(idist.get_local_rank(), fn, args, device, None)
+    finally:
+        idist.finalize()
+
+
+@contextmanager
+def _signals_for_workers() -> Iterator[None]:
+    """While workers run: ignore SIGINT here and pass SIGTERM on to them; then restore."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Ctrl-C reaches every worker of the terminal's process group; each saves and exits 130.
+    # Here it must not interrupt the join, or the workers would be killed mid-save. A
+    # SIGTERM sent to this process alone is passed on to the workers, which do the same.
+    signal.signal(signal.SIGINT, lambda *_: None)
+    signal.signal(signal.SIGTERM, _forward_to_workers)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _spawn(fn: Callable, args: tuple, device: str, **parallel: Any) -> None:
+    """Spawn the workers with ``idist.Parallel(**parallel)`` and wait for them; a failure
+    becomes one exception (see :func:`launch`)."""
+    with tempfile.TemporaryDirectory(prefix="gandistill-ranks-") as error_dir:
+        with _signals_for_workers():
+            try:
+                with idist.Parallel(**parallel) as group:
+                    group.run(_worker, fn, args, device, error_dir)
+            except torch.multiprocessing.ProcessExitedException as exc:
+                _raise_worker_failure(exc, Path(error_dir))
+            except torch.multiprocessing.ProcessRaisedException as exc:
+                _raise_worker_exception(exc, Path(error_dir))
+
+
 def launch(
     fn: Callable,
     *args: Any,
@@ -216,58 +267,29 @@ def launch(
         WorkerDied: a worker exited without finishing.
         Interrupted: Ctrl-C stopped the workers after they saved their state.
     """
-    if nproc_per_node < 1 or nnodes < 1:
-        raise ConfigError("--nproc-per-node and --nnodes must be at least 1")
-    if not 0 <= node_rank < nnodes:
-        raise ConfigError(f"--node-rank must lie in 0..{nnodes - 1}")
-    if nnodes > 1 and not master_addr:
-        raise ConfigError("a run on several nodes needs --master-addr (and --master-port)")
+    _check_group(nproc_per_node, nnodes, node_rank, master_addr)
     chosen = resolve_backend(backend, device)
     timeout = timedelta(minutes=timeout_minutes)
     if _under_torchrun():  # the group is in the environment; join it with our timeout
-        idist.initialize(chosen, timeout=timeout)
-        try:
-            _worker(idist.get_local_rank(), fn, args, device, None)
-        finally:
-            idist.finalize()
+        _join_torchrun(fn, args, chosen, device, timeout)
         return
     if nproc_per_node * nnodes == 1:
         fn(0, *args)
         return
     if nnodes == 1 and master_port is None:
         master_port = free_port()
-    with tempfile.TemporaryDirectory(prefix="gandistill-ranks-") as error_dir:
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        # Ctrl-C reaches every worker of the terminal's process group; each saves and exits 130.
-        # Here it must not interrupt the join, or the workers would be killed mid-save. A
-        # SIGTERM sent to this process alone is passed on to the workers, which do the same.
-        signal.signal(signal.SIGINT, lambda *_: None)
-        signal.signal(signal.SIGTERM, _forward_to_workers)
-        try:
-            with idist.Parallel(
-                backend=chosen,
-                nproc_per_node=nproc_per_node,
-                nnodes=nnodes,
-                node_rank=node_rank,
-                master_addr=master_addr or "127.0.0.1",
-                master_port=master_port,
-                timeout=timeout,
-            ) as parallel:
-                parallel.run(_worker, fn, args, device, error_dir)
-        except torch.multiprocessing.ProcessExitedException as exc:
-            _raise_worker_failure(exc, Path(error_dir))
-        except torch.multiprocessing.ProcessRaisedException as exc:
-            _raise_reported(Path(error_dir))  # a peer's user error, not the lost contact it caused
-            last = str(exc).strip().splitlines()[-1]
-            if any(s in last for s in _LOST_PEER):  # it saw another worker die first
-                raise WorkerDied(
-                    f"worker {exc.error_index} lost contact with the other workers ({last[:200]})"
-                    "; the run stopped (continue from its checkpoint with --resume)"
-                ) from None
-            raise WorkerDied(f"worker {exc.error_index} failed: {last}") from None
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    _spawn(
+        fn,
+        args,
+        device,
+        backend=chosen,
+        nproc_per_node=nproc_per_node,
+        nnodes=nnodes,
+        node_rank=node_rank,
+        master_addr=master_addr or "127.0.0.1",
+        master_port=master_port,
+        timeout=timeout,
+    )
 
 
 def _forward_to_workers(signum: int, frame: object) -> None:
@@ -294,3 +316,18 @@ def _raise_worker_failure(exc: Exception, error_dir: Path) -> None:
     raise WorkerDied(
         f"worker {index} {how}; the run stopped (continue from its checkpoint with --resume)"
     )
+
+
+def _raise_worker_exception(
+    exc: torch.multiprocessing.ProcessRaisedException, error_dir: Path
+) -> None:
+    """A worker raised something other than a user error: often only the lost contact that a
+    peer's failure caused, so the reported error (if any) comes first."""
+    _raise_reported(error_dir)  # a peer's user error, not the lost contact it caused
+    last = str(exc).strip().splitlines()[-1]
+    if any(s in last for s in _LOST_PEER):  # it saw another worker die first
+        raise WorkerDied(
+            f"worker {exc.error_index} lost contact with the other workers ({last[:200]})"
+            "; the run stopped (continue from its checkpoint with --resume)"
+        ) from None
+    raise WorkerDied(f"worker {exc.error_index} failed: {last}") from None

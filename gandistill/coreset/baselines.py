@@ -12,8 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
-from gandistill.classifier import get_classifier
+from gandistill.classifier import RealClassifier, get_classifier
 from gandistill.config import Config
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset
 from gandistill.errors import ConfigError, DataError
@@ -33,6 +34,36 @@ def _check_ipc(ipc: int, train: ImageTensors, info: DatasetInfo) -> None:
                 f"ipc {ipc} exceeds the {count} training images of class {c} "
                 f"('{info.class_names[c]}')"
             )
+
+
+def _classifier_if_needed(
+    cfg: Config,
+    method: str,
+    data: tuple[ImageTensors, ImageTensors, DatasetInfo],
+    device: torch.device,
+) -> RealClassifier | None:
+    """The real-data classifier, loaded (or trained) only when the method selects with it or the
+    set stores teacher logits: ``random`` alone must not pay for training one."""
+    if method == "random" and not cfg.distill.teacher_logits:
+        return None
+    return get_classifier(
+        cfg.data,
+        cfg.classifier,
+        cfg.seed,
+        cfg.cache_dir,
+        data,
+        device,
+        progress=cfg.distill.progress,
+    )
+
+
+@torch.no_grad()
+def _teacher_logits(clf: RealClassifier, pixels: Tensor, device: torch.device) -> Tensor:
+    """The classifier's logits (N, K) on uint8 ``pixels``, in batches of 500, on the CPU."""
+    clf.net.eval()
+    return torch.cat(
+        [clf.logits(b.to(device).float() / 255.0).float().cpu() for b in pixels.split(500)]
+    )
 
 
 def build_baseline(
@@ -62,36 +93,16 @@ def build_baseline(
     train, test, info = data if data is not None else load_dataset(cfg.data)
     _check_ipc(ipc, train, info)
     device = resolve_device(cfg.device)
-    need_clf = method != "random" or cfg.distill.teacher_logits
-    clf = (
-        get_classifier(
-            cfg.data,
-            cfg.classifier,
-            cfg.seed,
-            cfg.cache_dir,
-            (train, test, info),
-            device,
-            progress=cfg.distill.progress,
-        )
-        if need_clf
-        else None
-    )
+    clf = _classifier_if_needed(cfg, method, (train, test, info), device)
 
     start = time.perf_counter()
     indices = select_coreset(method, train, ipc, cfg.seed, clf, device)
     seconds = time.perf_counter() - start
 
     pixels = train.images[indices].clone()
-    labels = train.labels[indices].clone()
-    teacher = None
-    if cfg.distill.teacher_logits:
-        clf.net.eval()
-        with torch.no_grad():
-            teacher = torch.cat(
-                [clf.logits(b.to(device).float() / 255.0).float().cpu() for b in pixels.split(500)]
-            )
+    teacher = _teacher_logits(clf, pixels, device) if cfg.distill.teacher_logits else None
     ds = DistilledSet(
-        labels=labels,
+        labels=train.labels[indices].clone(),
         images_float=info.normalize(pixels.float() / 255.0),
         images_uint8=pixels,
         info=info,

@@ -245,6 +245,46 @@ def _check_images(name: str, images: Tensor, fe: _Extractor) -> None:
         raise DataError(f"{name}: {h}×{w} images, {fe.label} takes {fe.size}×{fe.size}")
 
 
+def _check_metrics(metrics: Sequence[str]) -> None:
+    """At least one metric is asked for, each one of :data:`METRICS`."""
+    unknown = sorted(set(metrics) - set(METRICS))
+    if unknown or not metrics:
+        raise ConfigError(f"unknown fidelity metrics {unknown} (known: {', '.join(METRICS)})")
+
+
+def _check_kid_subset_size(kid_subset_size: int | None, metrics: Sequence[str], n_min: int) -> None:
+    """An explicit KID subset size must fit the smaller set (the default is clamped instead)."""
+    if kid_subset_size is not None and "kid" in metrics and not 2 <= kid_subset_size <= n_min:
+        raise ConfigError(
+            f"KID subset size {kid_subset_size} must lie in 2..{n_min} (the smaller set's size)"
+        )
+
+
+def _extractor_kwargs(fe: _Extractor, extractor: str, metrics: Sequence[str]) -> dict:
+    """torch-fidelity's metric switches, feature extractor and the feature layer of each metric."""
+    return {
+        **{m: m in metrics for m in METRICS},
+        "feature_extractor": fe.name,
+        **{f"feature_layer_{m}": layer for m, layer in FEATURE_LAYERS[extractor].items()},
+        **fe.kwargs,
+    }
+
+
+def _sample_kwargs(
+    n_a: int, n_min: int, kid_subsets: int, kid_subset_size: int | None, isc_splits: int
+) -> dict:
+    """IS splits, KID subsets and the k of precision/recall, fitted to sets of ``n_a`` images
+    under test and ``n_min`` in the smaller set."""
+    return {
+        "isc_splits": max(1, min(isc_splits, n_a // _ISC_MIN_SPLIT)),
+        "kid_subsets": kid_subsets,
+        "kid_subset_size": min(DEFAULT_KID_SUBSET, n_min)
+        if kid_subset_size is None
+        else kid_subset_size,
+        "prc_neighborhood": min(_PRC_NEIGHBORHOOD, n_min - 1),  # k-th neighbour needs k + 1 points
+    }
+
+
 def fidelity_metrics(
     images_a: Tensor,
     images_b: Tensor,
@@ -284,33 +324,20 @@ def fidelity_metrics(
         ``fid``; ``kid_mean``, ``kid_std``; ``is_mean``, ``is_std``; ``precision``, ``recall``,
         ``f_score``.
     """
-    unknown = sorted(set(metrics) - set(METRICS))
-    if unknown or not metrics:
-        raise ConfigError(f"unknown fidelity metrics {unknown} (known: {', '.join(METRICS)})")
+    _check_metrics(metrics)
     fe = _resolve_extractor(extractor, clf, inception_weights)
     _check_images("images_a", images_a, fe)
     _check_images("images_b", images_b, fe)
     n_min = min(len(images_a), len(images_b))
-    if kid_subset_size is not None and "kid" in metrics and not 2 <= kid_subset_size <= n_min:
-        raise ConfigError(
-            f"KID subset size {kid_subset_size} must lie in 2..{n_min} (the smaller set's size)"
-        )
+    _check_kid_subset_size(kid_subset_size, metrics, n_min)
     binary = any(m in metrics for m in ("fid", "kid", "prc"))
     raw = torch_fidelity.calculate_metrics(
         input1=_UInt8Images(images_a, fe.channels),
         input2=_UInt8Images(images_b, fe.channels) if binary else None,  # IS alone needs no b
         cuda=torch.device(device).type == "cuda",
         batch_size=batch_size,
-        **{m: m in metrics for m in METRICS},
-        feature_extractor=fe.name,
-        **{f"feature_layer_{m}": layer for m, layer in FEATURE_LAYERS[extractor].items()},
-        **fe.kwargs,
-        isc_splits=max(1, min(isc_splits, len(images_a) // _ISC_MIN_SPLIT)),
-        kid_subsets=kid_subsets,
-        kid_subset_size=min(DEFAULT_KID_SUBSET, n_min)
-        if kid_subset_size is None
-        else kid_subset_size,
-        prc_neighborhood=min(_PRC_NEIGHBORHOOD, n_min - 1),  # k-th neighbour needs k + 1 points
+        **_extractor_kwargs(fe, extractor, metrics),
+        **_sample_kwargs(len(images_a), n_min, kid_subsets, kid_subset_size, isc_splits),
         cache=False,  # torch-fidelity reloads its cache files with full pickle: never use it
         save_cpu_ram=True,  # no DataLoader worker processes for tensors already in memory
         rng_seed=seed,

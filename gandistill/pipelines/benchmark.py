@@ -335,6 +335,56 @@ class _Bench:
         return row
 
 
+def _check_settings(rows: list[dict], path: Path, profile: str, minutes: float, prot: dict) -> None:
+    """Rows of one folder share profile, budget and protocol, or their table would mislead."""
+    for r in rows:
+        if tuple(r[key] for key in SETTING_KEYS) != (profile, minutes, prot):
+            raise ConfigError(
+                f"{path} holds rows of profile {r['profile']}, {r['minutes']:g} min and "
+                f"another protocol than this call ({profile}, {minutes:g} min): use another --out"
+            )
+
+
+def _without_latent(
+    methods: list[str],
+    generator: str | Path | GeneratorCheckpoint | None,
+    say: Callable[[str], None],
+) -> tuple[list[str], list[str]]:
+    """``(methods to run, latent methods skipped)``: without a generator the latent ones go."""
+    skipped = [m for m in methods if m.startswith("latent-")] if generator is None else []
+    if skipped:
+        say(f"note: skipping {', '.join(skipped)} (latent methods need --generator FILE)")
+        methods = [m for m in methods if m not in skipped]
+    return methods, skipped
+
+
+def _load_data(cfg: Config, ipcs: list[int]) -> tuple[ImageTensors, ImageTensors, DatasetInfo]:
+    """The dataset, checked to hold at least the largest IPC in every class."""
+    data = load_dataset(cfg.data)
+    smallest = min(data[0].class_counts())
+    if max(ipcs) > smallest:
+        raise DataError(f"ipc {max(ipcs)} exceeds the {smallest} images of the smallest class")
+    return data
+
+
+def _write_table(out: Path, rows: list[dict], caption: list[str], this_machine: str) -> None:
+    """Re-render ``<out>/benchmark.md`` from all rows, naming the machines of earlier runs."""
+    elsewhere = sorted({r["machine"] for r in rows} - {this_machine})
+    note = ["", f"Rows from earlier runs on: {'; '.join(elsewhere)}."] if elsewhere else []
+    text = render_table(rows, [*caption, *note])
+    atomic_write(out / TABLE_FILE, lambda fh: fh.write(text.encode()))
+
+
+def _row_line(row: dict) -> str:
+    """The progress line's tail for a finished row: accuracy, FID, build time, time to target."""
+    tta = row["time_to_accuracy"]
+    reached = "" if tta is None else f", random-real accuracy at {format_seconds(tta)}"
+    return (
+        f"{100 * row['mean']:.2f}%, FID {row['fid']:.2f}, "
+        f"built in {format_seconds(row['distill_seconds'])}{reached}"
+    )
+
+
 def run_benchmark(
     cfg: Config,
     out: str | Path,
@@ -374,38 +424,21 @@ def run_benchmark(
     out = Path(out)
     results_path = out / RESULTS_FILE
     rows = load_results(results_path)
-    for r in rows:
-        if tuple(r[key] for key in SETTING_KEYS) != (profile, minutes, prot):
-            raise ConfigError(
-                f"{results_path} holds rows of profile {r['profile']}, {r['minutes']:g} min and "
-                f"another protocol than this call ({profile}, {minutes:g} min): use another --out"
-            )
-    skipped = [m for m in methods if m.startswith("latent-")] if generator is None else []
-    if skipped:
-        say(f"note: skipping {', '.join(skipped)} (latent methods need --generator FILE)")
-        methods = [m for m in methods if m not in skipped]
+    _check_settings(rows, results_path, profile, minutes, prot)
+    methods, skipped = _without_latent(methods, generator, say)
     if isinstance(generator, (str, Path)):
         generator = load_generator_checkpoint(generator, device=resolve_device(cfg.device))
-    data = load_dataset(cfg.data)
-    smallest = min(data[0].class_counts())
-    if max(ipcs) > smallest:
-        raise DataError(f"ipc {max(ipcs)} exceeds the {smallest} images of the smallest class")
-    bench = _Bench(cfg, out, minutes, profile, generator, data)
+    bench = _Bench(cfg, out, minutes, profile, generator, _load_data(cfg, ipcs))
     caption = _caption(cfg, profile, minutes, str(bench.device), command or command_line())
     if skipped:
         caption += ["", f"Not run: {', '.join(skipped)} (no generator given)."]
 
-    def write_table() -> None:
-        elsewhere = sorted({r["machine"] for r in rows} - {bench.machine})
-        note = ["", f"Rows from earlier runs on: {'; '.join(elsewhere)}."] if elsewhere else []
-        text = render_table(rows, [*caption, *note])
-        atomic_write(out / TABLE_FILE, lambda fh: fh.write(text.encode()))
-
     done = {(r["ipc"], r["method"], r["seed"]) for r in rows}
     todo = [(i, m, cfg.seed + s) for i in ipcs for m in methods for s in range(seeds)]
     for n, (ipc, method, seed) in enumerate(todo, 1):
+        where = f"[{n}/{len(todo)}] IPC {ipc} {method} seed {seed}"
         if (ipc, method, seed) in done:
-            say(f"[{n}/{len(todo)}] IPC {ipc} {method} seed {seed}: done earlier, skipped")
+            say(f"{where}: done earlier, skipped")
             continue
         try:
             row = bench.row(method, ipc, seed)
@@ -413,12 +446,7 @@ def run_benchmark(
             raise type(exc)(f"IPC {ipc} {method} seed {seed}: {exc}") from None
         append_result(results_path, row)
         rows.append(row)
-        write_table()
-        tta = row["time_to_accuracy"]
-        reached = "" if tta is None else f", random-real accuracy at {format_seconds(tta)}"
-        say(
-            f"[{n}/{len(todo)}] IPC {ipc} {method} seed {seed}: {100 * row['mean']:.2f}%, "
-            f"FID {row['fid']:.2f}, built in {format_seconds(row['distill_seconds'])}{reached}"
-        )
-    write_table()
+        _write_table(out, rows, caption, bench.machine)
+        say(f"{where}: {_row_line(row)}")
+    _write_table(out, rows, caption, bench.machine)
     return rows

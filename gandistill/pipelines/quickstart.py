@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 from gandistill.config import Config, apply_overrides, from_dict, load_config, read_yaml
 from gandistill.distillation.loop import Distiller, state_path
@@ -27,6 +28,7 @@ from gandistill.runtime import format_seconds as _fmt
 
 # package data, so that a non-editable install finds it too (pyproject.toml: package-data)
 PRESET = "quickstart.yaml"
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -53,73 +55,118 @@ def quickstart_config(config: str | Path | None = None, overrides: Sequence[str]
     return from_dict(Config, apply_overrides(quickstart_preset(), overrides))
 
 
+class _Stages:
+    """The three stages in one run folder: where each writes and how long each took."""
+
+    def __init__(self, cfg: Config, say: Callable[[str], None]) -> None:
+        self.cfg, self.say = cfg, say
+        self.run_dir = Path(cfg.run_dir)
+        self.generator_path = self.run_dir / GENERATOR_FILE
+        self.distilled_path = self.run_dir / f"distilled_ipc{cfg.distill.ipc}.pt"
+        self.report_dir = self.run_dir / f"report_ipc{cfg.distill.ipc}"
+        self.seconds: dict[str, float] = {}  # wall time of each stage that runs in this call
+
+    def _timed(self, stage: str, work: Callable[[], _T]) -> _T:
+        start = time.perf_counter()
+        result = work()
+        self.seconds[stage] = time.perf_counter() - start
+        return result
+
+    def clear(self) -> None:
+        """Delete every stage's artifact and resume state, so that each runs afresh."""
+        for path in (self.distilled_path, state_path(self.distilled_path), self.generator_path):
+            path.unlink(missing_ok=True)
+        for folder in (self.report_dir, self.run_dir / STATE_DIR, self.run_dir / TB_DIR):
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def train_generator(self) -> None:
+        """Stage 1: train (or resume training) the conditional GAN, unless its file exists."""
+        cfg, say, path = self.cfg, self.say, self.generator_path
+        if path.is_file():
+            say(f"[1/3] generator: found {path}, reusing it (--overwrite retrains)")
+            return
+        states = self.run_dir / STATE_DIR
+        resume = states.is_dir() and any(states.glob("*.pt"))
+        verb = "resuming" if resume else "training"
+        say(
+            f"[1/3] {verb} a conditional GAN on {cfg.data.name} ({cfg.train.iterations} iterations)"
+        )
+        result = self._timed("train", lambda: train(cfg, resume=resume))
+        consistency = result.class_consistency
+        extra = "" if consistency is None else f", class consistency {100 * consistency:.1f}%"
+        say(f"      wrote {path} ({_fmt(self.seconds['train'])}{extra})")
+
+    def distil(self) -> None:
+        """Stage 2: distil (or resume distilling) through the generator, unless the set exists."""
+        cfg, say, path, dc = self.cfg, self.say, self.distilled_path, self.cfg.distill
+        if path.is_file():
+            say(f"[2/3] distilled set: found {path}, reusing it")
+            return
+        budget = f"{dc.max_minutes:g} min" if dc.max_minutes else f"{dc.max_iterations} iterations"
+        resume = state_path(path).is_file()  # an interrupted distillation
+        verb = "resuming" if resume else "distilling"
+        say(
+            f"[2/3] {verb} {dc.ipc} images per class ({dc.space} space, {dc.objective}, "
+            f"budget {budget})"
+        )
+
+        def run() -> DistilledSet:
+            ckpt = load_generator_checkpoint(self.generator_path)
+            return Distiller(cfg, generator=ckpt, out=path, resume=resume).run()
+
+        ds = self._timed("distill", run)
+        say(f"      wrote {path} ({ds.stop_reason}, {_fmt(self.seconds['distill'])})")
+
+    def evaluate(self, progress: bool) -> dict:
+        """Stage 3: the quick evaluation's report, read back if it was written before."""
+        say, report_json = self.say, self.report_dir / REPORT_JSON
+        if report_json.is_file():
+            say(f"[3/3] report: found {report_json}, reusing it")
+            return json.loads(report_json.read_text())
+        say("[3/3] quick evaluation (one network per set, 300 epochs, offline fidelity)")
+        report = self._timed(
+            "evaluate",
+            lambda: evaluate_distilled(
+                DistilledSet.load(self.distilled_path),
+                self.cfg,
+                out=self.report_dir,
+                progress=progress,
+            ),
+        )
+        say(f"      wrote {self.report_dir} ({_fmt(self.seconds['evaluate'])})")
+        return report
+
+
 def quickstart(
     cfg: Config,
     overwrite: bool = False,
     progress: bool = True,
     say: Callable[[str], None] = print,
 ) -> QuickstartResult:
-    """Run (or continue) train → distil → quick evaluation in ``cfg.run_dir``."""
-    run_dir = Path(cfg.run_dir)
-    generator_path = run_dir / GENERATOR_FILE
-    distilled_path = run_dir / f"distilled_ipc{cfg.distill.ipc}.pt"
-    report_dir = run_dir / f"report_ipc{cfg.distill.ipc}"
-    seconds: dict[str, float] = {}
+    """Run (or continue) train → distil → quick evaluation in ``cfg.run_dir``.
+
+    Args:
+        cfg: the run's config (see :func:`quickstart_config`).
+        overwrite: delete the run folder's artifacts first and run every stage again.
+        progress: show progress bars in the evaluation.
+        say: where progress lines go.
+
+    Returns:
+        Where the artifacts lie, the report, and the wall time of each stage run in this call.
+    """
+    stages = _Stages(cfg, say)
     if overwrite:
-        for path in (distilled_path, state_path(distilled_path), generator_path):
-            path.unlink(missing_ok=True)
-        for folder in (report_dir, run_dir / STATE_DIR, run_dir / TB_DIR):
-            shutil.rmtree(folder, ignore_errors=True)
-
-    tc = cfg.train
-    if generator_path.is_file():
-        say(f"[1/3] generator: found {generator_path}, reusing it (--overwrite retrains)")
-    else:
-        resume = (run_dir / STATE_DIR).is_dir() and any((run_dir / STATE_DIR).glob("*.pt"))
-        verb = "resuming" if resume else "training"
-        say(f"[1/3] {verb} a conditional GAN on {cfg.data.name} ({tc.iterations} iterations)")
-        start = time.perf_counter()
-        result = train(cfg, resume=resume)
-        seconds["train"] = time.perf_counter() - start
-        consistency = result.class_consistency
-        extra = "" if consistency is None else f", class consistency {100 * consistency:.1f}%"
-        say(f"      wrote {generator_path} ({_fmt(seconds['train'])}{extra})")
-
-    dc = cfg.distill
-    if distilled_path.is_file():
-        say(f"[2/3] distilled set: found {distilled_path}, reusing it")
-    else:
-        budget = f"{dc.max_minutes:g} min" if dc.max_minutes else f"{dc.max_iterations} iterations"
-        resume = state_path(distilled_path).is_file()  # an interrupted distillation
-        verb = "resuming" if resume else "distilling"
-        say(
-            f"[2/3] {verb} {dc.ipc} images per class ({dc.space} space, {dc.objective}, "
-            f"budget {budget})"
-        )
-        start = time.perf_counter()
-        ckpt = load_generator_checkpoint(generator_path)
-        ds = Distiller(cfg, generator=ckpt, out=distilled_path, resume=resume).run()
-        seconds["distill"] = time.perf_counter() - start
-        say(f"      wrote {distilled_path} ({ds.stop_reason}, {_fmt(seconds['distill'])})")
-
-    if (report_dir / REPORT_JSON).is_file():
-        say(f"[3/3] report: found {report_dir / REPORT_JSON}, reusing it")
-        report = json.loads((report_dir / REPORT_JSON).read_text())
-    else:
-        say("[3/3] quick evaluation (one network per set, 300 epochs, offline fidelity)")
-        start = time.perf_counter()
-        report = evaluate_distilled(
-            DistilledSet.load(distilled_path), cfg, out=report_dir, progress=progress
-        )
-        seconds["evaluate"] = time.perf_counter() - start
-        say(f"      wrote {report_dir} ({_fmt(seconds['evaluate'])})")
+        stages.clear()
+    stages.train_generator()
+    stages.distil()
+    report = stages.evaluate(progress)
     return QuickstartResult(
-        generator_path=generator_path,
-        distilled_path=distilled_path,
-        report_dir=report_dir,
-        tensorboard_dir=run_dir,
+        generator_path=stages.generator_path,
+        distilled_path=stages.distilled_path,
+        report_dir=stages.report_dir,
+        tensorboard_dir=stages.run_dir,
         report=report,
-        seconds=seconds,
+        seconds=stages.seconds,
     )
 
 
