@@ -7,7 +7,7 @@ taken, so a whole set never exists as float at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -138,6 +138,15 @@ class ImageTensors(torch.utils.data.Dataset):
         """The images at ``indices`` as float32 in [0, 1]."""
         return _to_float(self.images[indices])
 
+    def sample_per_class(
+        self, counts: Sequence[int], generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        """``counts[c]`` images of each class ``c``, class by class, each drawn as
+        :meth:`sample_class` draws it: float32 in [0, 1] (N, C, H, W) and int64 labels (N,)."""
+        images = torch.cat([self.sample_class(c, int(n), generator) for c, n in enumerate(counts)])
+        labels = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+        return images, labels
+
     def sample_balanced(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """``n`` shuffled images with labels spread evenly over the classes.
 
@@ -149,8 +158,7 @@ class ImageTensors(torch.utils.data.Dataset):
         k = self.num_classes
         counts = torch.full((k,), n // k, dtype=torch.int64)
         counts[torch.randperm(k, generator=generator)[: n % k]] += 1
-        images = torch.cat([self.sample_class(c, int(counts[c]), generator) for c in range(k)])
-        labels = torch.repeat_interleave(torch.arange(k), counts)
+        images, labels = self.sample_per_class(counts.tolist(), generator)
         order = torch.randperm(n, generator=generator)
         return images[order], labels[order]
 

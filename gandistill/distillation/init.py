@@ -169,7 +169,7 @@ def real_start(
     """The real images (N, C, H, W) in [0, 1] a real start begins at: a random subset drawn
     from ``gen`` for ``real``, that coreset of the training split for ``herding``/``kmeans``."""
     if init == "real":
-        return torch.cat([train.sample_class(c, ipc, gen) for c in range(len(train.class_indices))])
+        return train.sample_per_class([ipc] * len(train.class_indices), gen)[0]
     if init in REAL_INITS:
         idx = select_coreset(init, train, ipc, seed, classifier(), device)
         return train.images[idx].float() / 255.0

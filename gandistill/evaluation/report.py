@@ -188,18 +188,14 @@ def _full_data_baseline(
 
 def _random_subset(train: ImageTensors, ipc: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``ipc`` random training images per class (in [0, 1]) and their labels: the real baseline."""
-    gen = step_generator(seed, -20)
-    images = torch.cat([train.sample_class(c, ipc, gen) for c in range(train.num_classes)])
-    return images, torch.arange(train.num_classes).repeat_interleave(ipc)
+    return train.sample_per_class([ipc] * train.num_classes, step_generator(seed, -20))
 
 
 def _real_per_class(split: ImageTensors, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Up to ``n`` random images per class of ``split`` (in [0, 1]) and their labels: the real
     sample of the fidelity floor and the seed metrics."""
-    gen = step_generator(seed, -21)
     counts = [min(n, c) for c in split.class_counts()]
-    images = torch.cat([split.sample_class(c, k, gen) for c, k in enumerate(counts)])
-    return images, torch.repeat_interleave(torch.arange(split.num_classes), torch.tensor(counts))
+    return split.sample_per_class(counts, step_generator(seed, -21))
 
 
 def _checked_inputs(
