@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from ignite.engine import Events, create_supervised_trainer
-from ignite.handlers import ProgressBar
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
@@ -22,7 +20,7 @@ from gandistill.config import ClassifierConfig, DataConfig, to_dict
 from gandistill.data import DatasetInfo, ImageTensors
 from gandistill.errors import ArtifactError
 from gandistill.files import KIND_CLASSIFIER, atomic_save, load_payload
-from gandistill.fit import test_accuracy
+from gandistill.fit import fit, test_accuracy
 from gandistill.models import ConvNet, build_model, from_gan_range
 from gandistill.runtime import library_versions, step_generator
 
@@ -83,13 +81,20 @@ def train_classifier(
         x, y = batch
         return info.normalize(x.to(device)), y.to(device)
 
-    trainer = create_supervised_trainer(
-        net, opt, nn.CrossEntropyLoss(), device=device, prepare_batch=prepare
+    desc = "classifier" if progress else ""
+    fit(
+        net,
+        opt,
+        loader,
+        cc.epochs,
+        device,
+        nn.CrossEntropyLoss(),
+        prepare,
+        None,
+        sched,
+        "iteration",
+        desc,
     )
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: sched.step())
-    if progress:
-        ProgressBar(persist=False, desc="classifier").attach(trainer)
-    trainer.run(loader, max_epochs=cc.epochs)
     accuracy = test_accuracy(net, test_set, info, device) if len(test_set) else 0.0
     return RealClassifier(net, info, accuracy)
 

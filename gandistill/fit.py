@@ -8,8 +8,9 @@ crop/scale/rotate set for MNIST-like data, or DSA), 300 without. Mean ± std ove
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from ignite.engine import Events, create_supervised_evaluator, create_supervised_trainer
@@ -128,6 +129,75 @@ def _batch_preparer(
     return prepare
 
 
+class Batches:
+    """A re-iterable of ``length`` batches made on demand: every epoch calls ``make()`` afresh,
+    so batches drawn from a seeded generator come in the order a plain loop would draw them."""
+
+    def __init__(self, make: Callable[[], Iterator], length: int) -> None:
+        self.make, self.length = make, length
+
+    def __iter__(self) -> Iterator:
+        return iter(self.make())
+
+    def __len__(self) -> int:
+        return self.length
+
+
+def fit(
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    batches: Iterable,
+    epochs: int,
+    device: torch.device,
+    loss_fn: Callable[[Any, Any], Tensor] = F.cross_entropy,
+    prepare_batch: Callable | None = None,
+    model_fn: Callable[[nn.Module, Any], Any] | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    schedule_every: str = "epoch",
+    progress: str = "",
+) -> nn.Module:
+    """The one loop that trains a network on batches: ignite's supervised trainer (per batch:
+    zero the gradients, forward, loss, backward, step) for ``epochs`` passes over ``batches``.
+
+    Args:
+        net: the network, trained in place (and returned).
+        opt: its optimiser.
+        batches: a sized iterable of batches (a DataLoader, or :class:`Batches`), iterated
+            anew each epoch.
+        epochs: passes over ``batches``.
+        device: where the batches go.
+        loss_fn: ``loss_fn(prediction, target)``; cross-entropy by default.
+        prepare_batch: ignite's ``prepare_batch(batch, device, non_blocking) -> (x, y)``; by
+            default the batch's two tensors moved to ``device``.
+        model_fn: ``model_fn(net, x)``, the forward pass (e.g. under autocast); ``net(x)`` by
+            default.
+        scheduler: a learning-rate schedule stepped after every epoch or every iteration
+            (``schedule_every``).
+        progress: the description of a progress bar ("" for none).
+    """
+    if epochs <= 0 or len(batches) == 0:  # type: ignore[arg-type]
+        return net
+    kwargs = {} if prepare_batch is None else {"prepare_batch": prepare_batch}
+    if model_fn is not None:
+        kwargs["model_fn"] = model_fn
+    trainer = create_supervised_trainer(
+        net,
+        opt,
+        loss_fn,
+        device=device,
+        # the loss stays a tensor: reading it with .item() would sync the device every step
+        output_transform=lambda x, y, y_pred, loss: loss.detach(),
+        **kwargs,
+    )
+    if scheduler is not None:
+        event = {"epoch": Events.EPOCH_COMPLETED, "iteration": Events.ITERATION_COMPLETED}
+        trainer.add_event_handler(event[schedule_every], lambda _: scheduler.step())
+    if progress:
+        ProgressBar(persist=False, desc=progress).attach(trainer)
+    trainer.run(batches, max_epochs=epochs)
+    return net
+
+
 def train_network(
     images: Tensor,
     labels: Tensor,
@@ -172,14 +242,17 @@ def train_network(
         if teacher is None
         else distillation_loss(ec.kd_temperature, ec.kd_alpha)
     )
-    trainer = create_supervised_trainer(
-        net, opt, loss_fn, device=device, prepare_batch=_batch_preparer(augment, teacher)
+    return fit(
+        net,
+        opt,
+        loader,
+        epochs,
+        device,
+        loss_fn,
+        prepare_batch=_batch_preparer(augment, teacher),
+        scheduler=sched,
+        progress="eval" if progress else "",
     )
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: sched.step())
-    if progress:
-        ProgressBar(persist=False, desc="eval").attach(trainer)
-    trainer.run(loader, max_epochs=epochs)
-    return net
 
 
 def train_and_test(

@@ -1,6 +1,7 @@
 """Small ignite-style handlers that both training loops (the GAN's and distillation's) share:
-the stop after Ctrl-C or SIGTERM with its last checkpoint, and the stop rules of a run that
-ends by convergence or by a wall-clock budget.
+their checkpoints (one resume mechanism: ignite's ``Checkpoint`` writing atomically), the stop
+after Ctrl-C or SIGTERM with its last checkpoint, and the stop rules of a run that ends by
+convergence or by a wall-clock budget.
 
 Each one decides the same on every rank of a multi-process run: the interrupt flag is OR-ed over
 the ranks and rank 0's clock decides the budget, so all ranks stop after the same iteration.
@@ -8,12 +9,66 @@ the ranks and rank 0's clock decides the budget, so all ranks stop after the sam
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
 from ignite.engine import Engine
+from ignite.handlers import Checkpoint
+from ignite.handlers.checkpoint import BaseSaveHandler
 
-from gandistill.parallel import any_rank, barrier, from_main
+from gandistill.files import atomic_save
+from gandistill.parallel import any_rank, barrier, from_main, is_main
 from gandistill.runtime import InterruptFlag
+
+
+class AtomicSaver(BaseSaveHandler):
+    """ignite's save handler for both loops' checkpoints: rank 0 writes each file through
+    :func:`~gandistill.files.atomic_save` (the old file or the new one, never a partial one),
+    and deletes an outdated checkpoint only once the next one is on disk.
+
+    ignite removes the oldest file before writing the new one, so a kill in between would leave
+    ``n_saved - 1`` checkpoints (none with ``n_saved: 1``); here it leaves one too many, which
+    the next resume prunes.
+    """
+
+    def __init__(self, dirname: str | Path) -> None:
+        self.dirname = Path(dirname)
+        self._outdated: list[str] = []
+
+    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+        if is_main():
+            atomic_save(checkpoint, self.dirname / filename)
+            for name in self._outdated:
+                if name != filename:  # a re-save under the same name replaces it in place
+                    (self.dirname / name).unlink(missing_ok=True)
+        self._outdated.clear()
+
+    def remove(self, filename: str) -> None:
+        self._outdated.append(filename)
+
+
+def make_checkpoint(
+    to_save: dict[str, Any], dirname: str | Path, n_saved: int = 1, filename: str = ""
+) -> Checkpoint:
+    """The ignite handler that saves ``to_save`` (objects with ``state_dict()``) into
+    ``dirname`` at the engine's iteration, keeping the newest ``n_saved`` files.
+
+    Args:
+        to_save: the objects; a single one is saved as its bare ``state_dict()``.
+        dirname: the folder of the checkpoints.
+        n_saved: how many files to keep.
+        filename: a fixed file name (each save replaces the last); by default
+            ``checkpoint_<iteration>.pt``.
+    """
+    pattern = filename.replace("{", "{{").replace("}", "}}") if filename else None
+    return Checkpoint(
+        to_save,
+        AtomicSaver(dirname),
+        n_saved=n_saved,
+        filename_pattern=pattern,
+        global_step_transform=lambda engine, _: engine.state.iteration,
+    )
 
 
 class StopOnInterrupt:

@@ -15,7 +15,8 @@ this module runs the loop. ``space: pixel`` optimises the images themselves thro
 the DC and DM baselines.
 
 Resumable: every ``checkpoint_every`` iterations and on Ctrl-C the set, its optimiser and the
-loop state go to ``<out>.state.pt`` (``set.pt`` → ``set.state.pt``); since every draw of
+loop state go to ``<out>.state.pt`` (``set.pt`` → ``set.state.pt``) through ignite's
+``Checkpoint``, the mechanism the GAN trainer resumes by; since every draw of
 iteration ``i`` comes from ``step_generator(seed, i)``, a resumed run ends with exactly the set of
 an uninterrupted one on CPU.
 
@@ -36,7 +37,7 @@ from pathlib import Path
 
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import CosineAnnealingScheduler, ProgressBar
+from ignite.handlers import Checkpoint, CosineAnnealingScheduler, ProgressBar
 from ignite.handlers.tensorboard_logger import TensorboardLogger
 from torch import Tensor
 
@@ -55,12 +56,11 @@ from gandistill.files import (
     KIND_DISTILL_STATE,
     DistilledSet,
     GeneratorCheckpoint,
-    atomic_save,
     load_generator_checkpoint,
     to_uint8,
 )
 from gandistill.fit import dsa_strategy_for, train_and_test
-from gandistill.handlers import LossPatience, StopOnInterrupt, budget_spent
+from gandistill.handlers import LossPatience, StopOnInterrupt, budget_spent, make_checkpoint
 from gandistill.models import ConvNet
 from gandistill.parallel import (
     all_sum_,
@@ -181,7 +181,7 @@ class Distiller:
         self._attach_handlers()
         self.resumed = saved is not None
         if saved is not None:
-            self._restore(saved)
+            Checkpoint.load_objects({"distillation": self}, saved)
 
     # --- set-up ---------------------------------------------------------------------------
 
@@ -221,15 +221,15 @@ class Distiller:
         every = dc.checkpoint_every
         self.stop_on_interrupt = StopOnInterrupt(
             self.interrupt,
-            save=lambda e: self.save_state(e.state.iteration),
+            save=self.save_state,
             saved=lambda e: bool(every) and e.state.iteration % every == 0,
         )
         if self.state_path is not None:  # without an output, Ctrl-C stops at once
+            self.checkpoint = make_checkpoint(
+                {"distillation": self}, self.state_path.parent, filename=self.state_path.name
+            )
             if every:
-                engine.add_event_handler(
-                    Events.ITERATION_COMPLETED(every=every),
-                    lambda e: self.save_state(e.state.iteration),
-                )
+                engine.add_event_handler(Events.ITERATION_COMPLETED(every=every), self.save_state)
             engine.add_event_handler(Events.ITERATION_COMPLETED, self.stop_on_interrupt)
 
     # --- one outer iteration -----------------------------------------------------------------
@@ -356,23 +356,26 @@ class Distiller:
 
     # --- resumable state -------------------------------------------------------------------
 
-    def save_state(self, iteration: int) -> Path:
-        """Write everything a resumed run needs to continue after ``iteration`` (atomic). On
-        several processes, all call it: the optimiser's per-row state is merged first, so the
-        state resumes on any number of processes; rank 0 writes it."""
+    def save_state(self, engine: Engine) -> None:
+        """Checkpoint the completed iteration to ``<out>.state.pt`` (atomic). On several
+        processes all call it: the optimiser's per-row state is merged first, so the state
+        resumes on any number of processes; rank 0 writes it."""
         syn = self.syn
         moments = [v for st in self.opt.state.values() for v in st.values() if per_row(v, syn)]
         merge_rows(moments, self.rows)
-        if not is_main():
-            return self.state_path
-        payload = {
+        self.checkpoint(engine)
+
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs to continue after the engine's iteration (what
+        ignite's ``Checkpoint`` saves)."""
+        return {
             "kind": KIND_DISTILL_STATE,
             "format_version": FORMAT_VERSION,
             "config": to_dict(self.cfg),
             "generator_sha256": None if self.ckpt is None else self.ckpt.sha256,
-            "iteration": iteration,
+            "iteration": self.engine.state.iteration,
             "seconds": time.perf_counter() - self._t0,  # distillation time, all processes
-            "set": set_tensors(syn),
+            "set": set_tensors(self.syn),
             "optimizer": self.opt.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "pool": self.networks.state_dict(),
@@ -380,10 +383,10 @@ class Distiller:
             "stop_reason": self.stop_reason,
             "loss_tracking": self.patience.state_dict(),
         }
-        return atomic_save(payload, self.state_path)
 
-    def _restore(self, state: dict) -> None:
-        """Load a saved state into the freshly built set, optimiser, schedule and loop."""
+    def load_state_dict(self, state: dict) -> None:
+        """Load a saved state (checked by :func:`load_state`) into the freshly built set,
+        optimiser, schedule and loop."""
         path, dc = self.state_path, self.cfg.distill
         try:
             load_set_tensors(self.syn, state["set"], path)

@@ -9,6 +9,7 @@ uninterrupted one would.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ from gandistill.config import Config
 from gandistill.data import DatasetInfo, ImageTensors
 from gandistill.distillation.matching import amp_context
 from gandistill.errors import ConfigError
+from gandistill.fit import Batches, fit
 from gandistill.models import ConvNet
 from gandistill.runtime import step_generator
 
@@ -98,13 +100,15 @@ class MatchingNetworks:
         opt = torch.optim.SGD(net.parameters(), lr=dc.lr_net, momentum=0.9, weight_decay=5e-4)
         per_class = max(1, dc.batch_train // k)
         labels = torch.arange(k, device=self.device).repeat_interleave(per_class)
-        for _ in range(steps):
-            x = torch.cat([self.train.sample_class(c, per_class, gen) for c in range(k)])
-            with amp_context(self.device, dc.amp):
-                loss = F.cross_entropy(net(self.info.normalize(x.to(self.device))), labels)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+
+        def real_batches() -> Iterator[tuple[Tensor, Tensor]]:
+            for _ in range(steps):
+                x = torch.cat([self.train.sample_class(c, per_class, gen) for c in range(k)])
+                yield self.info.normalize(x.to(self.device)), labels
+
+        if steps:
+            forward, loss_fn = autocast(self.device, dc.amp)
+            fit(net, opt, Batches(real_batches, steps), 1, self.device, loss_fn, model_fn=forward)
         return steps
 
     def state_dict(self) -> list[dict | None]:
@@ -155,14 +159,30 @@ def train_on_set(
     ``batch_size`` drawn from ``gen``, each batch augmented by one DSA draw when a strategy is
     given."""
     device = images.device
-    for _ in range(epochs):
+
+    def set_batches() -> Iterator[tuple[Tensor, Tensor]]:
         order = torch.randperm(len(labels), generator=gen).to(device)
         for idx in order.split(batch_size):
             x = images[idx]
             if dsa_strategy:
                 x = dsa_augment(x, dsa_strategy, int(torch.randint(2**31, (1,), generator=gen)))
-            with amp_context(device, amp):
-                loss = F.cross_entropy(net(x), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            yield x, labels[idx]
+
+    forward, loss_fn = autocast(device, amp)
+    n_batches = -(-len(labels) // batch_size)
+    fit(net, opt, Batches(set_batches, n_batches), epochs, device, loss_fn, model_fn=forward)
+
+
+def autocast(device: torch.device, amp: bool) -> tuple[Callable, Callable]:
+    """The forward pass and the cross-entropy of :func:`~gandistill.fit.fit`, both under
+    :func:`amp_context` (reduced precision when ``amp`` is on)."""
+
+    def forward(net: torch.nn.Module, x: Tensor) -> Tensor:
+        with amp_context(device, amp):
+            return net(x)
+
+    def loss_fn(logits: Tensor, y: Tensor) -> Tensor:
+        with amp_context(device, amp):
+            return F.cross_entropy(logits, y)
+
+    return forward, loss_fn

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import torch
-from ignite.engine import create_supervised_trainer
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -27,6 +26,7 @@ from gandistill.evaluation.fidelity import check_extractor, fidelity_table
 from gandistill.evaluation.render import generator_markdown, write_generator_report
 from gandistill.evaluation.report import REPORT_VERSION
 from gandistill.files import GeneratorCheckpoint, load_generator_checkpoint, to_uint8
+from gandistill.fit import fit
 from gandistill.models import ConvNet, from_gan_range
 from gandistill.runtime import library_versions, resolve_device, step_generator
 
@@ -98,9 +98,7 @@ def real_vs_generated_accuracy(
         generator=torch.Generator().manual_seed(seed),
     )
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    create_supervised_trainer(net, opt, nn.CrossEntropyLoss(), device=device).run(
-        loader, max_epochs=epochs
-    )
+    fit(net, opt, loader, epochs, device, nn.CrossEntropyLoss())
     net.eval()
     with torch.no_grad():
         correct = 0

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from ignite.handlers import Checkpoint, DiskSaver
+from ignite.handlers import Checkpoint
 
 from gandistill.config import Config, check_unchanged, config_from_dict, dump_yaml, to_dict
 from gandistill.errors import ArtifactError, ConfigError
 from gandistill.files import GENERATOR_FILE
+from gandistill.handlers import make_checkpoint as checkpoint_handler
 from gandistill.parallel import barrier, is_main
 
 STATE_DIR = "state"
@@ -40,29 +41,6 @@ class ConfigRecord:
 
     def load_state_dict(self, state: dict) -> None:  # checked before loading: check_resumable
         pass
-
-
-class SaveThenRemove(DiskSaver):
-    """A DiskSaver that deletes an outdated checkpoint only once the next one is on disk.
-
-    ignite removes the oldest file before writing the new one, so a kill in between would leave
-    ``n_saved - 1`` checkpoints (none with ``n_saved: 1``); here it leaves one too many, which
-    the next resume prunes.
-    """
-
-    def __init__(self, dirname: Path) -> None:
-        super().__init__(dirname, require_empty=False, atomic=True)
-        self._outdated: list[str] = []
-
-    def remove(self, filename: str) -> None:
-        self._outdated.append(filename)
-
-    def __call__(self, checkpoint: dict, filename: str, metadata: dict | None = None) -> None:
-        super().__call__(checkpoint, filename, metadata)
-        for name in self._outdated:
-            if name != filename:  # a re-save of the same step replaces it in place
-                (self.dirname / name).unlink(missing_ok=True)
-        self._outdated.clear()
 
 
 def step_of(path: Path) -> int:
@@ -125,12 +103,7 @@ def init_run_dir(run_dir: Path, cfg: Config, clear: bool) -> None:
 def make_checkpoint(to_save: dict[str, Any], run_dir: Path, n_saved: int) -> Checkpoint:
     """The ignite handler that saves ``to_save`` to ``run_dir/state`` as ``checkpoint_<it>.pt``,
     keeping the newest ``n_saved``."""
-    return Checkpoint(
-        to_save,
-        SaveThenRemove(run_dir / STATE_DIR),
-        n_saved=n_saved,
-        global_step_transform=lambda e, _: e.state.iteration,
-    )
+    return checkpoint_handler(to_save, run_dir / STATE_DIR, n_saved)
 
 
 # --- resuming ---------------------------------------------------------------------------------
@@ -209,6 +182,11 @@ def adopt_checkpoints(checkpoint: Checkpoint, files: list[Path], run_dir: Path, 
         return
     for old in files[:-keep]:
         old.unlink(missing_ok=True)
-    for stray in (run_dir / STATE_DIR).glob("tmp*"):  # DiskSaver's atomic temp names
-        if stray.is_file() and not stray.suffix:
+    for stray in (run_dir / STATE_DIR).iterdir():
+        # atomic_save's temporary names, and ignite DiskSaver's of run folders written before
+        # the checkpoints went through atomic_save
+        name = stray.name
+        ours = name.startswith(".") and name.endswith(".tmp")
+        disk_saver = name.startswith("tmp") and not stray.suffix
+        if (ours or disk_saver) and stray.is_file():
             stray.unlink(missing_ok=True)

@@ -318,7 +318,7 @@ class GANTrainer:
         if self.stop_on_interrupt.stopped_at is not None:
             raise Interrupted(
                 self.stop_on_interrupt.stopped_at,
-                str(self.checkpoint.last_checkpoint),
+                str(self.run_dir / STATE_DIR / self.checkpoint.last_checkpoint),
                 self.interrupt.signum,
             )
         if self.diverged_at is not None:
