@@ -40,6 +40,12 @@ def to_uint8(x01: torch.Tensor) -> torch.Tensor:
     return (x01.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+def image_grid(images01: torch.Tensor, nrow: int) -> torch.Tensor:
+    """Images (N, C, H, W) in [0, 1] as one (C, H', W') picture, ``nrow`` per row, cells
+    parted by 2 white pixels: every grid gandistill writes (TensorBoard, PNG exports)."""
+    return make_grid(images01, nrow=nrow, padding=2, pad_value=1.0)
+
+
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
     """Call ``write(fh)`` on a temporary file in the target folder, then rename over ``path``:
     a kill at any moment leaves the old file or the new one, never a partial one."""
@@ -325,7 +331,7 @@ def export_images(
     image folder (a sub-folder of PNGs per class). Every format is written atomically."""
     if fmt == "png":
         ipc = int(torch.bincount(labels).max())
-        grid = make_grid(images.float() / 255, nrow=ipc, padding=2, pad_value=1.0)
+        grid = image_grid(images.float() / 255, ipc)
         atomic_write(out, lambda fh: save_image(grid, fh, format="png"))
     elif fmt == "pt":
         atomic_save({"images": images, "labels": labels, "class_names": list(class_names)}, out)

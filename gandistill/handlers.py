@@ -1,7 +1,7 @@
 """Small ignite-style handlers that both training loops (the GAN's and distillation's) share:
 their checkpoints (one resume mechanism: ignite's ``Checkpoint`` writing atomically), the stop
-after Ctrl-C or SIGTERM with its last checkpoint, and the stop rules of a run that ends by
-convergence or by a wall-clock budget.
+after Ctrl-C or SIGTERM with its last checkpoint, the stop rules of a run that ends by
+convergence or by a wall-clock budget, and the image grids they show in TensorBoard.
 
 Each one decides the same on every rank of a multi-process run: the interrupt flag is OR-ed over
 the ranks and rank 0's clock decides the budget, so all ranks stop after the same iteration.
@@ -16,8 +16,10 @@ from typing import Any
 from ignite.engine import Engine
 from ignite.handlers import Checkpoint
 from ignite.handlers.checkpoint import BaseSaveHandler
+from ignite.handlers.tensorboard_logger import TensorboardLogger
+from torch import Tensor
 
-from gandistill.files import atomic_save
+from gandistill.files import atomic_save, image_grid
 from gandistill.parallel import any_rank, barrier, from_main, is_main
 from gandistill.runtime import InterruptFlag
 
@@ -137,3 +139,18 @@ def budget_spent(seconds: float, minutes: float) -> bool:
     """Whether ``seconds`` of run time (rank 0's clock, for every rank) exhaust a budget of
     ``minutes`` (0: no budget)."""
     return bool(minutes) and from_main(seconds >= 60.0 * minutes)
+
+
+class ImageGrid:
+    """Writes a grid of ``images01()`` (N, C, H, W in [0, 1]), ``nrow`` to a row, to
+    TensorBoard under ``tag`` at the engine's iteration; attach on ITERATION_COMPLETED(every=k)
+    or call directly."""
+
+    def __init__(
+        self, tb: TensorboardLogger, tag: str, images01: Callable[[], Tensor], nrow: int
+    ) -> None:
+        self.tb, self.tag, self.images01, self.nrow = tb, tag, images01, nrow
+
+    def __call__(self, engine: Engine) -> None:
+        picture = image_grid(self.images01(), self.nrow)
+        self.tb.writer.add_image(self.tag, picture, engine.state.iteration)

@@ -32,7 +32,8 @@ from gandistill.config import load_config
 from gandistill.data import load_dataset
 from gandistill.distillation.loop import Distiller
 from gandistill.errors import GandistillError, Interrupted
-from gandistill.gan.trainer import STATE_DIR, TB_DIR, GANTrainer
+from gandistill.gan.checkpoints import STATE_DIR, TB_DIR
+from gandistill.gan.trainer import GANTrainer
 
 ENDLESS = 10**9  # iterations of each run: the soak ends by the clock, not by a run finishing
 COLUMNS = (

@@ -13,17 +13,17 @@ from gandistill.errors import ConfigError
 from gandistill.gan.trainer import train
 from gandistill.pipelines import benchmark
 from gandistill.pipelines.benchmark import (
-    METHODS,
-    RESULT_KEYS,
     RESULTS_FILE,
     TABLE_FILE,
-    TABLE_HEADER,
+    run_benchmark,
+    time_to_accuracy,
+)
+from gandistill.pipelines.benchmark_results import RESULT_KEYS, TABLE_HEADER, render_table
+from gandistill.pipelines.benchmark_settings import (
+    METHODS,
     benchmark_config,
     parse_ipcs,
     parse_methods,
-    render_table,
-    run_benchmark,
-    time_to_accuracy,
 )
 
 # a budget that a loaded machine does not reach in two iterations: max_iterations stops them

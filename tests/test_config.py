@@ -7,9 +7,9 @@ from gandistill.config import (
     config_from_dict,
     dump_yaml,
     load_config,
-    resolve,
     to_dict,
 )
+from gandistill.config.derived import resolve
 from gandistill.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

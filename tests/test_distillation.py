@@ -315,7 +315,7 @@ def test_matching_step_computes_no_gradients_for_the_network(tmp_path, tiny):
     )
     d = Distiller(cfg, data=tiny)
     net = d.networks.fresh(1)
-    d._matching_step(net, step_generator(cfg.seed, 1))
+    d.step.update(net, step_generator(cfg.seed, 1))
     assert all(p.grad is None and p.requires_grad for p in net.parameters())
     assert d.syn.pixels.grad.abs().sum() > 0
 

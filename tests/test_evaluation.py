@@ -11,6 +11,7 @@ from conftest import SMOKE, make_tiny_data
 from gandistill.config import load_config
 from gandistill.errors import ConfigError
 from gandistill.evaluation import report as report_mod
+from gandistill.evaluation.render import headline
 from gandistill.files import DistilledSet
 
 FAST = ["eval.epochs=3", "eval.n_models=2", "classifier.epochs=1", "classifier.width=8"]
@@ -164,13 +165,13 @@ def test_soft_labels_and_architectures(tmp_path, setup):
     )
     assert list(rep["accuracy"]) == ["mlp", "lenet"] == rep["protocol"]["archs"]
     assert "full_data" in rep["accuracy"]["mlp"] and "full_data" not in rep["accuracy"]["lenet"]
-    assert "random real subset (lenet)" in report_mod.headline(rep)
+    assert "random real subset (lenet)" in headline(rep)
     rows = rep["accuracy"]["mlp"]
     assert 0.0 <= rows["distilled_soft"]["mean"] <= 1.0
     assert rows["soft_label_gain"] == pytest.approx(
         rows["distilled_soft"]["mean"] - rows["distilled"]["mean"]
     )
-    assert "distilled, soft labels" in report_mod.headline(rep)
+    assert "distilled, soft labels" in headline(rep)
     with pytest.raises(ConfigError, match="unknown architecture"):
         report_mod.evaluate_distilled(path, cfg, data=data, archs=["convnet", "vgg99"])
 

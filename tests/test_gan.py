@@ -9,7 +9,8 @@ from ignite.engine import Events
 from gandistill.config import load_config, to_dict
 from gandistill.errors import ArtifactError, ConfigError
 from gandistill.files import load_generator_checkpoint
-from gandistill.gan.trainer import STATE_DIR, TB_DIR, GANTrainer, TrainingDiverged, train
+from gandistill.gan.checkpoints import STATE_DIR, TB_DIR
+from gandistill.gan.trainer import GANTrainer, TrainingDiverged, train
 
 
 def _params(module):

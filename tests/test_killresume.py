@@ -26,7 +26,8 @@ from gandistill.config import load_config
 from gandistill.distillation import Distiller, state_path
 from gandistill.errors import ArtifactError, ConfigError, Interrupted
 from gandistill.files import DistilledSet, atomic_save
-from gandistill.gan.trainer import STATE_DIR, GANTrainer, train
+from gandistill.gan.checkpoints import STATE_DIR
+from gandistill.gan.trainer import GANTrainer, train
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_ITERATIONS = 60

@@ -8,8 +8,6 @@ from torch.nn import functional as F
 from gandistill.evaluation.metrics import (
     COS_MEAN,
     COS_STD,
-    DCR_RATIO,
-    DCR_SYN_MIN,
     IMAGE_BYTES_RATIO,
     IMAGE_RATIO,
     JS,
@@ -17,21 +15,25 @@ from gandistill.evaluation.metrics import (
     L2_MEAN,
     LATENT_BYTES_RATIO,
     LATENT_GENERATOR_BYTES_RATIO,
-    NEAR_COPIES,
-    NEAR_COPY_THRESHOLD,
     class_proportion_js,
-    closest_record_distances,
     compression,
     gradient_similarity,
     js_divergence,
     kl_divergence,
-    nearest_real_ssim,
     pixel_mmd,
-    privacy_report,
     sliced_wasserstein,
     softmax_divergences,
-    ssim,
     tensor_bytes,
+)
+from gandistill.evaluation.nearest_real import (
+    DCR_RATIO,
+    DCR_SYN_MIN,
+    NEAR_COPIES,
+    NEAR_COPY_THRESHOLD,
+    closest_record_distances,
+    nearest_real_ssim,
+    privacy_report,
+    ssim,
 )
 from gandistill.models import ConvNet
 

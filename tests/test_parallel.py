@@ -22,7 +22,8 @@ from gandistill.config import load_config
 from gandistill.distillation import Distiller, state_path
 from gandistill.errors import ConfigError, GandistillError, Interrupted
 from gandistill.files import DistilledSet, load_generator_checkpoint
-from gandistill.gan.trainer import STATE_DIR, train
+from gandistill.gan.checkpoints import STATE_DIR
+from gandistill.gan.trainer import train
 from gandistill.parallel import WorkerDied, _worker, class_share, free_port, launch
 
 DISTILL_ITERATIONS = 4

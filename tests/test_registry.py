@@ -5,7 +5,8 @@ import dataclasses
 
 import pytest
 
-from gandistill.config import LATENT_INIT_CHOICES, PIXEL_INIT_CHOICES, DistillConfig
+from gandistill.config import DistillConfig
+from gandistill.config.derived import LATENT_INIT_CHOICES, PIXEL_INIT_CHOICES
 from gandistill.distillation.init import LATENT_INITS, PIXEL_INITS, REAL_INITS
 from gandistill.distillation.objectives import OBJECTIVES, register_objective
 from gandistill.registry import Registry

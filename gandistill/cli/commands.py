@@ -22,8 +22,9 @@ from gandistill.config import Config, apply_overrides, config_from_dict, load_co
 from gandistill.coreset.baselines import build_baseline
 from gandistill.distillation.loop import Distiller, state_path
 from gandistill.errors import ArtifactError, ConfigError, GandistillError
-from gandistill.evaluation.generator import evaluate_generator, generator_markdown
-from gandistill.evaluation.report import evaluate_distilled, headline
+from gandistill.evaluation.generator import evaluate_generator
+from gandistill.evaluation.render import generator_markdown, headline
+from gandistill.evaluation.report import evaluate_distilled
 from gandistill.files import (
     EXPORT_FORMATS,
     DistilledSet,
@@ -33,17 +34,12 @@ from gandistill.files import (
     load_generator_checkpoint,
     to_uint8,
 )
-from gandistill.gan.trainer import class_grid, train
+from gandistill.gan.monitor import class_grid
+from gandistill.gan.trainer import train
 from gandistill.parallel import is_main, launch, world_size
-from gandistill.pipelines.benchmark import METHODS as BENCHMARK_METHODS
-from gandistill.pipelines.benchmark import (
-    RESULTS_FILE,
-    TABLE_FILE,
-    benchmark_config,
-    parse_ipcs,
-    parse_methods,
-    run_benchmark,
-)
+from gandistill.pipelines.benchmark import RESULTS_FILE, TABLE_FILE, run_benchmark
+from gandistill.pipelines.benchmark_settings import METHODS as BENCHMARK_METHODS
+from gandistill.pipelines.benchmark_settings import benchmark_config, parse_ipcs, parse_methods
 from gandistill.pipelines.quickstart import quickstart, quickstart_config, summary
 from gandistill.runtime import format_seconds as _fmt_seconds
 from gandistill.runtime import resolve_device, step_generator

@@ -22,10 +22,10 @@ from gandistill.cli.commands import (
 )
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
 from gandistill.errors import EXIT_USER_ERROR
-from gandistill.evaluation.report import PROFILES as EVAL_PROFILES
+from gandistill.evaluation.options import PROFILES as EVAL_PROFILES
 from gandistill.files import EXPORT_FORMATS
 from gandistill.parallel import BACKENDS, DEFAULT_TIMEOUT_MINUTES
-from gandistill.pipelines.benchmark import PROFILES as BENCHMARK_PROFILES
+from gandistill.pipelines.benchmark_settings import PROFILES as BENCHMARK_PROFILES
 
 DESCRIPTION = "Command line: ``gandistill train|distill|baseline|evaluate|benchmark|sample``."
 DEVICE_HELP = "auto | cpu | cuda | cuda:N"

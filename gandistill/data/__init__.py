@@ -1,5 +1,6 @@
 """Datasets: the registry of loaders and the in-memory split they return."""
 
+import gandistill.data.loaders  # noqa: F401  (importing it registers the built-in loaders)
 from gandistill.data.datasets import DATASETS, load_dataset, register_dataset
 from gandistill.data.tensors import (
     BATCH_STREAM,

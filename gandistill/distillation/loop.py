@@ -1,31 +1,23 @@
 """Distillation: optimise a few latents (or pixels) per class to teach what real data teaches.
 
-Gradient matching (Zhao et al. 2021, "Dataset Condensation with Gradient Matching"), bilevel:
-every outer iteration draws a freshly initialised ConvNet; for ``outer_loop`` steps the per-class
-gradients of its loss on real batches (detached) and on the synthetic images (with graph) are
-compared, the distance is backpropagated through the frozen generator into the latents, and the
-network is trained ``inner_loop`` steps on the (detached) synthetic set in between.
-Distribution matching (Zhao & Bilen 2023, "Dataset Condensation with Distribution Matching")
-compares mean embeddings of random networks instead, with no inner loop.
-
-The gradients and their distances live in :mod:`~gandistill.distillation.matching`, the further
-matching terms in :mod:`~gandistill.distillation.objectives`, the set in
-:mod:`~gandistill.distillation.synthetic` and its starts in :mod:`~gandistill.distillation.init`;
-this module runs the loop. ``space: pixel`` optimises the images themselves through the same code:
-the DC and DM baselines.
+The methods: gradient matching (Zhao et al. 2021, "Dataset Condensation with Gradient
+Matching"), bilevel, and distribution matching (Zhao & Bilen 2023); one outer iteration of
+either is :class:`~gandistill.distillation.step.MatchingStep`, the matching terms are in
+:mod:`~gandistill.distillation.objectives`, the set in :mod:`~gandistill.distillation.synthetic`
+and its starts in :mod:`~gandistill.distillation.init`. ``space: pixel`` optimises the images
+themselves through the same code: the DC and DM baselines. This module runs the loop (an ignite
+engine: stop rules, quick checks, logging) and writes the set.
 
 Resumable: every ``checkpoint_every`` iterations and on Ctrl-C the set, its optimiser and the
 loop state go to ``<out>.state.pt`` (``set.pt`` → ``set.state.pt``) through ignite's
-``Checkpoint``, the mechanism the GAN trainer resumes by; since every draw of
-iteration ``i`` comes from ``step_generator(seed, i)``, a resumed run ends with exactly the set of
-an uninterrupted one on CPU.
+``Checkpoint``, the mechanism the GAN trainer resumes by; since every draw of iteration ``i``
+comes from ``step_generator(seed, i)``, a resumed run ends with exactly the set of an
+uninterrupted one on CPU.
 
 On several processes (:func:`gandistill.parallel.launch`, or ``torchrun``) the classes are split
-into contiguous blocks, one per rank. Every rank holds the whole set and draws the same matching
-network and real batches from the shared seed; it matches and updates only its own classes' rows,
-and after each update the rows are merged (a masked all-reduce), so the inner training, which
-needs the whole set, is the same everywhere. Gradient clipping uses the norm over all ranks.
-Rank 0 logs, evaluates and writes the file, which has the same format as a one-process run's.
+into contiguous blocks, one per rank; every rank holds the whole set, matches its own classes'
+rows and merges the rows after each update (see :mod:`~gandistill.distillation.step`). Rank 0
+logs, evaluates and writes the file, which has the same format as a one-process run's.
 """
 
 from __future__ import annotations
@@ -46,10 +38,9 @@ from gandistill.config import Config, DistillConfig, resolve, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
 from gandistill.distillation.init import check_init, initial_set
 from gandistill.distillation.monitor import attach_progress, attach_tensorboard
-from gandistill.distillation.networks import MatchingNetworks, train_on_set
-from gandistill.distillation.objectives import Batch, matching_loss, real_batch, siamese
 from gandistill.distillation.state import load_set_tensors, load_state, set_tensors, state_path
-from gandistill.distillation.synthetic import clip_gradients, merge_rows, per_row
+from gandistill.distillation.step import MatchingStep, check_processes
+from gandistill.distillation.synthetic import merge_rows, per_row
 from gandistill.errors import ArtifactError, ConfigError, Interrupted
 from gandistill.files import (
     FORMAT_VERSION,
@@ -59,17 +50,14 @@ from gandistill.files import (
     load_generator_checkpoint,
     to_uint8,
 )
-from gandistill.fit import dsa_strategy_for, train_and_test
+from gandistill.fit import train_and_test
 from gandistill.handlers import LossPatience, StopOnInterrupt, budget_spent, make_checkpoint
-from gandistill.models import ConvNet
 from gandistill.parallel import (
-    all_sum_,
     class_share,
     is_main,
     main_first,
-    world_size,
 )
-from gandistill.runtime import InterruptFlag, library_versions, resolve_device, step_generator
+from gandistill.runtime import InterruptFlag, library_versions, resolve_device
 
 STOP_ITERATIONS, STOP_TIME, STOP_CONVERGED = "max_iterations", "max_minutes", "converged"
 LOSS_SMOOTHING = 0.9  # EMA factor of the loss that the patience rule watches
@@ -88,20 +76,6 @@ def _generator(
         generator = load_generator_checkpoint(generator, device=device)
     generator.generator.to(device)
     return generator
-
-
-def _check_processes(dc: DistillConfig, num_classes: int) -> None:
-    """Refuse a process count the run cannot split its classes over."""
-    if world_size() > num_classes:
-        raise ConfigError(
-            f"{world_size()} processes for {num_classes} classes: distillation splits the "
-            "classes over the processes, so use at most one process per class"
-        )
-    if world_size() > 1 and (dc.discrimination > 0 or dc.objective == "krr"):
-        what = "objective krr" if dc.objective == "krr" else "distill.discrimination"
-        raise ConfigError(
-            f"{what} compares every class with every other, so it runs in one process; drop --nproc"
-        )
 
 
 # --- the distiller --------------------------------------------------------------------------
@@ -149,11 +123,9 @@ class Distiller:
         )
         self._check_compatible()
         k = self.info.num_classes
-        _check_processes(dc, k)
+        check_processes(dc, k)
         self.classes = class_share(k)  # this rank's classes; all of them in one process
         self.rows = slice(self.classes.start * dc.ipc, self.classes.stop * dc.ipc)
-        self.networks = MatchingNetworks(cfg, self.info, self.train_set, self.device)
-        self.dsa_strategy = dsa_strategy_for(self.info) if dc.dsa else ""
         self.syn = initial_set(
             dc,
             self.info,
@@ -164,7 +136,10 @@ class Distiller:
             self._classifier,
             fresh=saved is None,
         ).to(self.device)
-        self.opt = self._optimizer()
+        self.step = MatchingStep(
+            cfg, self.info, self.train_set, self.syn, self.classes, self.device
+        )
+        self.opt, self.networks = self.step.opt, self.step.networks
         self.history: list[dict] = []
         self.stop_reason = STOP_ITERATIONS
         self.patience = LossPatience(dc.patience, dc.tolerance, LOSS_SMOOTHING)
@@ -190,13 +165,6 @@ class Distiller:
         if self.ckpt is not None:
             require_same_shape(self.ckpt.info, info, "the generator")
         check_init(dc.init, dc.ipc, self.train_set)
-
-    def _optimizer(self) -> torch.optim.Optimizer:
-        dc = self.cfg.distill
-        params = [p for p in self.syn.parameters() if p.requires_grad]
-        if dc.optimizer == "adam":
-            return torch.optim.Adam(params, lr=dc.lr)
-        return torch.optim.SGD(params, lr=dc.lr, momentum=dc.momentum)
 
     def _attach_handlers(self) -> None:
         dc, engine = self.cfg.distill, self.engine
@@ -232,71 +200,9 @@ class Distiller:
                 engine.add_event_handler(Events.ITERATION_COMPLETED(every=every), self.save_state)
             engine.add_event_handler(Events.ITERATION_COMPLETED, self.stop_on_interrupt)
 
-    # --- one outer iteration -----------------------------------------------------------------
-
-    def _matching_step(self, net: ConvNet, gen: torch.Generator) -> dict[str, float]:
-        """One update of the set's rows of this rank's classes against ``net``."""
-        dc, k = self.cfg.distill, len(self.classes)
-        n = self.info.num_classes
-        real, real_y = real_batch(
-            self.train_set, self.classes, dc.real_batch, self.info, gen, self.device
-        )
-        syn = self.syn(self.rows).view(k, dc.ipc, *real.shape[2:])
-        syn_y = self.syn.labels[self.rows].view(k, dc.ipc)
-        real, syn = siamese(real, syn, self.dsa_strategy, self.classes, n, gen)
-        batch = Batch(real, real_y, syn, syn_y)
-        match, extra, (grad_cos, grad_l2) = matching_loss(
-            net, batch, dc, dc.grad_mode, self.device, n
-        )
-        loss = match + self.syn.penalty(dc, self.rows)
-        for term in extra:
-            loss = loss + term
-        self.opt.zero_grad(set_to_none=True)
-        # gradients for the set only: the network's weights are in the graph (the synthetic
-        # gradients and embeddings depend on them) but their gradients would go unread
-        loss.backward(inputs=[p for p in self.syn.parameters() if p.requires_grad])
-        if dc.grad_clip > 0:
-            clip_gradients(self.syn, dc.grad_clip)
-        self.opt.step()
-        self.syn.clamp_latents(dc.latent_clip)
-        merge_rows([p for p in self.syn.parameters() if p.requires_grad], self.rows)
-        sums = torch.tensor([match.item(), grad_cos, grad_l2], dtype=torch.float64)
-        match_sum, cos_sum, l2_sum = all_sum_(sums.to(self.device)).tolist()
-        return {"match_loss": match_sum, "grad_cosine": cos_sum / n, "grad_l2": l2_sum / n}
-
-    def _inner_training(
-        self, net: ConvNet, opt: torch.optim.Optimizer, gen: torch.Generator, epochs: int
-    ) -> None:
-        dc = self.cfg.distill
-        with torch.no_grad():
-            images = self.syn().detach()
-        labels, strategy = self.syn.labels, self.dsa_strategy
-        train_on_set(net, opt, images, labels, epochs, dc.batch_train, gen, strategy, dc.amp)
-
     def _step(self, engine: Engine, _batch: None) -> dict[str, float]:
-        dc, it = self.cfg.distill, engine.state.iteration
-        gen = step_generator(self.cfg.seed, it)
-        net, net_opt, slot = self.networks.draw(it)
-        net.train()
-        outer = dc.outer_loop if dc.objective == "gm" else 1
-        if dc.objective != "gm":
-            net.requires_grad_(False)
-        stats: list[dict[str, float]] = []
-        for ol in range(outer):
-            stats.append(self._matching_step(net, gen))
-            if ol == outer - 1:
-                break
-            self._inner_training(net, net_opt, gen, dc.inner_loop)
-        if slot is not None:  # one epoch on the updated set, then back into the pool
-            net.requires_grad_(True)
-            self._inner_training(net, net_opt, gen, 1)
-            slot["age"] += 1
-        out = {key: sum(s[key] for s in stats) / len(stats) for key in stats[0]}
-        out["match_loss"] /= self.info.num_classes  # per class, comparable across datasets
-        out["latent_norm"] = self.syn.latent_radius()
+        out = self.step(engine.state.iteration)
         out["seconds"] = time.perf_counter() - self._t0
-        if dc.objective != "gm":
-            del out["grad_cosine"], out["grad_l2"]
         return out
 
     # --- events ----------------------------------------------------------------------------

@@ -9,9 +9,9 @@ from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
 from ignite.handlers.tensorboard_logger import TensorboardLogger
 from torch import Tensor
-from torchvision.utils import make_grid
 
 from gandistill.config import DistillConfig
+from gandistill.handlers import ImageGrid
 
 GRID_TAG = "images/distilled"
 
@@ -47,8 +47,5 @@ def attach_tensorboard(
         output_transform=lambda out: out,
     )
 
-    def grid(engine: Engine) -> None:
-        picture = make_grid(images01(), nrow=dc.ipc, padding=2, pad_value=1.0)
-        tb.writer.add_image(GRID_TAG, picture, engine.state.iteration)
-
+    grid = ImageGrid(tb, GRID_TAG, images01, nrow=dc.ipc)
     engine.add_event_handler(Events.ITERATION_COMPLETED(every=dc.image_every), grid)

@@ -23,22 +23,12 @@ from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_sam
 from gandistill.defaults import EVAL_PROFILE, FEATURE_EXTRACTOR
 from gandistill.errors import ConfigError
 from gandistill.evaluation.fidelity import check_extractor, fidelity_table
-from gandistill.evaluation.render import generator_markdown, write_generator_report
+from gandistill.evaluation.render import write_generator_report
 from gandistill.evaluation.report import REPORT_VERSION
 from gandistill.files import GeneratorCheckpoint, load_generator_checkpoint, to_uint8
 from gandistill.fit import fit
 from gandistill.models import ConvNet, from_gan_range
 from gandistill.runtime import library_versions, resolve_device, step_generator
-
-# generator_markdown is re-exported: the CLI imports it from here
-__all__ = [
-    "GENERATOR_PROFILES",
-    "GENERATOR_REPORT_KEYS",
-    "evaluate_generator",
-    "generator_markdown",
-    "real_vs_generated_accuracy",
-    "sample_images",
-]
 
 GENERATOR_REPORT_KEYS = (
     "report_version",

@@ -29,16 +29,9 @@ from gandistill.classifier import RealClassifier, get_classifier
 from gandistill.config import Config, EvalConfig, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
 from gandistill.defaults import EVAL_PROFILE, FEATURE_EXTRACTOR
-from gandistill.errors import ConfigError
-from gandistill.evaluation.fidelity import check_extractor, fidelity_table
-from gandistill.evaluation.render import (
-    REPORT_JSON,
-    REPORT_MD,
-    fidelity_scalars,
-    headline,
-    write_files,
-    write_report,
-)
+from gandistill.evaluation.fidelity import fidelity_table
+from gandistill.evaluation.options import PROFILES, apply_profile, checked_inputs
+from gandistill.evaluation.render import write_report
 from gandistill.evaluation.sections import (
     compression_section,
     distillation_summary,
@@ -47,26 +40,8 @@ from gandistill.evaluation.sections import (
     training_time_section,
 )
 from gandistill.files import DistilledSet, atomic_write, to_uint8
-from gandistill.fit import EVAL_ARCHS, EvalResult, test_accuracy, test_logits, train_network
+from gandistill.fit import EvalResult, test_accuracy, test_logits, train_network
 from gandistill.runtime import library_versions, resolve_device, step_generator
-
-# the rendering names are re-exported: the CLI and the pipelines import them from here
-__all__ = [
-    "BASELINE_DIR",
-    "PROFILES",
-    "REPORT_JSON",
-    "REPORT_KEYS",
-    "REPORT_MD",
-    "REPORT_VERSION",
-    "Profile",
-    "apply_profile",
-    "distillation_summary",
-    "evaluate_distilled",
-    "fidelity_scalars",
-    "headline",
-    "write_files",
-    "write_report",
-]
 
 REPORT_VERSION = 1
 REPORT_KEYS = (
@@ -87,35 +62,6 @@ REPORT_KEYS = (
     "versions",
 )
 BASELINE_DIR = "baselines"
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How much evaluation to run, on top of the config's ``eval`` section (the protocol)."""
-
-    max_epochs: int | None  # cap on the protocol's epochs (None: as configured)
-    augment: str | None  # None: as configured
-    n_models: int | None  # None: as configured
-    full_epochs: int  # cap on the full-data run's epochs (the protocol's 1000 would take hours)
-    grad_networks: int
-    fidelity_real: int  # real training images per class in the fidelity / distribution sets
-
-
-PROFILES = {
-    "quick": Profile(300, "none", 1, 5, 3, 100),
-    "full": Profile(None, None, None, 50, 10, 400),
-}
-
-
-def apply_profile(ec: EvalConfig, profile: Profile) -> EvalConfig:
-    """The protocol ``ec`` as ``profile`` trims it (fewer epochs, another augmentation, fewer
-    networks)."""
-    return replace(
-        ec,
-        epochs=min(ec.epochs, profile.max_epochs or ec.epochs),
-        augment=profile.augment or ec.augment,
-        n_models=profile.n_models or ec.n_models,
-    )
 
 
 def _stats(result: EvalResult, seconds: list[float]) -> dict:
@@ -198,47 +144,6 @@ def _real_per_class(split: ImageTensors, n: int, seed: int) -> tuple[torch.Tenso
     return split.sample_per_class(counts, step_generator(seed, -21))
 
 
-def _checked_inputs(
-    distilled: str | Path | DistilledSet,
-    profile: str,
-    extractor: str,
-    inception_weights: str | None,
-    archs: Sequence[str] | None,
-    kid_subset_size: int | None,
-) -> tuple[DistilledSet, Path | None, list[str], dict]:
-    """Refuse bad arguments before anything is trained, and load the set when given a path.
-
-    Returns:
-        The set, its path (None when given loaded), ``archs`` as a list (empty: the protocol's
-        architecture) and the checked fidelity settings (keyword arguments of
-        :func:`~gandistill.evaluation.fidelity.fidelity_table`).
-    """
-    if profile not in PROFILES:
-        raise ConfigError(f"unknown profile '{profile}' (known: {', '.join(PROFILES)})")
-    inception_weights = check_extractor(extractor, inception_weights)
-    archs = list(archs or [])
-    unknown = [a for a in archs if a not in EVAL_ARCHS]
-    if unknown:
-        raise ConfigError(
-            f"unknown architecture(s) {', '.join(unknown)} (known: {', '.join(EVAL_ARCHS)})"
-        )
-    source_path = None
-    if not isinstance(distilled, DistilledSet):
-        source_path = Path(distilled)
-        distilled = DistilledSet.load(source_path)
-    if kid_subset_size is not None and not 2 <= kid_subset_size <= len(distilled.labels):
-        raise ConfigError(
-            f"KID subset size {kid_subset_size} must lie in 2..{len(distilled.labels)} "
-            "(the distilled set's size)"
-        )
-    fidelity_options = {
-        "extractor": extractor,
-        "inception_weights": inception_weights,
-        "kid_subset_size": kid_subset_size,
-    }
-    return distilled, source_path, archs, fidelity_options
-
-
 @dataclass(frozen=True)
 class _Reference:
     """The first architecture's results, against which time and distributions are compared."""
@@ -309,8 +214,9 @@ def _measure(
 ) -> dict:
     """The report's sections from ``protocol`` to ``privacy``, in the report's order.
 
-    Arguments as :func:`evaluate_distilled` after :func:`_checked_inputs`; ``teacher`` gives
-    the soft labels (None: none).
+    Arguments as :func:`evaluate_distilled` after
+    :func:`~gandistill.evaluation.options.checked_inputs`; ``teacher`` gives the soft labels
+    (None: none).
     """
     train, test, info = data
     prof = PROFILES[profile]
@@ -368,7 +274,7 @@ def evaluate_distilled(
         cfg: the config whose ``data``, ``eval``, ``classifier``, ``seed``, ``device`` and
             ``cache_dir`` apply (default: the one saved with the set).
         out: folder for ``report.json``, ``report.md``, images and TensorBoard events.
-        profile: ``quick`` or ``full`` (see :data:`PROFILES`).
+        profile: ``quick`` or ``full`` (see :data:`~gandistill.evaluation.options.PROFILES`).
         extractor: torch-fidelity feature extractor: ``classifier`` (offline) or
             ``inception-v3-compat`` (needs ``inception_weights`` or weights in the torch cache).
         inception_weights: local Inception weights file.
@@ -383,7 +289,7 @@ def evaluate_distilled(
             teacher (:func:`gandistill.fit.distillation_loss`) and report the gain.
     """
     wall = time.perf_counter()
-    ds, source_path, archs, fid_options = _checked_inputs(
+    ds, source_path, archs, fid_options = checked_inputs(
         distilled, profile, extractor, inception_weights, archs, kid_subset_size
     )
     cfg = cfg or ds.config

@@ -15,7 +15,7 @@ import torch
 
 from gandistill.classifier import RealClassifier
 from gandistill.data import DatasetInfo, ImageTensors
-from gandistill.evaluation import metrics
+from gandistill.evaluation import metrics, nearest_real
 from gandistill.files import DistilledSet, sha256_file
 from gandistill.models import ConvNet
 from gandistill.runtime import step_generator
@@ -125,12 +125,12 @@ def seed_metrics_sections(
         "class_js": float(metrics.class_proportion_js(ds.labels, train.labels, info.num_classes)),
         "softmax_vs_full": metrics.softmax_divergences(*logits),
     }
-    ssim = metrics.nearest_real_ssim(syn01, ds.labels, real01, real_labels)
+    ssim = nearest_real.nearest_real_ssim(syn01, ds.labels, real01, real_labels)
     return {
         "gradient_similarity": grads,
         "distribution": distribution,
         "structure": {"nearest_real_ssim_mean": float(ssim.mean()), "per_image": ssim.tolist()},
-        "privacy": metrics.privacy_report(
+        "privacy": nearest_real.privacy_report(
             syn01, train.images.float() / 255.0, test.images.float() / 255.0
         ),
     }

@@ -14,21 +14,27 @@ from ignite.handlers import ProgressBar
 from ignite.handlers.tensorboard_logger import OptimizerParamsHandler, TensorboardLogger
 from torch import Tensor, nn
 from torch.optim import Optimizer
-from torchvision.utils import make_grid
 
 from gandistill.config import TrainConfig
+from gandistill.files import image_grid
+from gandistill.handlers import ImageGrid
 from gandistill.models import from_gan_range
 
-GRID_COLUMNS = 8
+GRID_COLUMNS = 8  # samples per class in the TensorBoard grid
+SAMPLES_TAG = "images/samples"
 
 
 @torch.no_grad()
-def class_grid(generator: nn.Module, z: Tensor, num_classes: int) -> Tensor:
-    """A (C, H, W) grid in [0, 1]: one row per class, one column per latent of ``z``."""
+def class_samples(generator: nn.Module, z: Tensor, num_classes: int) -> Tensor:
+    """Samples (K·n, C, H, W) in [0, 1], class by class, one per latent of ``z`` (n, D)."""
     n = z.shape[0]
     labels = torch.arange(num_classes, device=z.device).repeat_interleave(n)
-    images = generator(z.repeat(num_classes, 1), labels)
-    return make_grid(from_gan_range(images.float()), nrow=n, padding=2, pad_value=1.0)
+    return from_gan_range(generator(z.repeat(num_classes, 1), labels).float())
+
+
+def class_grid(generator: nn.Module, z: Tensor, num_classes: int) -> Tensor:
+    """A (C, H, W) grid in [0, 1]: one row per class, one column per latent of ``z``."""
+    return image_grid(class_samples(generator, z, num_classes), nrow=z.shape[0])
 
 
 def attach_monitor(
@@ -36,8 +42,8 @@ def attach_monitor(
     log_dir: Path,
     tc: TrainConfig,
     optimizers: dict[str, Optimizer],
-    log_grid: Callable[[Engine], None],
-) -> TensorboardLogger:
+    samples01: Callable[[], Tensor],
+) -> tuple[TensorboardLogger, ImageGrid]:
     """Log the step's outputs and learning rates to TensorBoard, samples, and show progress.
 
     Args:
@@ -45,10 +51,12 @@ def attach_monitor(
         log_dir: where the TensorBoard events go.
         tc: the ``train`` section (``log_every``, ``sample_every``, ``progress``).
         optimizers: tag suffix (``lr_g``, ...) → optimiser whose learning rate is logged.
-        log_grid: writes a grid of samples; called every ``sample_every`` iterations.
+        samples01: the samples (N, C, H, W) in [0, 1] whose grid (a row of
+            :data:`GRID_COLUMNS` per class) is logged every ``sample_every`` iterations.
 
     Returns:
-        The TensorBoard logger, for further writes and to close at the end.
+        The TensorBoard logger (for further writes, to close at the end) and the grid
+        handler (to log the final samples).
     """
     tb = TensorboardLogger(log_dir=str(log_dir))
     tb.attach_output_handler(
@@ -63,9 +71,10 @@ def attach_monitor(
             OptimizerParamsHandler(opt, param_name="lr", tag=f"train/{name}"),
             Events.ITERATION_COMPLETED(every=tc.log_every),
         )
-    engine.add_event_handler(Events.ITERATION_COMPLETED(every=tc.sample_every), log_grid)
+    grid = ImageGrid(tb, SAMPLES_TAG, samples01, GRID_COLUMNS)
+    engine.add_event_handler(Events.ITERATION_COMPLETED(every=tc.sample_every), grid)
     if tc.progress:
         ProgressBar(persist=True, desc="train").attach(
             engine, output_transform=lambda out: {k: out[k] for k in ("loss_d", "loss_g")}
         )
-    return tb
+    return tb, grid

@@ -47,7 +47,6 @@ from gandistill.data import BalancedBatches, DatasetInfo, ImageTensors, load_dat
 from gandistill.errors import ConfigError, DataError, GandistillError, Interrupted
 from gandistill.files import GENERATOR_FILE, save_generator
 from gandistill.gan.checkpoints import (
-    RESUME_LOCKED,
     STATE_DIR,
     TB_DIR,
     ConfigRecord,
@@ -56,9 +55,9 @@ from gandistill.gan.checkpoints import (
     make_checkpoint,
     resume_from_newest,
 )
-from gandistill.gan.monitor import GRID_COLUMNS, attach_monitor, class_grid
+from gandistill.gan.monitor import GRID_COLUMNS, attach_monitor, class_samples
 from gandistill.gan.step import GANStep
-from gandistill.handlers import StopOnInterrupt
+from gandistill.handlers import ImageGrid, StopOnInterrupt
 from gandistill.models import to_gan_range
 from gandistill.models.generator import SIZES as GENERATOR_SIZES
 from gandistill.parallel import (
@@ -69,18 +68,6 @@ from gandistill.parallel import (
     world_size,
 )
 from gandistill.runtime import InterruptFlag, resolve_device, step_generator
-
-# Importers elsewhere (the CLI, pipelines, scripts, tests) take these names from here.
-__all__ = [
-    "RESUME_LOCKED",
-    "STATE_DIR",
-    "TB_DIR",
-    "GANTrainer",
-    "TrainResult",
-    "TrainingDiverged",
-    "class_grid",
-    "train",
-]
 
 
 class TrainingDiverged(GandistillError):
@@ -216,9 +203,12 @@ class GANTrainer:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self.stop_on_interrupt)
         engine.add_event_handler(Events.COMPLETED, self._on_completed)
         self.tb: TensorboardLogger | None = None
+        self.grid: ImageGrid | None = None
         if is_main():  # rank 0 alone logs and shows progress
             optimizers = {"lr_g": self.opt_g, "lr_d": self.opt_d}
-            self.tb = attach_monitor(engine, self.run_dir / TB_DIR, tc, optimizers, self.log_grid)
+            self.tb, self.grid = attach_monitor(
+                engine, self.run_dir / TB_DIR, tc, optimizers, self._samples01
+            )
 
     # --- the step ----------------------------------------------------------------------------
 
@@ -242,14 +232,11 @@ class GANTrainer:
 
     # --- events ------------------------------------------------------------------------------
 
-    def log_grid(self, engine: Engine) -> None:
-        """Write a grid of the EMA generator's samples (a row per class) to TensorBoard."""
-        if self.tb is None:
-            return
+    def _samples01(self) -> Tensor:
+        """The EMA generator's samples of the fixed latents, class by class, on the CPU."""
         self.ema.module.eval()
         with self.gan_step.autocast():
-            grid = class_grid(self.ema.module, self.fixed_z, self.info.num_classes)
-        self.tb.writer.add_image("images/samples", grid.float().cpu(), engine.state.iteration)
+            return class_samples(self.ema.module, self.fixed_z, self.info.num_classes).cpu()
 
     def _on_terminate(self, engine: Engine) -> None:
         if engine.state.output is not None and not _finite(engine.state.output):
@@ -265,7 +252,8 @@ class GANTrainer:
     def _write_generator(self, engine: Engine) -> None:
         if not is_main():
             return
-        self.log_grid(engine)
+        if self.grid is not None:
+            self.grid(engine)
         save_generator(
             self.run_dir / GENERATOR_FILE,
             self.generator,

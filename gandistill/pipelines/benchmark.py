@@ -8,7 +8,9 @@ section, the DC protocol) and the classifier-feature FID against the test split,
 JSON line to ``<out>/results.jsonl``; ``<out>/benchmark.md`` is re-rendered from that file after
 every row. A finished row is skipped on the next call with the same ``out``, so a killed run
 continues where it stopped. The optimised methods, with the config overrides that make each, and
-the overrides every row starts from are the preset ``gandistill/presets/benchmark.yaml``.
+the overrides every row starts from are the preset ``gandistill/presets/benchmark.yaml`` (read by
+:mod:`~gandistill.pipelines.benchmark_settings`); the rows' keys and the table are in
+:mod:`~gandistill.pipelines.benchmark_results`.
 
 Time to accuracy: the distillation wall seconds (quick-check time excluded) of the first of the
 Distiller's quick checks (every ``distill.eval_every`` iterations: one fresh network,
@@ -19,39 +21,20 @@ subset of the same IPC and seed trained the same way.
 from __future__ import annotations
 
 import datetime
-import json
-import os
-import platform
-import shlex
-import statistics
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
-from importlib import resources
 from pathlib import Path
 
-import torch
-
 from gandistill.classifier import get_classifier
-from gandistill.config import (
-    Config,
-    EvalConfig,
-    apply_overrides,
-    from_dict,
-    load_config,
-    read_yaml,
-    resolve,
-    to_dict,
-)
+from gandistill.config import Config, apply_overrides, from_dict, to_dict
+from gandistill.config.derived import resolve
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
 from gandistill.coreset.baselines import build_baseline
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset
 from gandistill.defaults import BENCHMARK_IPCS, BENCHMARK_MINUTES, BENCHMARK_SEEDS, EVAL_PROFILE
 from gandistill.distillation.loop import QUICK_CHECK_SEED, Distiller
-from gandistill.errors import ArtifactError, ConfigError, DataError, GandistillError
+from gandistill.errors import ConfigError, DataError, GandistillError
 from gandistill.evaluation.fidelity import KEY_EXTRACTOR, KEY_FID, fidelity_metrics
-from gandistill.evaluation.report import PROFILES as REPORT_PROFILES
-from gandistill.evaluation.report import apply_profile
 from gandistill.files import (
     DistilledSet,
     GeneratorCheckpoint,
@@ -59,132 +42,25 @@ from gandistill.files import (
     load_generator_checkpoint,
 )
 from gandistill.fit import evaluate_set, train_and_test
+from gandistill.pipelines.benchmark_results import (
+    RESULT_KEYS,
+    SETTING_KEYS,
+    append_result,
+    command_line,
+    load_results,
+    machine,
+    render_table,
+)
+from gandistill.pipelines.benchmark_settings import (
+    METHODS,
+    OPTIMISED_METHODS,
+    parse_ipcs,
+    parse_methods,
+    protocol,
+)
 from gandistill.runtime import format_seconds, resolve_device
 
-# package data, so that a non-editable install finds it too (pyproject.toml: package-data)
-PRESET = "benchmark.yaml"
-
-
-def _read_preset() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    """The base overrides and the method table of the preset file, checked for their shape."""
-    with resources.as_file(resources.files("gandistill") / "presets" / PRESET) as path:
-        data = read_yaml(path)
-
-    def overrides(value: object, where: str) -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, str) and "=" in v for v in value):
-            raise ConfigError(f"{path}: '{where}' must be a list of section.key=value overrides")
-        return tuple(value)
-
-    methods = data.get("methods")
-    if set(data) != {"base", "methods"} or not isinstance(methods, dict):
-        raise ConfigError(f"{path} must map 'base' to a list and 'methods' to a mapping")
-    clash = set(methods) & set(CORESET_METHODS)
-    if clash:
-        raise ConfigError(f"{path}: {', '.join(sorted(clash))} is already a coreset method")
-    table = {str(name): overrides(value, f"methods.{name}") for name, value in methods.items()}
-    return overrides(data["base"], "base"), table
-
-
-# DEFAULT_OVERRIDES: before the user's --set; OPTIMISED_METHODS: the overrides of each optimised
-# method, after the user's --set
-DEFAULT_OVERRIDES, OPTIMISED_METHODS = _read_preset()
-METHODS = (*CORESET_METHODS, *OPTIMISED_METHODS)
-PROFILES = ("quick", "full")
 RESULTS_FILE, TABLE_FILE, SETS_DIR, TB_DIR = "results.jsonl", "benchmark.md", "sets", "tb"
-RESULT_KEYS = (
-    "ipc", "method", "seed", "profile", "minutes", "protocol", "accuracies", "mean", "std",
-    "fid", "fid_extractor", "distill_seconds", "iterations", "stop_reason", "quick_checks",
-    "target_accuracy", "time_to_accuracy", "compression", "set_file", "eval_seconds",
-    "machine", "date",
-)  # fmt: skip
-SETTING_KEYS = ("profile", "minutes", "protocol")  # must agree across the rows of one out folder
-TABLE_HEADER = (
-    "IPC", "method", "accuracy (%)", "FID", "distillation time", "time to random-real accuracy",
-    "compression",
-)  # fmt: skip
-
-
-def parse_ipcs(text: str) -> list[int]:
-    """``"1,10,50"`` → ``[1, 10, 50]``; anything else is a :class:`ConfigError`."""
-    try:
-        ipcs = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise ConfigError(f"--ipc takes comma-separated integers >= 1, got '{text}'") from None
-    if not ipcs or min(ipcs) < 1 or len(set(ipcs)) != len(ipcs):
-        raise ConfigError(f"--ipc takes distinct integers >= 1, got '{text}'")
-    return ipcs
-
-
-def parse_methods(text: str) -> list[str]:
-    """``"random,latent-dm"`` → the list, checked against :data:`METHODS`."""
-    methods = [m.strip() for m in text.split(",")]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or len(set(methods)) != len(methods):
-        what = f"unknown method(s) {', '.join(unknown)}" if unknown else "repeated method"
-        raise ConfigError(f"{what} in --methods (known: {', '.join(METHODS)})")
-    return methods
-
-
-def benchmark_config(
-    config: str | Path | None = None,
-    overrides: Sequence[str] = (),
-    generator: GeneratorCheckpoint | None = None,
-) -> Config:
-    """The base config: ``config`` (else the generator's run config, else the defaults) with
-    :data:`DEFAULT_OVERRIDES` and then ``overrides`` applied."""
-    overrides = [*DEFAULT_OVERRIDES, *overrides]
-    if config is None and generator is not None:  # as `gandistill distill`: same data, classifier
-        return from_dict(Config, apply_overrides(to_dict(generator.config), overrides))
-    return load_config(config, overrides)
-
-
-def machine() -> str:
-    """Processor, cores and torch threads, for the table caption."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")  # Linux's platform.processor() is only the architecture
-    if cpuinfo.is_file():
-        names = [ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")]
-        cpu = names[0].partition(":")[2].strip() if names else cpu
-    return f"{cpu}, {os.cpu_count()} cores, torch threads: {torch.get_num_threads()}"
-
-
-def command_line(argv: Sequence[str] | None = None) -> str:
-    """The command as typed (``python -m gandistill`` for ``__main__.py``)."""
-    argv = list(sys.argv if argv is None else argv)
-    if argv and Path(argv[0]).name == "__main__.py":
-        argv[0] = "python -m gandistill"
-    elif argv and Path(argv[0]).name == "gandistill":  # the console script's full path
-        argv[0] = "gandistill"
-    return " ".join([argv[0], *map(shlex.quote, argv[1:])]) if argv else ""
-
-
-def protocol(ec: EvalConfig, profile: str) -> EvalConfig:
-    """The evaluation protocol of every row: ``full`` is ``ec``; ``quick`` caps it."""
-    if profile not in PROFILES:
-        raise ConfigError(f"unknown profile '{profile}' (known: {', '.join(PROFILES)})")
-    # the report's profile, except that every row keeps the config's number of networks
-    return apply_profile(ec, replace(REPORT_PROFILES[profile], n_models=None))
-
-
-def load_results(path: Path) -> list[dict]:
-    """The rows of a ``results.jsonl`` (none if it does not exist)."""
-    if not path.is_file():
-        return []
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise ArtifactError(f"{path}:{n} is not a JSON line") from None
-    return rows
-
-
-def append_result(path: Path, row: dict) -> None:
-    """Append one row by rewriting the file atomically: a kill never leaves half a line."""
-    old = path.read_bytes() if path.is_file() else b""
-    atomic_write(path, lambda fh: fh.write(old + (json.dumps(row) + "\n").encode()))
 
 
 def time_to_accuracy(history: list[dict], target: float) -> float | None:
@@ -193,36 +69,6 @@ def time_to_accuracy(history: list[dict], target: float) -> float | None:
         if entry.get("accuracy", -1.0) >= target:
             return entry["seconds"]
     return None
-
-
-def _fmt_time(values: list[float | None], n: int) -> str:
-    reached = [v for v in values if v is not None]
-    if not reached:
-        return "–"
-    text = format_seconds(statistics.fmean(reached))
-    return text if len(reached) == n else f"{text} ({len(reached)}/{n} seeds)"
-
-
-def render_table(rows: list[dict], caption: Sequence[str]) -> str:
-    """The markdown table, one line per (IPC, method), rows aggregated over seeds."""
-    groups: dict[tuple[int, str], list[dict]] = {}
-    order = {m: i for i, m in enumerate(METHODS)}
-    for row in sorted(rows, key=lambda r: (r["ipc"], order.get(r["method"], 99), r["seed"])):
-        groups.setdefault((row["ipc"], row["method"]), []).append(row)
-    lines = ["# Benchmark", "", *caption, ""]
-    lines += ["| " + " | ".join(TABLE_HEADER) + " |", "|---:|---|---|---:|---:|---:|---:|"]
-    for (ipc, method), group in groups.items():
-        accs = [a for r in group for a in r["accuracies"]]
-        std = statistics.pstdev(accs) if len(accs) > 1 else 0.0
-        acc = f"{100 * statistics.fmean(accs):.2f} ± {100 * std:.2f} (n={len(accs)})"
-        fid = f"{statistics.fmean(r['fid'] for r in group):.2f}"
-        seconds = format_seconds(statistics.fmean(r["distill_seconds"] for r in group))
-        tta = "n/a"
-        if method not in CORESET_METHODS and any(r["quick_checks"] for r in group):
-            tta = _fmt_time([r["time_to_accuracy"] for r in group], len(group))
-        comp = f"{group[0]['compression']:.0f}×"
-        lines.append(f"| {ipc} | {method} | {acc} | {fid} | {seconds} | {tta} | {comp} |")
-    return "\n".join(lines) + "\n"
 
 
 def _caption(cfg: Config, profile: str, minutes: float, device: str, command: str) -> list[str]:
@@ -293,7 +139,7 @@ class _Bench:
         if path.is_file():  # a set whose scoring was killed: reuse it if made the same way
             ds = DistilledSet.load(path)
             sha = self.ckpt.sha256 if method.startswith("latent-") else None
-            # an optimised set saves its config resolved (see gandistill.config.resolve)
+            # an optimised set saves its config resolved (see gandistill.config.derived.resolve)
             made = (
                 cfg if method in CORESET_METHODS else resolve(cfg, resolve_device(cfg.device).type)
             )

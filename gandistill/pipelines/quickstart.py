@@ -21,9 +21,11 @@ from typing import TypeVar
 
 from gandistill.config import Config, apply_overrides, from_dict, load_config, read_yaml
 from gandistill.distillation.loop import Distiller, state_path
-from gandistill.evaluation.report import REPORT_JSON, REPORT_MD, evaluate_distilled, headline
+from gandistill.evaluation.render import REPORT_JSON, REPORT_MD, headline
+from gandistill.evaluation.report import evaluate_distilled
 from gandistill.files import GENERATOR_FILE, DistilledSet, load_generator_checkpoint
-from gandistill.gan.trainer import STATE_DIR, TB_DIR, train
+from gandistill.gan.checkpoints import STATE_DIR, TB_DIR
+from gandistill.gan.trainer import train
 from gandistill.runtime import format_seconds as _fmt
 
 # package data, so that a non-editable install finds it too (pyproject.toml: package-data)

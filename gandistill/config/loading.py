@@ -1,0 +1,146 @@
+"""Configs in and out: YAML files and ``--set`` overrides to a checked :class:`Config`, configs
+to plain dicts and YAML, and the comparison that refuses to resume a run under other settings.
+
+Unknown keys and wrong types are rejected with a :class:`~gandistill.errors.ConfigError` naming
+the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gandistill.config.schema import Config
+from gandistill.errors import ConfigError
+
+
+def _check_value(name: str, value: Any, tp: Any, meta: typing.Mapping) -> Any:
+    """Type-check (and widen int to float) one value; apply ``choices``/``min`` rules."""
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(
+            f"config key '{name}' expects {tp.__name__}, got {type(value).__name__} {value!r}"
+        )
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"config key '{name}' must be one of {list(choices)}, got {value!r}")
+    low = meta.get("min")
+    if low is not None and value < low:
+        raise ConfigError(f"config key '{name}' must be >= {low}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a (possibly partial) mapping, rejecting unknown keys."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        where = f"section '{prefix.rstrip('.')}'" if prefix else "the config"
+        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise ConfigError(f"unknown config key '{prefix}{key}' (known: {', '.join(fields)})")
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = from_dict(tp, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _check_value(prefix + name, value, tp, fields[name].metadata)
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain nested dict of a config (YAML- and ``weights_only``-safe)."""
+    return dataclasses.asdict(cfg)
+
+
+def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
+    """Apply ``section.key=value`` strings to a raw config mapping (values parsed as YAML)."""
+    data = dict(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override '{item}' is not of the form section.key=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        *parents, leaf = key.strip().split(".")
+        node = data
+        for part in parents:
+            child = node.get(part)
+            child = dict(child) if isinstance(child, dict) else {} if child is None else child
+            if not isinstance(child, dict):
+                raise ConfigError(f"override '{item}': '{part}' is not a section")
+            node[part] = child
+            node = child
+        node[leaf] = value
+    return data
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping, turning every failure into a one-line ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"malformed YAML in {path}{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = ()) -> Config:
+    """Load a :class:`Config` from an optional YAML file plus ``--set`` overrides."""
+    data = read_yaml(path) if path is not None else {}
+    return from_dict(Config, apply_overrides(data, overrides))
+
+
+def config_from_dict(data: dict) -> Config:
+    """Rebuild a :class:`Config` saved with a checkpoint."""
+    return from_dict(Config, data)
+
+
+def dump_yaml(cfg: Any) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def lookup(data: typing.Mapping, dotted: str) -> Any:
+    """The value of a dotted key (``distill.ipc``) in a nested config dict."""
+    for part in dotted.split("."):
+        data = data[part]
+    return data
+
+
+def check_unchanged(saved: dict, cfg: Config, keys: typing.Iterable[str], where: str) -> None:
+    """Refuse to resume a run whose saved config (dict) differs from ``cfg`` in ``keys``.
+
+    Raises:
+        ConfigError: naming the first differing key, both values and ``where`` the run lies
+            (e.g. ``saved in set.state.pt``).
+        KeyError, TypeError: ``saved`` lacks a key (a damaged file; the caller says which).
+    """
+    keys = tuple(keys)
+    theirs, mine = [lookup(saved, key) for key in keys], to_dict(cfg)
+    for key, there in zip(keys, theirs, strict=True):
+        now = lookup(mine, key)
+        if there != now:
+            raise ConfigError(
+                f"cannot resume: '{key}' differs from the run {where} ({there!r} there, "
+                f"{now!r} now)"
+            )

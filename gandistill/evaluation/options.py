@@ -1,0 +1,86 @@
+"""The options of a distilled set's evaluation: the profiles (how much of the protocol a report
+runs) and the check of every argument of :func:`~gandistill.evaluation.report.evaluate_distilled`,
+done before anything is trained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from gandistill.config import EvalConfig
+from gandistill.errors import ConfigError
+from gandistill.evaluation.fidelity import check_extractor
+from gandistill.files import DistilledSet
+from gandistill.fit import EVAL_ARCHS
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much evaluation to run, on top of the config's ``eval`` section (the protocol)."""
+
+    max_epochs: int | None  # cap on the protocol's epochs (None: as configured)
+    augment: str | None  # None: as configured
+    n_models: int | None  # None: as configured
+    full_epochs: int  # cap on the full-data run's epochs (the protocol's 1000 would take hours)
+    grad_networks: int
+    fidelity_real: int  # real training images per class in the fidelity / distribution sets
+
+
+PROFILES = {
+    "quick": Profile(300, "none", 1, 5, 3, 100),
+    "full": Profile(None, None, None, 50, 10, 400),
+}
+
+
+def apply_profile(ec: EvalConfig, profile: Profile) -> EvalConfig:
+    """The protocol ``ec`` as ``profile`` trims it (fewer epochs, another augmentation, fewer
+    networks)."""
+    return replace(
+        ec,
+        epochs=min(ec.epochs, profile.max_epochs or ec.epochs),
+        augment=profile.augment or ec.augment,
+        n_models=profile.n_models or ec.n_models,
+    )
+
+
+def checked_inputs(
+    distilled: str | Path | DistilledSet,
+    profile: str,
+    extractor: str,
+    inception_weights: str | None,
+    archs: Sequence[str] | None,
+    kid_subset_size: int | None,
+) -> tuple[DistilledSet, Path | None, list[str], dict]:
+    """Refuse bad arguments before anything is trained, and load the set when given a path.
+
+    Returns:
+        The set, its path (None when given loaded), ``archs`` as a list (empty: the protocol's
+        architecture) and the checked fidelity settings (keyword arguments of
+        :func:`~gandistill.evaluation.fidelity.fidelity_table`).
+    """
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile '{profile}' (known: {', '.join(PROFILES)})")
+    inception_weights = check_extractor(extractor, inception_weights)
+    archs = list(archs or [])
+    unknown = [a for a in archs if a not in EVAL_ARCHS]
+    if unknown:
+        raise ConfigError(
+            f"unknown architecture(s) {', '.join(unknown)} (known: {', '.join(EVAL_ARCHS)})"
+        )
+    source_path = None
+    if not isinstance(distilled, DistilledSet):
+        source_path = Path(distilled)
+        distilled = DistilledSet.load(source_path)
+    if kid_subset_size is not None and not 2 <= kid_subset_size <= len(distilled.labels):
+        raise ConfigError(
+            f"KID subset size {kid_subset_size} must lie in 2..{len(distilled.labels)} "
+            "(the distilled set's size)"
+        )
+    fidelity_options = {
+        "extractor": extractor,
+        "inception_weights": inception_weights,
+        "kid_subset_size": kid_subset_size,
+    }
+    return distilled, source_path, archs, fidelity_options
