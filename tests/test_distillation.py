@@ -1,5 +1,4 @@
 import dataclasses
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ from torch.nn import functional as F
 
 from gandistill.config import default_loops, load_config, resolve
 from gandistill.coreset.baselines import build_baseline
+from gandistill.distillation import step as distillation_step
 from gandistill.distillation.init import invert
 from gandistill.distillation.loop import Distiller
 from gandistill.distillation.matching import (
@@ -463,8 +463,7 @@ def test_cosine_schedule_anneals_the_set_learning_rate(tmp_path, tiny):
 
 @pytest.mark.parametrize("extra", ["distill.objective=krr", "distill.discrimination=1"])
 def test_terms_across_all_classes_refuse_several_processes(tmp_path, tiny, monkeypatch, extra):
-    module = sys.modules[Distiller.__module__]  # gandistill.distill is also a function's name
-    monkeypatch.setattr(module, "world_size", lambda: 2)
+    monkeypatch.setattr(distillation_step, "world_size", lambda: 2)
     cfg = _cfg(tmp_path, "distill.space=pixel", extra)
     with pytest.raises(ConfigError, match="runs in one process"):
         Distiller(cfg, data=tiny)
