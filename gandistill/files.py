@@ -47,8 +47,17 @@ def image_grid(images01: torch.Tensor, nrow: int) -> torch.Tensor:
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
-    """Call ``write(fh)`` on a temporary file in the target folder, then rename over ``path``:
-    a kill at any moment leaves the old file or the new one, never a partial one."""
+    """Call ``write(fh)`` on a temporary file in the target folder, then rename it over
+    ``path``: a kill at any moment leaves the old file or the new one, never a partial one.
+
+    Durable too: the data reaches the disk (fsync) before the rename, and the rename before the
+    function returns (fsync of the folder), so a power loss after it cannot leave an empty file
+    behind the new name. The file gets the mode the user's umask gives a new file.
+
+    Raises:
+        ArtifactError: the folder or the file cannot be written (read-only, full, no
+            permission); the old file is left as it was and no temporary file remains.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,18 +65,66 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
     except OSError as exc:
         raise ArtifactError(f"cannot write to {path.parent}: {exc.strerror}") from None
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from the group
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ArtifactError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
+    _fsync_folder(path.parent)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the file system allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse to fsync a folder; the rename still happened
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` through :func:`atomic_write`."""
-    return atomic_write(path, lambda fh: torch.save(obj, fh))
+
+    def write(fh: BinaryIO) -> None:
+        failed: list[OSError] = []
+
+        class Sink:  # torch reports a failed write (a full disk) as a RuntimeError: keep the cause
+            def write(self, data: bytes) -> int:
+                try:
+                    return fh.write(data)
+                except OSError as exc:
+                    failed.append(exc)
+                    raise
+
+            def flush(self) -> None:
+                fh.flush()
+
+        try:
+            torch.save(obj, Sink())
+        except RuntimeError:
+            if failed:
+                raise failed[0] from None
+            raise
+
+    return atomic_write(path, write)
 
 
 def sha256_file(path: str | Path) -> str:

@@ -52,6 +52,7 @@ from gandistill.files import (
 )
 from gandistill.fit import train_and_test
 from gandistill.handlers import LossPatience, StopOnInterrupt, budget_spent, make_checkpoint
+from gandistill.locks import RunLock
 from gandistill.parallel import (
     class_share,
     is_main,
@@ -106,9 +107,26 @@ class Distiller:
         self.device = resolve_device(cfg.device)
         # every derived setting made concrete: what the state and the set file save
         cfg = resolve(cfg, self.device.type)
-        self.cfg, dc = cfg, cfg.distill
+        self.cfg = cfg
         self.out = Path(out) if out is not None else None
         self.state_path = None if self.out is None else state_path(self.out)
+        # before the state is read, and before anything is written or deleted next to ``out``
+        self.lock = None if self.out is None else RunLock(self.out, folder=False).acquire()
+        try:
+            self._set_up(cfg, generator, data, log_dir, resume)
+        except BaseException:
+            self._release()
+            raise
+
+    def _set_up(
+        self,
+        cfg: Config,
+        generator: str | Path | GeneratorCheckpoint | None,
+        data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None,
+        log_dir: str | Path | None,
+        resume: bool,
+    ) -> None:
+        dc = cfg.distill
         if resume and self.state_path is None:
             raise ConfigError("resume needs the output file whose saved state it continues")
         if resume and not self.state_path.is_file():
@@ -157,6 +175,10 @@ class Distiller:
         self.resumed = saved is not None
         if saved is not None:
             Checkpoint.load_objects({"distillation": self}, saved)
+
+    def _release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
     # --- set-up ---------------------------------------------------------------------------
 
@@ -368,6 +390,17 @@ class Distiller:
             Interrupted: Ctrl-C stopped distillation after a completed iteration, whose state
                 was saved (only with ``out``; without it Ctrl-C raises ``KeyboardInterrupt``).
         """
+        try:
+            self._run()
+            ds = self.result()
+            if self.out is not None and is_main():
+                ds.save(self.out)
+                self.state_path.unlink(missing_ok=True)
+            return ds
+        finally:
+            self._release()
+
+    def _run(self) -> None:
         dc = self.cfg.distill
         if self.state_path is not None and not self.resumed and is_main():
             self.state_path.unlink(missing_ok=True)  # an earlier run's, not this one's
@@ -384,11 +417,6 @@ class Distiller:
         finally:
             if self.tb is not None:
                 self.tb.close()
-        ds = self.result()
-        if self.out is not None and is_main():
-            ds.save(self.out)
-            self.state_path.unlink(missing_ok=True)
-        return ds
 
 
 def distill(

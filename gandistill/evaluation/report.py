@@ -20,6 +20,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from gandistill.evaluation.sections import (
 )
 from gandistill.files import DistilledSet, atomic_write, to_uint8
 from gandistill.fit import EvalResult, test_accuracy, test_logits, train_network
+from gandistill.locks import RunLock
 from gandistill.runtime import library_versions, resolve_device, step_generator
 
 REPORT_VERSION = 1
@@ -288,30 +290,41 @@ def evaluate_distilled(
         soft_labels: also train the distilled set's networks with the real-data classifier as
             teacher (:func:`gandistill.fit.distillation_loss`) and report the gain.
     """
-    wall = time.perf_counter()
-    ds, source_path, archs, fid_options = checked_inputs(
-        distilled, profile, extractor, inception_weights, archs, kid_subset_size
-    )
-    cfg = cfg or ds.config
-    device = resolve_device(cfg.device)
-    train, test, info = data if data is not None else load_dataset(cfg.data)
-    require_same_shape(ds.info, info, "the distilled set")
-    clf = get_classifier(
-        cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, (train, test, info), device, progress
-    )
-    teacher = clf.net if soft_labels else None
-    sections = _measure(
-        ds, (train, test, info), clf, cfg, profile, archs, teacher, fid_options, device, progress
-    )
-    report = {
-        "report_version": REPORT_VERSION,
-        "source": source_section(source_path, ds, info),
-        "profile": profile,
-        **sections,
-        "distillation": distillation_summary(ds),
-        "wall_seconds": time.perf_counter() - wall,
-        "versions": library_versions(),
-    }
-    if out is not None:
-        write_report(report, Path(out), ds.images_uint8.float() / 255.0, info)
-    return report
+    # one evaluation writes into a folder at a time
+    with RunLock(out, folder=True) if out is not None else nullcontext():
+        wall = time.perf_counter()
+        ds, source_path, archs, fid_options = checked_inputs(
+            distilled, profile, extractor, inception_weights, archs, kid_subset_size
+        )
+        cfg = cfg or ds.config
+        device = resolve_device(cfg.device)
+        train, test, info = data if data is not None else load_dataset(cfg.data)
+        require_same_shape(ds.info, info, "the distilled set")
+        clf = get_classifier(
+            cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, (train, test, info), device, progress
+        )
+        teacher = clf.net if soft_labels else None
+        sections = _measure(
+            ds,
+            (train, test, info),
+            clf,
+            cfg,
+            profile,
+            archs,
+            teacher,
+            fid_options,
+            device,
+            progress,
+        )
+        report = {
+            "report_version": REPORT_VERSION,
+            "source": source_section(source_path, ds, info),
+            "profile": profile,
+            **sections,
+            "distillation": distillation_summary(ds),
+            "wall_seconds": time.perf_counter() - wall,
+            "versions": library_versions(),
+        }
+        if out is not None:
+            write_report(report, Path(out), ds.images_uint8.float() / 255.0, info)
+        return report

@@ -58,6 +58,7 @@ from gandistill.gan.checkpoints import (
 from gandistill.gan.monitor import GRID_COLUMNS, attach_monitor, class_samples
 from gandistill.gan.step import GANStep
 from gandistill.handlers import ImageGrid, StopOnInterrupt
+from gandistill.locks import RunLock
 from gandistill.models import to_gan_range
 from gandistill.models.generator import SIZES as GENERATOR_SIZES
 from gandistill.parallel import (
@@ -151,7 +152,22 @@ class GANTrainer:
         self.world = world_size()
         _check_batch_split(tc.batch_size, self.world)
         self.run_dir = Path(cfg.run_dir)
-        check_run_dir(self.run_dir, resume, overwrite)  # before any slow work, and before any write
+        # before any check reads the folder and anything is written or deleted in it
+        self.lock = RunLock(self.run_dir, folder=True).acquire()
+        try:
+            self._set_up(cfg, resume, overwrite, data)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _set_up(
+        self,
+        cfg: Config,
+        resume: bool,
+        overwrite: bool,
+        data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None,
+    ) -> None:
+        check_run_dir(self.run_dir, resume, overwrite)  # before any slow work
         self.train_set, self.test_set, self.info = (
             data if data is not None else load_dataset(cfg.data)
         )
@@ -281,6 +297,7 @@ class GANTrainer:
         finally:
             if self.tb is not None:
                 self.tb.close()
+            self.lock.release()
         return TrainResult(
             generator_path=self.run_dir / GENERATOR_FILE,
             iterations=self.engine.state.iteration,

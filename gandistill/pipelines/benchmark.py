@@ -42,6 +42,7 @@ from gandistill.files import (
     load_generator_checkpoint,
 )
 from gandistill.fit import evaluate_set, train_and_test
+from gandistill.locks import RunLock
 from gandistill.pipelines.benchmark_results import (
     RESULT_KEYS,
     SETTING_KEYS,
@@ -268,31 +269,32 @@ def run_benchmark(
         raise ConfigError(f"need seeds >= 1 and minutes > 0, got {seeds} and {minutes}")
     prot = asdict(protocol(cfg.eval, profile))
     out = Path(out)
-    results_path = out / RESULTS_FILE
-    rows = load_results(results_path)
-    _check_settings(rows, results_path, profile, minutes, prot)
-    methods, skipped = _without_latent(methods, generator, say)
-    if isinstance(generator, (str, Path)):
-        generator = load_generator_checkpoint(generator, device=resolve_device(cfg.device))
-    bench = _Bench(cfg, out, minutes, profile, generator, _load_data(cfg, ipcs))
-    caption = _caption(cfg, profile, minutes, str(bench.device), command or command_line())
-    if skipped:
-        caption += ["", f"Not run: {', '.join(skipped)} (no generator given)."]
+    with RunLock(out, folder=True):  # one benchmark appends to a results file at a time
+        results_path = out / RESULTS_FILE
+        rows = load_results(results_path)
+        _check_settings(rows, results_path, profile, minutes, prot)
+        methods, skipped = _without_latent(methods, generator, say)
+        if isinstance(generator, (str, Path)):
+            generator = load_generator_checkpoint(generator, device=resolve_device(cfg.device))
+        bench = _Bench(cfg, out, minutes, profile, generator, _load_data(cfg, ipcs))
+        caption = _caption(cfg, profile, minutes, str(bench.device), command or command_line())
+        if skipped:
+            caption += ["", f"Not run: {', '.join(skipped)} (no generator given)."]
 
-    done = {(r["ipc"], r["method"], r["seed"]) for r in rows}
-    todo = [(i, m, cfg.seed + s) for i in ipcs for m in methods for s in range(seeds)]
-    for n, (ipc, method, seed) in enumerate(todo, 1):
-        where = f"[{n}/{len(todo)}] IPC {ipc} {method} seed {seed}"
-        if (ipc, method, seed) in done:
-            say(f"{where}: done earlier, skipped")
-            continue
-        try:
-            row = bench.row(method, ipc, seed)
-        except GandistillError as exc:
-            raise type(exc)(f"IPC {ipc} {method} seed {seed}: {exc}") from None
-        append_result(results_path, row)
-        rows.append(row)
+        done = {(r["ipc"], r["method"], r["seed"]) for r in rows}
+        todo = [(i, m, cfg.seed + s) for i in ipcs for m in methods for s in range(seeds)]
+        for n, (ipc, method, seed) in enumerate(todo, 1):
+            where = f"[{n}/{len(todo)}] IPC {ipc} {method} seed {seed}"
+            if (ipc, method, seed) in done:
+                say(f"{where}: done earlier, skipped")
+                continue
+            try:
+                row = bench.row(method, ipc, seed)
+            except GandistillError as exc:
+                raise type(exc)(f"IPC {ipc} {method} seed {seed}: {exc}") from None
+            append_result(results_path, row)
+            rows.append(row)
+            _write_table(out, rows, caption, bench.machine)
+            say(f"{where}: {_row_line(row)}")
         _write_table(out, rows, caption, bench.machine)
-        say(f"{where}: {_row_line(row)}")
-    _write_table(out, rows, caption, bench.machine)
-    return rows
+        return rows

@@ -26,6 +26,7 @@ from gandistill.evaluation.report import evaluate_distilled
 from gandistill.files import GENERATOR_FILE, DistilledSet, load_generator_checkpoint
 from gandistill.gan.checkpoints import STATE_DIR, TB_DIR
 from gandistill.gan.trainer import train
+from gandistill.locks import RunLock
 from gandistill.runtime import format_seconds as _fmt
 
 # package data, so that a non-editable install finds it too (pyproject.toml: package-data)
@@ -156,20 +157,22 @@ def quickstart(
     Returns:
         Where the artifacts lie, the report, and the wall time of each stage run in this call.
     """
-    stages = _Stages(cfg, say)
-    if overwrite:
-        stages.clear()
-    stages.train_generator()
-    stages.distil()
-    report = stages.evaluate(progress)
-    return QuickstartResult(
-        generator_path=stages.generator_path,
-        distilled_path=stages.distilled_path,
-        report_dir=stages.report_dir,
-        tensorboard_dir=stages.run_dir,
-        report=report,
-        seconds=stages.seconds,
-    )
+    # one quickstart per folder; its stages take the same lock again (re-entrant)
+    with RunLock(cfg.run_dir, folder=True):
+        stages = _Stages(cfg, say)
+        if overwrite:
+            stages.clear()
+        stages.train_generator()
+        stages.distil()
+        report = stages.evaluate(progress)
+        return QuickstartResult(
+            generator_path=stages.generator_path,
+            distilled_path=stages.distilled_path,
+            report_dir=stages.report_dir,
+            tensorboard_dir=stages.run_dir,
+            report=report,
+            seconds=stages.seconds,
+        )
 
 
 def summary(result: QuickstartResult) -> str:
