@@ -404,6 +404,7 @@ def _write_imagefolder(
     """One sub-folder of PNGs per class, built aside and renamed into place."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the folder from the group
         for i, (img, y) in enumerate(zip(images, labels.tolist(), strict=True)):
             folder = tmp / class_names[y]
             folder.mkdir(exist_ok=True)

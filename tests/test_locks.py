@@ -270,3 +270,15 @@ def test_evaluate_benchmark_and_quickstart_refuse_a_busy_folder(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_an_exported_image_folder_follows_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        images = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
+        out = tmp_path / "set"
+        files.export_images(images, torch.tensor([0, 0, 1, 1]), ["a", "b"], "imagefolder", out)
+        assert out.stat().st_mode & 0o777 == 0o750
+        assert (out / "a" / "00000.png").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)

@@ -34,17 +34,20 @@ from ignite.handlers.tensorboard_logger import TensorboardLogger
 from torch import Tensor
 
 from gandistill.classifier import RealClassifier, get_classifier
-from gandistill.config import Config, DistillConfig, resolve, to_dict
+from gandistill.config import Config, DistillConfig, resolve
 from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
 from gandistill.distillation.init import check_init, initial_set
 from gandistill.distillation.monitor import attach_progress, attach_tensorboard
-from gandistill.distillation.state import load_set_tensors, load_state, set_tensors, state_path
+from gandistill.distillation.state import (
+    STOP_ITERATIONS,
+    ResumableState,
+    load_state,
+    set_tensors,
+    state_path,
+)
 from gandistill.distillation.step import MatchingStep, check_processes
-from gandistill.distillation.synthetic import merge_rows, per_row
 from gandistill.errors import ArtifactError, ConfigError, Interrupted
 from gandistill.files import (
-    FORMAT_VERSION,
-    KIND_DISTILL_STATE,
     DistilledSet,
     GeneratorCheckpoint,
     load_generator_checkpoint,
@@ -60,7 +63,7 @@ from gandistill.parallel import (
 )
 from gandistill.runtime import InterruptFlag, library_versions, resolve_device
 
-STOP_ITERATIONS, STOP_TIME, STOP_CONVERGED = "max_iterations", "max_minutes", "converged"
+STOP_TIME, STOP_CONVERGED = "max_minutes", "converged"
 LOSS_SMOOTHING = 0.9  # EMA factor of the loss that the patience rule watches
 QUICK_CHECK_SEED = 7919  # seed offset of the quick checks' networks (the benchmark reuses it)
 
@@ -82,7 +85,7 @@ def _generator(
 # --- the distiller --------------------------------------------------------------------------
 
 
-class Distiller:
+class Distiller(ResumableState):
     """Optimises a :class:`SyntheticSet` against real data; :meth:`run` returns the set.
 
     Args:
@@ -281,61 +284,6 @@ class Distiller:
     def _images01(self) -> Tensor:
         """The set's images as pixels in [0, 1] on the CPU."""
         return self.info.denormalize(self.syn()).clamp(0, 1).cpu()
-
-    # --- resumable state -------------------------------------------------------------------
-
-    def save_state(self, engine: Engine) -> None:
-        """Checkpoint the completed iteration to ``<out>.state.pt`` (atomic). On several
-        processes all call it: the optimiser's per-row state is merged first, so the state
-        resumes on any number of processes; rank 0 writes it."""
-        syn = self.syn
-        moments = [v for st in self.opt.state.values() for v in st.values() if per_row(v, syn)]
-        merge_rows(moments, self.rows)
-        self.checkpoint(engine)
-
-    def state_dict(self) -> dict:
-        """Everything a resumed run needs to continue after the engine's iteration (what
-        ignite's ``Checkpoint`` saves)."""
-        return {
-            "kind": KIND_DISTILL_STATE,
-            "format_version": FORMAT_VERSION,
-            "config": to_dict(self.cfg),
-            "generator_sha256": None if self.ckpt is None else self.ckpt.sha256,
-            "iteration": self.engine.state.iteration,
-            "seconds": time.perf_counter() - self._t0,  # distillation time, all processes
-            "set": set_tensors(self.syn),
-            "optimizer": self.opt.state_dict(),
-            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-            "pool": self.networks.state_dict(),
-            "history": self.history,
-            "stop_reason": self.stop_reason,
-            "loss_tracking": self.patience.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Load a saved state (checked by :func:`load_state`) into the freshly built set,
-        optimiser, schedule and loop."""
-        path, dc = self.state_path, self.cfg.distill
-        try:
-            load_set_tensors(self.syn, state["set"], path)
-            self.opt.load_state_dict(state["optimizer"])
-            if self.scheduler is not None:
-                self.scheduler.load_state_dict(state["scheduler"])
-            self.networks.load_state_dict(state.get("pool") or [], path)
-            self.patience.load_state_dict(state["loss_tracking"])
-            self.history = list(state["history"])
-            self.stop_reason = str(state["stop_reason"])
-            self._elapsed = float(state["seconds"])
-            iteration = int(state["iteration"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise ArtifactError(f"{path} is a damaged distillation state ({exc})") from None
-        self._done = self.stop_reason != STOP_ITERATIONS or iteration >= dc.max_iterations
-        if self._done:  # nothing left to run; the final check and result read the iteration
-            self.engine.state.iteration = iteration
-        else:
-            self.engine.load_state_dict(
-                {"iteration": iteration, "epoch_length": dc.max_iterations, "max_epochs": 1}
-            )
 
     # --- run ---------------------------------------------------------------------------------
 

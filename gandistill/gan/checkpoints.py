@@ -19,7 +19,7 @@ from ignite.handlers import Checkpoint
 
 from gandistill.config import Config, check_unchanged, config_from_dict, dump_yaml, to_dict
 from gandistill.errors import ArtifactError, ConfigError
-from gandistill.files import GENERATOR_FILE
+from gandistill.files import GENERATOR_FILE, atomic_write
 from gandistill.handlers import make_checkpoint as checkpoint_handler
 from gandistill.parallel import barrier, is_main
 
@@ -95,7 +95,7 @@ def init_run_dir(run_dir: Path, cfg: Config, clear: bool) -> None:
         (run_dir / GENERATOR_FILE).unlink(missing_ok=True)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / CONFIG_FILE).write_text(dump_yaml(cfg))
+        atomic_write(run_dir / CONFIG_FILE, lambda fh: fh.write(dump_yaml(cfg).encode()))
     except OSError as exc:
         raise ArtifactError(f"cannot write to {run_dir}: {exc.strerror}") from None
 
