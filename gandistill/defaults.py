@@ -19,10 +19,12 @@ FEATURE_EXTRACTOR = "classifier"  # the task's own classifier: offline, no weigh
 BENCHMARK_IPCS = (1, 10)  # images per class of the rows
 BENCHMARK_MINUTES = 10.0  # wall-clock budget of each optimised set
 BENCHMARK_SEEDS = 1  # seeds per row: cfg.seed + 0..N-1
+BENCHMARK_MAX_SEEDS = 100  # more would run a row's method that many times: for ages
 BENCHMARK_OUT = "checkpoints/benchmark"  # the command line's output folder (required in the API)
 
 # gandistill sample (a generator's grid)
 SAMPLE_N_PER_CLASS = 8  # columns of the grid
+SAMPLE_MAX_N_PER_CLASS = 256  # a wider grid would not show a sample per column on any screen
 SAMPLE_SEED = 0  # seed of the latents
 SAMPLE_DEVICE = "auto"  # CUDA when present
 

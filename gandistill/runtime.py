@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import signal
 import threading
@@ -39,6 +40,22 @@ def resolve_device(spec: str) -> torch.device:
     if device.type == "cuda" and idist.get_world_size() > 1:  # one GPU per process
         device = torch.device("cuda", local_gpu(idist.get_local_rank()))
     return device
+
+
+def available_memory() -> int:
+    """Bytes of memory a new allocation can take now: Linux's ``MemAvailable``, else the
+    physical memory (the yardstick of the checks that refuse absurd sizes up front)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError, AttributeError):
+        return 2**63  # unknown: refuse nothing
 
 
 def step_generator(seed: int, *keys: int) -> torch.Generator:

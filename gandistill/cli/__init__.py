@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 import sys
 
+from gandistill.cli.commands import check_inputs
 from gandistill.cli.parser import build_parser
 from gandistill.errors import EXIT_USER_ERROR, GandistillError, Interrupted
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
+        check_inputs(args)
         return args.func(args)
     except GandistillError as exc:
         print(f"gandistill: error: {exc}", file=sys.stderr)

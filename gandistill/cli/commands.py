@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torchvision.utils import save_image
 
+from gandistill import defaults
 from gandistill.config import Config, apply_overrides, config_from_dict, load_config, to_dict
 from gandistill.coreset.baselines import build_baseline
 from gandistill.distillation.loop import Distiller, state_path
@@ -47,16 +48,50 @@ from gandistill.runtime import resolve_device, step_generator
 # --- helpers of the commands ----------------------------------------------------------------------
 
 
-def _check_output(path: Path, overwrite: bool) -> None:
+def _check_output(path: Path, overwrite: bool, folder: bool = False) -> None:
+    """Refuse an output, before any work, that exists (unless ``overwrite``), that is a folder
+    where a file is written (or a file where a ``folder`` is), or whose nearest existing folder
+    is no folder or cannot be written."""
+    if path.is_dir() and not folder:
+        raise ArtifactError(f"cannot write {path}: it is a folder, not a file")
+    if path.exists() and folder and not path.is_dir():
+        raise ArtifactError(f"cannot write {path}: it is a file, not a folder")
     if path.exists() and not overwrite:
         raise ArtifactError(f"{path} already exists (pass --overwrite to replace it)")
-    folder = path.parent  # the nearest existing folder above it gets the new sub-folders
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ArtifactError(f"cannot write {path}: {folder} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ArtifactError(f"output folder {folder} is not writable")
+    parent = _existing_parent(path)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ArtifactError(f"output folder {parent} is not writable")
+
+
+def _existing_parent(path: Path) -> Path:
+    """The nearest existing folder above ``path`` (it gets the new sub-folders); refused when
+    it is a regular file."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ArtifactError(f"cannot write {path}: {parent} is not a folder")
+    return parent
+
+
+def _check_output_folder(path: Path) -> None:
+    """Refuse, before any work, an output folder that is a regular file or lies under one."""
+    if path.exists() and not path.is_dir():
+        raise ArtifactError(f"cannot write {path}: it is a file, not a folder")
+    _existing_parent(path)
+
+
+INPUT_FILES = ("config", "generator", "distilled", "inception_weights")  # flags naming a file
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Refuse a folder given where a command reads a file, naming the flag (the loaders say
+    when a file is missing or is no file of theirs)."""
+    for name in INPUT_FILES:
+        path = getattr(args, name, None)
+        if path and Path(path).is_dir():
+            flag = "--" + name.replace("_", "-")
+            raise ArtifactError(f"{flag} {path} is a folder, not a file")
 
 
 def _check_resume(state: Path, resume: bool, overwrite: bool) -> None:
@@ -120,6 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """``gandistill train``: train the GAN on the processes the flags ask for."""
     flags = {"device": args.device or None, "run_dir": args.run_dir or None}
     cfg = load_config(args.config, _overrides(args, flags))
+    _check_output_folder(Path(cfg.run_dir))
     _launch(args, cfg, _train_worker, cfg, args.resume, args.overwrite)
     return 0
 
@@ -188,6 +224,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     overrides = _overrides(args, {"device": args.device or None})
     ckpt = load_generator_checkpoint(args.generator) if args.generator else None
     cfg = benchmark_config(args.config, overrides, ckpt)
+    _check_output_folder(Path(args.out))
     run_benchmark(cfg, args.out, ipcs, methods, args.seeds, args.minutes, args.profile, ckpt)
     print(f"wrote {Path(args.out) / TABLE_FILE} and {Path(args.out) / RESULTS_FILE}")
     return 0
@@ -200,6 +237,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     if args.no_progress:
         overrides += ["train.progress=false", "distill.progress=false"]
     cfg = quickstart_config(args.config, overrides)
+    _check_output_folder(Path(cfg.run_dir))
     result = quickstart(cfg, overwrite=args.overwrite, progress=not args.no_progress)
     print(summary(result))
     return 0
@@ -257,6 +295,10 @@ def _grid(args: argparse.Namespace, out: Path) -> None:
         raise ArtifactError(f"--out must be a .png file for a grid, got '{out.name}'")
     if args.n_per_class < 1:
         raise GandistillError(f"--n-per-class must be >= 1, got {args.n_per_class}")
+    if args.n_per_class > defaults.SAMPLE_MAX_N_PER_CLASS:
+        raise GandistillError(
+            f"--n-per-class must be <= {defaults.SAMPLE_MAX_N_PER_CLASS}, got {args.n_per_class}"
+        )
     _check_output(out, args.overwrite)
     device = resolve_device(args.device)
     ckpt = load_generator_checkpoint(args.generator, ema=not args.no_ema, device=device)
@@ -274,7 +316,7 @@ def _export(args: argparse.Namespace, out: Path) -> None:
     fmt = args.format or (out.suffix.lstrip(".").lower() if out.suffix else "imagefolder")
     if fmt not in EXPORT_FORMATS:
         raise GandistillError(f"unknown format '{fmt}' (use {', '.join(EXPORT_FORMATS)})")
-    _check_output(out, args.overwrite)
+    _check_output(out, args.overwrite, folder=fmt == "imagefolder")
     ds, images, source = _distilled_images(args)
     export_images(images, ds.labels, ds.info.class_names, fmt, out)
     print(f"wrote {out} ({fmt}): {len(ds.labels)} images, {ds.ipc} per class, {source}")

@@ -9,6 +9,8 @@ and then those parents, so its ``--help`` reads as it always has. Defaults come 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 
 from gandistill import __version__, defaults
 from gandistill.cli.commands import (
@@ -29,6 +31,46 @@ from gandistill.pipelines.benchmark_settings import PROFILES as BENCHMARK_PROFIL
 
 DESCRIPTION = "Command line: ``gandistill train|distill|baseline|evaluate|benchmark|sample``."
 DEVICE_HELP = "auto | cpu | cuda | cuda:N"
+
+
+# processes of a run on one machine: one per core, and at least 8 to try a run on several on a
+# small machine; each imports torch (about 0.5 GiB), so thousands would exhaust the memory
+MAX_NPROC_PER_NODE = max(8, os.cpu_count() or 1)
+MAX_PORT = 65535
+
+
+class _Bounded:
+    """An argparse ``type``: a number (``kind``, int or float) of at least ``low``, more than
+    ``above``, at most ``high``; a float must be finite. Refused values end in the parser's one
+    line (``argument --seeds: must be >= 1, got 0``); a non-number keeps argparse's own message
+    (``invalid int value: 'abc'``), since the type takes ``kind``'s name. The bounds are
+    attributes, for help and tests to read."""
+
+    def __init__(
+        self,
+        kind: type,
+        *,
+        low: float | None = None,
+        above: float | None = None,
+        high: float | None = None,
+    ) -> None:
+        self.kind, self.low, self.above, self.high = kind, low, above, high
+        self.__name__ = kind.__name__
+
+    def __call__(self, text: str) -> int | float:
+        value = self.kind(text)
+        if self.kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if self.low is not None and value < self.low:
+            raise argparse.ArgumentTypeError(f"must be >= {self.low}, got {value}")
+        if self.above is not None and value <= self.above:
+            raise argparse.ArgumentTypeError(f"must be > {self.above}, got {value}")
+        if self.high is not None and value > self.high:
+            raise argparse.ArgumentTypeError(f"must be <= {self.high}, got {value}")
+        return value
+
+    def __repr__(self) -> str:
+        return self.__name__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -98,20 +140,31 @@ def _parallel_flags() -> argparse.ArgumentParser:
     g = p.add_argument_group("several processes (ignite.distributed; or launch with torchrun)")
     g.add_argument(
         "--nproc-per-node",
-        type=int,
+        type=_Bounded(int, low=1, high=MAX_NPROC_PER_NODE),
         default=defaults.NPROC_PER_NODE,
-        help="processes on this machine",
+        help=f"processes on this machine (at most {MAX_NPROC_PER_NODE})",
     )
-    g.add_argument("--nnodes", type=int, default=defaults.NNODES, help="machines taking part")
-    g.add_argument("--node-rank", type=int, default=defaults.NODE_RANK, help="this machine's index")
+    g.add_argument(
+        "--nnodes", type=_Bounded(int, low=1), default=defaults.NNODES, help="machines taking part"
+    )
+    g.add_argument(
+        "--node-rank",
+        type=_Bounded(int, low=0),
+        default=defaults.NODE_RANK,
+        help="this machine's index",
+    )
     g.add_argument("--master-addr", help="address of the node with rank 0")
-    g.add_argument("--master-port", type=int, help="its port (default: a free local one)")
+    g.add_argument(
+        "--master-port",
+        type=_Bounded(int, low=1, high=MAX_PORT),
+        help="its port (default: a free local one)",
+    )
     g.add_argument(
         "--backend", default=defaults.BACKEND, choices=BACKENDS, help="auto: nccl on CUDA"
     )
     g.add_argument(
         "--timeout-minutes",
-        type=float,
+        type=_Bounded(float, above=0),
         default=DEFAULT_TIMEOUT_MINUTES,
         help="how long a collective waits for a stuck peer",
     )
@@ -226,15 +279,15 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     own.add_argument("--methods", help="comma-separated methods (default: all eight)")
     own.add_argument(
         "--minutes",
-        type=float,
+        type=_Bounded(float, above=0),
         default=defaults.BENCHMARK_MINUTES,
         help="budget per optimised set",
     )
     own.add_argument(
         "--seeds",
-        type=int,
+        type=_Bounded(int, low=1, high=defaults.BENCHMARK_MAX_SEEDS),
         default=defaults.BENCHMARK_SEEDS,
-        help="seeds per row (cfg.seed + 0..N-1)",
+        help=f"seeds per row (cfg.seed + 0..N-1; at most {defaults.BENCHMARK_MAX_SEEDS})",
     )
     own.add_argument(
         "--profile", choices=BENCHMARK_PROFILES, default=defaults.EVAL_PROFILE, help="eval protocol"
@@ -258,7 +311,10 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "--format", choices=EXPORT_FORMATS, help="export format (default: from --out's suffix)"
     )
     own.add_argument(
-        "--n-per-class", type=int, default=defaults.SAMPLE_N_PER_CLASS, help="columns of the grid"
+        "--n-per-class",
+        type=int,
+        default=defaults.SAMPLE_N_PER_CLASS,
+        help=f"columns of the grid (at most {defaults.SAMPLE_MAX_N_PER_CLASS})",
     )
     own.add_argument("--out", required=True, help="output file (or folder for imagefolder)")
     own.add_argument("--seed", type=int, default=defaults.SAMPLE_SEED, help="seed of the latents")

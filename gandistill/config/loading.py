@@ -8,6 +8,7 @@ the key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from pathlib import Path
 from typing import Any
@@ -17,22 +18,35 @@ import yaml
 from gandistill.config.schema import Config
 from gandistill.errors import ConfigError
 
+INT64 = 2**63  # ints reach torch as int64 (seeds, sizes); beyond that it fails with an overflow
+
 
 def _check_value(name: str, value: Any, tp: Any, meta: typing.Mapping) -> Any:
-    """Type-check (and widen int to float) one value; apply ``choices``/``min`` rules."""
+    """Type-check (and widen int to float) one value; apply ``choices``/``min``/``max`` rules.
+    A float must be finite (NaN passes every comparison) and an int must fit in 64 bits."""
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int of hundreds of digits
+            raise ConfigError(f"config key '{name}' must be a finite number, got {value}") from None
     ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))
     if not ok:
         raise ConfigError(
             f"config key '{name}' expects {tp.__name__}, got {type(value).__name__} {value!r}"
         )
+    if tp is float and not math.isfinite(value):
+        raise ConfigError(f"config key '{name}' must be a finite number, got {value!r}")
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         raise ConfigError(f"config key '{name}' must be one of {list(choices)}, got {value!r}")
     low = meta.get("min")
     if low is not None and value < low:
         raise ConfigError(f"config key '{name}' must be >= {low}, got {value!r}")
+    high = meta.get("max")
+    if high is not None and value > high:
+        raise ConfigError(f"config key '{name}' must be <= {high}, got {value!r}")
+    if tp is int and not -INT64 <= value < INT64:
+        raise ConfigError(f"config key '{name}' must fit in 64 bits, got {value!r}")
     return value
 
 
@@ -72,7 +86,7 @@ def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
             raise ConfigError(f"override '{item}' is not of the form section.key=value")
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError):  # ValueError: an int beyond Python's digit limit
             value = raw
         *parents, leaf = key.strip().split(".")
         node = data
@@ -90,14 +104,22 @@ def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
 def read_yaml(path: str | Path) -> dict:
     """Read a YAML mapping, turning every failure into a one-line ConfigError."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not a YAML text file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise ConfigError(f"malformed YAML in {path}{where}") from None
+    except ValueError:  # e.g. an int beyond Python's digit limit
+        raise ConfigError(f"malformed YAML in {path} (a value it cannot hold)") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -1,8 +1,9 @@
 """The typed configuration: one dataclass per section of a config file, and :class:`Config`.
 
 A config file is a mapping of sections (``data``, ``model``, ``train``, ``classifier``) plus the
-top-level keys of :class:`Config`. Field metadata carries the checks (``choices``, ``min``) so
-validation lives next to the default it guards; :mod:`gandistill.config.loading` applies them.
+top-level keys of :class:`Config`. Field metadata carries the checks (``choices``, ``min``,
+``max``) so validation lives next to the default it guards; :mod:`gandistill.config.loading`
+applies them (and refuses NaN, infinities and integers beyond 64 bits for every key).
 """
 
 from __future__ import annotations
@@ -10,10 +11,32 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# Upper bounds of the sizes: far above any use of the package, far below what would exhaust the
+# memory of a large machine, so that a slip of a few digits (batch_size 1000000000) is refused
+# when the config is loaded instead of failing in an allocation, or running for ages, later.
+MAX_BATCH = 8192  # images in a batch: as RGB 64² float32 already 1.5 GiB, before any layer
+MAX_WIDTH = 1024  # channels of a ConvNet layer (the classifier's, the matching network's)
+MAX_GAN_WIDTH = 512  # base width of G and D, whose widest block has 8× as many channels
+MAX_LATENT_DIM = 4096  # length of z (GANs use 100 to 512)
+MAX_DEPTH = 8  # ConvNet blocks; each halves the image, so 8 take even 256 px to 1
+MAX_IMAGE_SIZE = 512  # resized images, px (the generator makes 28, 32 or 64)
+MAX_CANDIDATES = 1024  # generator samples drawn per latent slot
+MAX_SAMPLES_PER_CLASS = 10_000  # generated images per class scored after training
+MAX_BETA = 0.9999  # Adam's betas must stay below 1
 
-def _f(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None) -> Any:
+
+def _f(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple | None = None,
+    min: float | None = None,
+    max: float | None = None,
+) -> Any:
     """A dataclass field with its help text and validation rules in metadata."""
-    return field(default=default, metadata={"help": help, "choices": choices, "min": min})
+    return field(
+        default=default, metadata={"help": help, "choices": choices, "min": min, "max": max}
+    )
 
 
 @dataclass
@@ -21,7 +44,9 @@ class DataConfig:
     name: str = _f("mnist5k", "dataset registry name (see gandistill.data.DATASETS)")
     root: str = _f("data", "folder of a torchvision set or image folder; file for 'tensors'")
     download: bool = _f(False, "let torchvision download the dataset into root")
-    image_size: int = _f(0, "resize images to this size (0 keeps the native size)", min=0)
+    image_size: int = _f(
+        0, "resize images to this size (0 keeps the native size)", min=0, max=MAX_IMAGE_SIZE
+    )
     channels: int = _f(0, "force 1 or 3 channels (0 keeps the native count)", choices=(0, 1, 3))
     test_fraction: float = _f(0.2, "test share for sets without an official split", min=0.0)
     split_seed: int = _f(0, "seed of the train/test split for sets without an official one")
@@ -29,19 +54,25 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    latent_dim: int = _f(64, "size of the generator's latent code z", min=1)
-    g_width: int = _f(64, "generator base width (channels of its last block)", min=1)
-    d_width: int = _f(32, "discriminator base width (channels of its first block)", min=1)
+    latent_dim: int = _f(64, "size of the generator's latent code z", min=1, max=MAX_LATENT_DIM)
+    g_width: int = _f(
+        64, "generator base width (channels of its last block)", min=1, max=MAX_GAN_WIDTH
+    )
+    d_width: int = _f(
+        32, "discriminator base width (channels of its first block)", min=1, max=MAX_GAN_WIDTH
+    )
 
 
 @dataclass
 class TrainConfig:
     iterations: int = _f(3000, "number of (D step, G step) iterations", min=1)
-    batch_size: int = _f(64, "real (and fake) images per step, class-balanced", min=1)
+    batch_size: int = _f(
+        64, "real (and fake) images per step, class-balanced", min=1, max=MAX_BATCH
+    )
     lr_g: float = _f(2e-4, "generator learning rate (Adam)", min=0.0)
     lr_d: float = _f(2e-4, "discriminator learning rate (Adam)", min=0.0)
-    beta1: float = _f(0.0, "Adam beta1", min=0.0)
-    beta2: float = _f(0.9, "Adam beta2", min=0.0)
+    beta1: float = _f(0.0, "Adam beta1", min=0.0, max=MAX_BETA)
+    beta2: float = _f(0.9, "Adam beta2", min=0.0, max=MAX_BETA)
     loss: str = _f("hinge", "adversarial loss", choices=("hinge", "ns"))
     dist_kind: str = _f("mmd", "distribution-matching term", choices=("mmd", "fm", "none"))
     dist_weight: float = _f(1.0, "weight of the distribution term (0 turns it off)", min=0.0)
@@ -49,7 +80,7 @@ class TrainConfig:
         "disc", "features for the distribution term", choices=("disc", "random")
     )
     augment: str = _f("translation,cutout,color", "DiffAugment policy before D ('' for none)")
-    ema_decay: float = _f(0.999, "decay of the generator's weight EMA", min=0.0)
+    ema_decay: float = _f(0.999, "decay of the generator's weight EMA", min=0.0, max=1.0)
     log_every: int = _f(10, "iterations between TensorBoard scalars", min=1)
     sample_every: int = _f(250, "iterations between image grids", min=1)
     checkpoint_every: int = _f(500, "iterations between resumable checkpoints", min=1)
@@ -57,16 +88,19 @@ class TrainConfig:
     amp: bool = _f(True, "mixed precision (bfloat16 autocast) on CUDA; ignored on CPU")
     progress: bool = _f(True, "show a progress bar")
     eval_samples_per_class: int = _f(
-        100, "EMA samples per class scored by the real-data classifier at the end (0: skip)", min=0
+        100,
+        "EMA samples per class scored by the real-data classifier at the end (0: skip)",
+        min=0,
+        max=MAX_SAMPLES_PER_CLASS,
     )
 
 
 @dataclass
 class ClassifierConfig:
-    width: int = _f(64, "ConvNet width of the real-data classifier", min=1)
-    depth: int = _f(3, "ConvNet depth", min=1)
+    width: int = _f(64, "ConvNet width of the real-data classifier", min=1, max=MAX_WIDTH)
+    depth: int = _f(3, "ConvNet depth", min=1, max=MAX_DEPTH)
     epochs: int = _f(8, "training epochs on the real train split", min=1)
-    batch_size: int = _f(128, "batch size", min=1)
+    batch_size: int = _f(128, "batch size", min=1, max=MAX_BATCH)
     lr: float = _f(0.01, "SGD learning rate (momentum 0.9, cosine schedule)", min=0.0)
 
 
@@ -91,7 +125,9 @@ class DistillConfig:
         choices=("auto", "normal", "truncated", "best_of_k", "noise", "real", "herding", "kmeans"),
     )
     truncation: float = _f(1.0, "|z| bound of the truncated-normal init", min=0.0)
-    init_candidates: int = _f(16, "candidates per slot for best_of_k and inversion", min=1)
+    init_candidates: int = _f(
+        16, "candidates per slot for best_of_k and inversion", min=1, max=MAX_CANDIDATES
+    )
     invert_steps: int = _f(300, "Adam steps of the GAN inversion behind latent init 'real'", min=0)
     outer_loop: int = _f(0, "matching steps per iteration (0: DC schedule by ipc)", min=0)
     inner_loop: int = _f(0, "network steps between matching steps (0: DC schedule)", min=0)
@@ -124,10 +160,11 @@ class DistillConfig:
         0,
         "real images per class per matching step (0: 64 for latent gm, 256 otherwise)",
         min=0,
+        max=MAX_BATCH,
     )
-    batch_train: int = _f(256, "batch size of the inner network training", min=1)
-    net_width: int = _f(128, "matching ConvNet width", min=1)
-    net_depth: int = _f(3, "matching ConvNet depth", min=1)
+    batch_train: int = _f(256, "batch size of the inner network training", min=1, max=MAX_BATCH)
+    net_width: int = _f(128, "matching ConvNet width", min=1, max=MAX_WIDTH)
+    net_depth: int = _f(3, "matching ConvNet depth", min=1, max=MAX_DEPTH)
     net_norm: str = _f(
         "instancenorm", "matching ConvNet norm", choices=("instancenorm", "batchnorm", "none")
     )
@@ -216,13 +253,13 @@ class EvalConfig:
     lr: float = _f(0.01, "SGD learning rate, x0.1 at half the epochs", min=0.0)
     momentum: float = _f(0.9, "SGD momentum", min=0.0)
     weight_decay: float = _f(5e-4, "SGD weight decay", min=0.0)
-    batch_size: int = _f(256, "training batch size", min=1)
+    batch_size: int = _f(256, "training batch size", min=1, max=MAX_BATCH)
     n_models: int = _f(3, "fresh networks trained; mean ± std reported", min=1)
     kd_temperature: float = _f(
         4.0, "soft labels: softmax temperature of teacher and student", min=0.01
     )
     kd_alpha: float = _f(
-        0.7, "soft labels: weight of the KL term (1 - alpha: hard labels)", min=0.0
+        0.7, "soft labels: weight of the KL term (1 - alpha: hard labels)", min=0.0, max=1.0
     )
 
 

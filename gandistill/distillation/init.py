@@ -20,7 +20,7 @@ from gandistill.distillation.synthetic import SyntheticSet
 from gandistill.errors import DataError
 from gandistill.models import Generator, from_gan_range, to_gan_range
 from gandistill.registry import Registry
-from gandistill.runtime import step_generator
+from gandistill.runtime import available_memory, step_generator
 from gandistill.selection import select_coreset
 
 
@@ -148,12 +148,24 @@ def _image_shape(s: Start) -> tuple[int, int, int, int]:
     return (len(s.labels), s.info.channels, s.info.image_size, s.info.image_size)
 
 
+SET_COPIES = 4  # float32 copies of the set a run holds: itself, its gradient, Adam's 2 moments
+
+
 def check_init(init: str, ipc: int, train: ImageTensors) -> None:
-    """One-line :class:`DataError` when a real start asks for more images than a class has."""
+    """One-line :class:`DataError`, before the set is made, when a real start asks for more
+    images than a class has, or when the set alone would not fit in the memory available (an
+    IPC of 100000000 is refused here instead of in an allocation)."""
     smallest = min(train.class_counts())
     if init in REAL_INITS and ipc > smallest:
         raise DataError(
             f"ipc {ipc} exceeds the smallest class ({smallest} images) for init '{init}'"
+        )
+    pixels = math.prod(train.images.shape[1:])
+    need, have = ipc * train.num_classes * pixels * 4 * SET_COPIES, available_memory()
+    if need > have:
+        raise DataError(
+            f"ipc {ipc} needs about {need / 2**30:.3g} GiB for the set of {train.num_classes} "
+            f"classes alone; {have / 2**30:.3g} GiB of memory are available"
         )
 
 

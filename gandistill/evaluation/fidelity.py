@@ -146,6 +146,22 @@ def register_classifier_extractor(clf: RealClassifier) -> str:
     return name
 
 
+@lru_cache(maxsize=8)
+def _check_weights(path: str, size: int, mtime_ns: int) -> None:  # size, mtime: see _file_hash
+    """Refuse Inception weights that are not a plain state dict, when they are named (before
+    any training) and again before use; torch-fidelity loads them with full pickle, so only
+    plain tensors may reach it."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        reason = type(exc).__name__
+    else:
+        if isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()):
+            return
+        reason = f"a {type(state).__name__}" if not isinstance(state, dict) else "not all tensors"
+    raise ArtifactError(f"Inception weights {path} are not a plain state dict ({reason})")
+
+
 def resolve_inception_weights(path: str | Path | None = None) -> Path:
     """The local InceptionV3 weights file: ``path``, else torch-fidelity's file in the torch hub
     cache; a one-line error when neither exists (a download is never attempted)."""
@@ -153,6 +169,8 @@ def resolve_inception_weights(path: str | Path | None = None) -> Path:
         weights = Path(path).expanduser()
         if not weights.is_file():
             raise ArtifactError(f"Inception weights not found: {weights}")
+        stat = weights.stat()
+        _check_weights(str(weights), stat.st_size, stat.st_mtime_ns)
         return weights
     file_name = Path(urlparse(URL_INCEPTION_V3).path).name
     cached = Path(torch.hub.get_dir()) / "checkpoints" / file_name
@@ -201,13 +219,8 @@ def _resolve_extractor(
         return _Extractor(name, name, (c,), c, clf.info.image_size, {})
     if extractor == EXTRACTOR_INCEPTION:
         weights = resolve_inception_weights(inception_weights)
-        try:  # torch-fidelity loads it with full pickle; only plain tensors may reach it
-            torch.load(weights, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ArtifactError(
-                f"Inception weights {weights} are not a plain state dict ({type(exc).__name__})"
-            ) from None
         stat = weights.stat()
+        _check_weights(str(weights), stat.st_size, stat.st_mtime_ns)
         tag = _file_hash(str(weights.resolve()), stat.st_size, stat.st_mtime_ns)[:HASH_CHARS]
         kwargs = {"feature_extractor_weights_path": str(weights)}
         return _Extractor(extractor, f"{extractor}-{tag}", (1, 3), 3, None, kwargs)
