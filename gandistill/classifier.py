@@ -22,6 +22,7 @@ from gandistill.errors import ArtifactError
 from gandistill.files import KIND_CLASSIFIER, atomic_save, load_payload
 from gandistill.fit import fit, test_accuracy
 from gandistill.models import ConvNet, build_model, from_gan_range
+from gandistill.models.convnet import check_depth
 from gandistill.runtime import library_versions, step_generator
 
 CLASSIFIER_DIR = "classifiers"
@@ -135,6 +136,7 @@ def get_classifier(
     progress: bool = True,
 ) -> RealClassifier:
     """The cached classifier for this dataset and config, training (and caching) it if needed."""
+    check_depth(cc.depth, data[2].image_size, "classifier.depth")
     key = cache_key(data_cfg, cc, seed)
     path = Path(cache_dir) / CLASSIFIER_DIR / f"{key}.pt"
     if path.is_file():

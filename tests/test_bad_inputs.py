@@ -191,6 +191,22 @@ CASES: list[tuple[str, Callable[[SimpleNamespace, Path], list], str]] = [
         lambda f, out: ["distill", "--config", SMOKE, "--space", "pixel", "--ipc", 0, "--out", out],
         "'distill.ipc' must be >= 1, got 0",
     ),
+    (
+        "matching-network-too-deep",
+        lambda f, out: [
+            *["distill", "--config", SMOKE, "--space", "pixel", "--out", out],
+            *["--set", "distill.net_depth=6"],
+        ],
+        "distill.net_depth 6 pools 28-px images below one pixel; use at most 5",
+    ),
+    (
+        "classifier-too-deep",
+        lambda f, out: [
+            *["distill", "--config", SMOKE, "--space", "pixel", "--out", out],
+            *["--set", "distill.init=kmeans", "--set", "classifier.depth=6", *_cache_set(f)],
+        ],
+        "classifier.depth 6 pools 28-px images below one pixel",
+    ),
     # --- data ---------------------------------------------------------------------------------
     (
         "ipc-larger-than-class",

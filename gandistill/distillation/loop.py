@@ -56,6 +56,7 @@ from gandistill.files import (
 from gandistill.fit import train_and_test
 from gandistill.handlers import LossPatience, StopOnInterrupt, budget_spent, make_checkpoint
 from gandistill.locks import RunLock
+from gandistill.models.convnet import check_depth
 from gandistill.parallel import (
     class_share,
     is_main,
@@ -187,6 +188,7 @@ class Distiller(ResumableState):
 
     def _check_compatible(self) -> None:
         info, dc = self.info, self.cfg.distill
+        check_depth(dc.net_depth, info.image_size, "distill.net_depth")
         if self.ckpt is not None:
             require_same_shape(self.ckpt.info, info, "the generator")
         check_init(dc.init, dc.ipc, self.train_set)

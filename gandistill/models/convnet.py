@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from gandistill.errors import ConfigError
+
 NORMS = ("instancenorm", "batchnorm", "none")
 LAYERS_PER_BLOCK = 4  # conv, norm, ReLU, pool
 
@@ -24,6 +26,25 @@ def _norm(kind: str, ch: int) -> nn.Module:
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown norm '{kind}' (known: {', '.join(NORMS)})")
+
+
+def _pooled_size(image_size: int, depth: int) -> int:
+    """The side of the feature maps after ``depth`` blocks (see :class:`ConvNet`)."""
+    size = image_size
+    for d in range(depth):
+        pad = 3 if d == 0 and image_size == 28 else 1
+        size = (size + 2 * pad - 2) // 2
+    return size
+
+
+def check_depth(depth: int, image_size: int, key: str) -> None:
+    """One-line :class:`ConfigError` when ``depth`` blocks would pool ``image_size``-px images
+    to nothing (the config key ``key`` named in the message), before any network is built."""
+    if _pooled_size(image_size, depth) < 1:
+        deepest = max(d for d in range(1, depth) if _pooled_size(image_size, d) >= 1)
+        raise ConfigError(
+            f"{key} {depth} pools {image_size}-px images below one pixel; use at most {deepest}"
+        )
 
 
 class ConvNet(nn.Module):
