@@ -59,6 +59,9 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
             permission); the old file is left as it was and no temporary file remains.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():  # a folder, a device (/dev/null), a pipe
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise ArtifactError(f"cannot write {path}: it is {kind}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -295,6 +295,14 @@ CASES: list[tuple[str, Callable[[SimpleNamespace, Path], list], str]] = [
     # --- outputs ------------------------------------------------------------------------------
     ("output-unwritable", _unwritable, "not writable" if not IS_ROOT else "is not a folder"),
     (
+        "output-is-a-device",
+        lambda f, out: [
+            *["distill", "--config", SMOKE, "--space", "pixel", "--out", os.devnull],
+            "--overwrite",
+        ],
+        f"cannot write {os.devnull}: it is not a regular file",
+    ),
+    (
         "output-exists",
         lambda f, out: ["sample", "--generator", f.generator, "--out", f.existing],
         "already exists (pass --overwrite to replace it)",

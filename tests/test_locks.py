@@ -282,3 +282,11 @@ def test_an_exported_image_folder_follows_the_umask(tmp_path):
         assert (out / "a" / "00000.png").stat().st_mode & 0o777 == 0o640
     finally:
         os.umask(old)
+
+
+def test_a_device_or_folder_is_never_replaced_by_a_write(tmp_path):
+    with pytest.raises(ArtifactError, match="it is not a regular file"):
+        atomic_save({}, os.devnull)  # as root, a rename would replace the device node
+    assert Path(os.devnull).is_char_device()
+    with pytest.raises(ArtifactError, match="it is a folder"):
+        atomic_save({}, tmp_path)

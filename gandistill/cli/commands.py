@@ -56,6 +56,9 @@ def _check_output(path: Path, overwrite: bool, folder: bool = False) -> None:
         raise ArtifactError(f"cannot write {path}: it is a folder, not a file")
     if path.exists() and folder and not path.is_dir():
         raise ArtifactError(f"cannot write {path}: it is a file, not a folder")
+    if path.exists() and not folder and not path.is_file():
+        # a device, pipe or socket (/dev/null): the atomic rename would replace the node itself
+        raise ArtifactError(f"cannot write {path}: it is not a regular file")
     if path.exists() and not overwrite:
         raise ArtifactError(f"{path} already exists (pass --overwrite to replace it)")
     parent = _existing_parent(path)
