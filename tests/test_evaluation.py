@@ -12,7 +12,7 @@ from gandistill.config import load_config
 from gandistill.errors import ConfigError
 from gandistill.evaluation import report as report_mod
 from gandistill.evaluation.render import headline
-from gandistill.files import DistilledSet
+from gandistill.files import DistilledSet, atomic_save
 
 FAST = ["eval.epochs=3", "eval.n_models=2", "classifier.epochs=1", "classifier.width=8"]
 
@@ -203,3 +203,29 @@ def test_generator_report(tmp_path, setup):
         [(["evaluate", "--distilled", "a.pt", "--generator", generator, "--out", out], tmp_path)]
     )
     assert proc.returncode == 2 and "one of --distilled" in proc.stderr
+
+
+def test_compression_counts_everything_a_set_needs(tmp_path, setup):
+    from gandistill.evaluation.render import _compression_line
+    from gandistill.evaluation.sections import compression_section
+
+    cfg, path, (train, _, info) = setup
+    ds = DistilledSet.load(path)
+    n = len(ds.labels)
+    ds.space, ds.latents = "latent", torch.zeros(n, 16)  # float32 codes
+    ds.residuals = torch.zeros(n, 1, 28, 28)  # a float32 residual per image: 4× the uint8 image
+    ds.teacher_logits = torch.zeros(n, info.num_classes)
+    weights = {"w": torch.zeros(1000)}  # 4000 bytes of generator weights
+    atomic_save({"ema_state_dict": weights, "state_dict": weights}, tmp_path / "g.pt")
+    ds.generator_path = str(tmp_path / "g.pt")
+
+    comp = compression_section(train, ds)
+    labels, soft = 8 * n, 4 * n * info.num_classes
+    assert comp["image_bytes"] == n * 784 + labels + soft
+    assert comp["code_bytes"] == n * 16 * 4 + n * 784 * 4 + labels + soft  # residuals counted
+    assert comp["code_bytes"] > comp["image_bytes"]  # this hybrid set is no smaller as codes
+    assert comp["generator_bytes"] == 4000
+    full = len(train) * 784 + 8 * len(train)
+    assert comp["latent_gen_bytes_ratio"] == pytest.approx(full / (comp["code_bytes"] + 4000))
+    line = _compression_line(comp)
+    assert "as codes (latents, offsets, residuals, labels)" in line and "counted in" in line

@@ -45,6 +45,30 @@ def _pct(stats: dict) -> str:
     return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}%"
 
 
+def _kb(n: int) -> str:
+    return f"{n / 1024:.1f} KiB"
+
+
+def _compression_line(comp: dict) -> str:
+    """Counts and bytes of the set, with what it needs to be used (labels, soft labels; a
+    latent set's codes and residuals; its generator left out and counted in)."""
+    line = (
+        f"Compression: {comp['image_ratio']:.0f}× fewer images; as uint8 images with labels "
+        f"{_kb(comp['image_bytes'])} ({comp['image_bytes_ratio']:.0f}× fewer bytes)"
+    )
+    if comp.get("code_bytes") is not None:
+        line += (
+            f"; as codes (latents, offsets, residuals, labels) {_kb(comp['code_bytes'])} "
+            f"({comp['latent_bytes_ratio']:.0f}× fewer)"
+        )
+        if comp.get("generator_bytes") is not None:
+            line += (
+                f", {comp['latent_gen_bytes_ratio']:.1f}× with the generator's "
+                f"{_kb(comp['generator_bytes'])} counted in"
+            )
+    return line + "."
+
+
 def headline(report: dict) -> str:
     """The headline table as markdown: accuracy, fidelity, compression, time."""
     fid = report["fidelity"]
@@ -63,14 +87,7 @@ def headline(report: dict) -> str:
         "",
         f"Fidelity extractor: `{fid['extractor']}`; the full-data row's fidelity is a real "
         "training subset against the test split (the floor).",
-        f"Compression: {comp['image_ratio']:.0f}× fewer images, {comp['image_bytes_ratio']:.0f}× "
-        "fewer image bytes"
-        + (
-            f", {comp['latent_bytes_ratio']:.0f}× fewer bytes as latents (plus the generator)"
-            if "latent_bytes_ratio" in comp
-            else ""
-        )
-        + ".",
+        _compression_line(comp),
         f"Training time: {tt['distilled_seconds']:.1f} s on the distilled set against "
         f"{tt['full_data_seconds_at_protocol_epochs']:.0f} s on the full data at the same epochs "
         f"({tt['reduction']:.0f}× less; measured over {tt['full_data_epochs']} full-data epochs).",

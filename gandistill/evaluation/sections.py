@@ -35,20 +35,57 @@ def source_section(source_path: Path | None, ds: DistilledSet, info: DatasetInfo
     }
 
 
+SET_PARTS = ("images_uint8", "labels", "latents", "feature_offsets", "residuals", "teacher_logits")
+CODE_PARTS = (
+    "latents",
+    "feature_offsets",
+    "residuals",
+)  # what a latent set stores instead of pixels
+
+
+def storage_bytes(ds: DistilledSet) -> dict[str, int]:
+    """Bytes of each part the set holds (``SET_PARTS`` it has), as stored."""
+    parts = {name: getattr(ds, name) for name in SET_PARTS}
+    return {name: metrics.tensor_bytes(t) for name, t in parts.items() if t is not None}
+
+
+def _generator_bytes(ds: DistilledSet) -> int | None:
+    """Bytes of the weights a latent set is decoded through (the EMA generator's), when its
+    generator file is at hand; None otherwise."""
+    if ds.latents is None or not ds.generator_path or not Path(ds.generator_path).is_file():
+        return None
+    try:
+        payload = torch.load(ds.generator_path, map_location="cpu", weights_only=True)
+        weights = payload.get("ema_state_dict") or payload["state_dict"]
+    except Exception:  # an unreadable file counts as absent here; decoding reports it
+        return None
+    return sum(metrics.tensor_bytes(t) for t in weights.values() if isinstance(t, torch.Tensor))
+
+
 def compression_section(train: ImageTensors, ds: DistilledSet) -> dict:
-    """The ``compression`` section: the ratios, with the counts and bytes they come from."""
-    comp = metrics.compression(
-        len(train),
-        len(ds.labels),
-        metrics.tensor_bytes(train.images),
-        metrics.tensor_bytes(ds.images_uint8),
-        metrics.tensor_bytes(ds.latents) if ds.latents is not None else None,
-    )
+    """The ``compression`` section: the ratios, with the bytes they come from.
+
+    A set is counted with everything it needs to be used: its labels and soft labels, and, for a
+    latent set stored as codes, its latents, feature offsets and pixel residuals; the generator
+    those codes are decoded through is shown both left out (it is shared by every set drawn from
+    it) and counted in.
+    """
+    stored = storage_bytes(ds)
+    extras = stored["labels"] + stored.get("teacher_logits", 0)
+    as_images = stored["images_uint8"] + extras
+    codes = [stored[k] for k in CODE_PARTS if k in stored]
+    as_codes = sum(codes) + extras if ds.latents is not None else None
+    gen = _generator_bytes(ds)
+    full = metrics.tensor_bytes(train.images) + metrics.tensor_bytes(train.labels)
+    comp = metrics.compression(len(train), len(ds.labels), full, as_images, as_codes, gen)
     comp.update(
         full_images=len(train),
         distilled_images=len(ds.labels),
-        full_bytes=metrics.tensor_bytes(train.images),
-        image_bytes=metrics.tensor_bytes(ds.images_uint8),
+        full_bytes=full,
+        image_bytes=as_images,
+        code_bytes=as_codes,
+        generator_bytes=gen,
+        bytes_by_part=stored,
     )
     return comp
 
