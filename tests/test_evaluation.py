@@ -229,3 +229,20 @@ def test_compression_counts_everything_a_set_needs(tmp_path, setup):
     assert comp["latent_gen_bytes_ratio"] == pytest.approx(full / (comp["code_bytes"] + 4000))
     line = _compression_line(comp)
     assert "as codes (latents, offsets, residuals, labels)" in line and "counted in" in line
+
+
+def test_accuracy_carries_the_test_splits_binomial_error(tmp_path, setup):
+    from gandistill.evaluation.render import _pct
+
+    cfg, path, data = setup
+    rep = report_mod.evaluate_distilled(path, cfg, profile="quick", data=data, progress=False)
+    stats = rep["accuracy"]["convnet"]["distilled"]
+    p, n_test = stats["mean"], len(data[1])
+    assert stats["test_images"] == n_test
+    assert stats["binomial_se"] == pytest.approx((p * (1 - p) / n_test) ** 0.5)
+    # one network: no spread to show, but n and what the test split can resolve
+    one = {"mean": 0.936, "std": 0.0, "accuracies": [0.936], "binomial_se": 0.0077}
+    assert _pct(one) == "93.6% (n=1, test s.e. 0.8)"
+    three = {"mean": 0.936, "std": 0.004, "accuracies": [0.93, 0.936, 0.94]}
+    assert _pct(three) == "93.6 ± 0.4% (n=3)"  # a report written before the error was recorded
+    assert rep["source"]["path"] == str(path)

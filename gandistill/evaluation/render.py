@@ -42,7 +42,17 @@ def _stat_rows(rows: dict) -> list[tuple[str, dict]]:
 
 
 def _pct(stats: dict) -> str:
-    return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}%"
+    """``93.6 ± 0.4% (n=3, test s.e. 0.8)``: the spread over networks only when there are
+    several, and the test split's binomial standard error (in reports that record it)."""
+    n = len(stats.get("accuracies", ())) or 1
+    spread = f" ± {100 * stats['std']:.1f}" if n > 1 else ""
+    se = stats.get("binomial_se")
+    resolution = f", test s.e. {100 * se:.1f}" if se is not None else ""
+    return f"{100 * stats['mean']:.1f}{spread}% (n={n}{resolution})"
+
+
+def _source(path: str | None) -> str:
+    return f"`{path}`" if path else "a set passed in memory (no file)"
 
 
 def _kb(n: int) -> str:
@@ -238,8 +248,8 @@ def _report_markdown(report: dict) -> list[str]:
     return [
         f"# Evaluation report ({report['profile']} profile)",
         "",
-        f"Source: `{report['source']['path']}` ({report['source']['space']} space, IPC {ipc}, "
-        f"dataset {report['source']['dataset']}).",
+        f"Source: {_source(report['source']['path'])} ({report['source']['space']} space, "
+        f"IPC {ipc}, dataset {report['source']['dataset']}).",
         f"Protocol: {report['protocol']['arch']}, {report['protocol']['epochs']} epochs, "
         f"augmentation {report['protocol']['augment']}, {report['protocol']['n_models']} "
         "network(s) per set.",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -66,11 +67,17 @@ REPORT_KEYS = (
 BASELINE_DIR = "baselines"
 
 
-def _stats(result: EvalResult, seconds: list[float]) -> dict:
+def _stats(result: EvalResult, seconds: list[float], test_images: int) -> dict:
+    """Accuracy over the networks with both of its uncertainties: the spread over networks
+    (``std``) and the test split's binomial standard error at the mean (``binomial_se``: what
+    1000 test images can resolve, however many networks were trained)."""
+    p = result.mean
     return {
-        "mean": result.mean,
+        "mean": p,
         "std": result.std,
         "accuracies": result.accuracies,
+        "test_images": test_images,
+        "binomial_se": math.sqrt(p * (1.0 - p) / test_images) if test_images else 0.0,
         "train_seconds": sum(seconds) / len(seconds),
     }
 
@@ -107,7 +114,7 @@ class _Trainer:
             accs.append(test_accuracy(net, self.test, self.info, self.device))
             if logits is None:
                 logits = test_logits(net, self.test, self.info, self.device)
-        return _stats(EvalResult(accs), seconds), logits
+        return _stats(EvalResult(accs), seconds, len(self.test)), logits
 
 
 def _full_data_baseline(

@@ -36,11 +36,8 @@ def source_section(source_path: Path | None, ds: DistilledSet, info: DatasetInfo
 
 
 SET_PARTS = ("images_uint8", "labels", "latents", "feature_offsets", "residuals", "teacher_logits")
-CODE_PARTS = (
-    "latents",
-    "feature_offsets",
-    "residuals",
-)  # what a latent set stores instead of pixels
+# what a latent set stores instead of pixels
+CODE_PARTS = ("latents", "feature_offsets", "residuals")
 
 
 def storage_bytes(ds: DistilledSet) -> dict[str, int]:

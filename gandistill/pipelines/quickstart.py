@@ -130,7 +130,7 @@ class _Stages:
         report = self._timed(
             "evaluate",
             lambda: evaluate_distilled(
-                DistilledSet.load(self.distilled_path),
+                self.distilled_path,  # a path, so the report names and hashes its source
                 self.cfg,
                 out=self.report_dir,
                 progress=progress,
