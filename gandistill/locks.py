@@ -120,6 +120,13 @@ class RunLock:
                 raise RunInUse(
                     f"{self.what} is in use by {holder}; wait for it or stop it"
                 ) from None
+            except OSError as exc:  # a file system without locks (ENOLCK, EOPNOTSUPP)
+                print(
+                    f"gandistill: note: cannot lock {self.what} ({exc.strerror}); running "
+                    "unguarded: start no second run there",
+                    file=sys.stderr,
+                )
+                break
             # the holder before us may have removed the file between our open and our flock:
             # then we hold a lock on a name nobody sees, so start again on the current file
             try:

@@ -17,6 +17,7 @@ import torch
 from conftest import SMOKE, set_args
 
 from gandistill import files
+from gandistill import locks as locks_module
 from gandistill.config import load_config
 from gandistill.errors import ArtifactError
 from gandistill.evaluation.report import evaluate_distilled
@@ -290,3 +291,14 @@ def test_a_device_or_folder_is_never_replaced_by_a_write(tmp_path):
     assert Path(os.devnull).is_char_device()
     with pytest.raises(ArtifactError, match="it is a folder"):
         atomic_save({}, tmp_path)
+
+
+def test_a_file_system_without_locks_runs_unguarded_with_a_note(tmp_path, monkeypatch, capsys):
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(locks_module.fcntl, "flock", no_locks)
+    with RunLock(tmp_path / "run", folder=True):
+        pass
+    assert "cannot lock" in capsys.readouterr().err
+    assert not lock_path(tmp_path / "run", folder=True).exists()
