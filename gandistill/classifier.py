@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from gandistill.config import ClassifierConfig, DataConfig, to_dict
-from gandistill.data import DatasetInfo, ImageTensors
+from gandistill.data import DatasetInfo, ImageTensors, Splits
 from gandistill.errors import ArtifactError
 from gandistill.files import KIND_CLASSIFIER, atomic_save, load_payload
 from gandistill.fit import fit, test_accuracy
@@ -35,7 +35,7 @@ class RealClassifier:
 
     net: ConvNet
     info: DatasetInfo
-    test_accuracy: float
+    val_accuracy: float  # on the validation split (the test split when there is none)
 
     def logits(self, x01: Tensor) -> Tensor:
         return self.net(self.info.normalize(x01))
@@ -59,14 +59,16 @@ def cache_key(data_cfg: DataConfig, cc: ClassifierConfig, seed: int) -> str:
 
 def train_classifier(
     train_set: ImageTensors,
-    test_set: ImageTensors,
+    val_set: ImageTensors,
     info: DatasetInfo,
     cc: ClassifierConfig,
     seed: int,
     device: torch.device,
     progress: bool = True,
 ) -> RealClassifier:
-    """Train a ConvNet on the real train split (SGD + cosine schedule) and measure test accuracy."""
+    """Train a ConvNet on the real train split (SGD + cosine schedule) and measure its accuracy
+    on ``val_set`` (the validation split: the classifier chooses, so it never sees the test
+    split)."""
     torch.manual_seed(seed)
     net = ConvNet(info.num_classes, info.channels, info.image_size, cc.width, cc.depth).to(device)
     loader = DataLoader(
@@ -96,7 +98,7 @@ def train_classifier(
         "iteration",
         desc,
     )
-    accuracy = test_accuracy(net, test_set, info, device) if len(test_set) else 0.0
+    accuracy = test_accuracy(net, val_set, info, device) if len(val_set) else 0.0
     return RealClassifier(net, info, accuracy)
 
 
@@ -108,7 +110,7 @@ def save_classifier(path: str | Path, clf: RealClassifier, key: str) -> Path:
         "model_kwargs": dict(clf.net.kwargs),
         "state_dict": {k: v.detach().cpu() for k, v in clf.net.state_dict().items()},
         "dataset": clf.info.to_dict(),
-        "test_accuracy": clf.test_accuracy,
+        "val_accuracy": clf.val_accuracy,
         "versions": library_versions(),
     }
     return atomic_save(payload, path)
@@ -120,10 +122,11 @@ def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> Rea
         net = build_model("convnet", payload["model_kwargs"])
         net.load_state_dict(payload["state_dict"])
         info = DatasetInfo.from_dict(payload["dataset"])
-    except (KeyError, TypeError, RuntimeError) as exc:
+        accuracy = float(payload["val_accuracy"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ArtifactError(f"{path} is a damaged classifier file ({exc})") from None
     net.to(device).eval().requires_grad_(False)
-    return RealClassifier(net, info, float(payload["test_accuracy"]))
+    return RealClassifier(net, info, accuracy)
 
 
 def get_classifier(
@@ -131,17 +134,17 @@ def get_classifier(
     cc: ClassifierConfig,
     seed: int,
     cache_dir: str | Path,
-    data: tuple[ImageTensors, ImageTensors, DatasetInfo],
+    data: Splits,
     device: torch.device,
     progress: bool = True,
 ) -> RealClassifier:
     """The cached classifier for this dataset and config, training (and caching) it if needed."""
-    check_depth(cc.depth, data[2].image_size, "classifier.depth")
+    check_depth(cc.depth, data.info.image_size, "classifier.depth")
     key = cache_key(data_cfg, cc, seed)
     path = Path(cache_dir) / CLASSIFIER_DIR / f"{key}.pt"
     if path.is_file():
         return load_classifier(path, device)
-    clf = train_classifier(*data, cc, seed, device, progress)
+    clf = train_classifier(data.train, data.val, data.info, cc, seed, device, progress)
     save_classifier(path, clf, key)
     clf.net.requires_grad_(False)
     return clf

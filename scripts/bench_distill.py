@@ -97,7 +97,7 @@ def cmd_curve(args: argparse.Namespace) -> None:
         if ds.history[-1]["seconds"] > snaps[-1][0] + 1.0:  # unless the last snapshot is the end
             snaps.append((ds.history[-1]["seconds"], ds.images_float))
         for seconds, images in snaps:
-            res = evaluate_set(images, ds.labels, d.test_set, d.info, cfg.eval, 0, d.device)
+            res = evaluate_set(images, ds.labels, d.data.test, d.info, cfg.eval, 0, d.device)
             row = {"method": method, "minutes": seconds / 60, "mean": res.mean, "std": res.std}
             results.append(row)
             print(json.dumps(row), flush=True)

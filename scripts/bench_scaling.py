@@ -74,7 +74,7 @@ def distill_worker(local_rank: int, cfg: Config, ckpt: GeneratorCheckpoint, resu
 
 def random_generator(cfg: Config) -> GeneratorCheckpoint:
     """A generator of the config's size with random weights (timing only)."""
-    _, _, info = load_dataset(cfg.data)
+    info = load_dataset(cfg.data).info
     mc = cfg.model
     torch.manual_seed(cfg.seed)
     g = Generator(info.num_classes, mc.latent_dim, mc.g_width, info.image_size, info.channels)

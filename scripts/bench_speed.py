@@ -52,7 +52,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from gandistill.augment import diff_augment
 from gandistill.classifier import RealClassifier
 from gandistill.config import Config, load_config
-from gandistill.data import DatasetInfo, ImageTensors, load_dataset
+from gandistill.data import DatasetInfo, ImageTensors, Splits, load_dataset
 from gandistill.distances import mmd2
 from gandistill.distillation.loop import Distiller
 from gandistill.distillation.matching import amp_context
@@ -63,7 +63,7 @@ from gandistill.gan.trainer import GANTrainer
 from gandistill.models import ConvNet, Discriminator, Generator
 from gandistill.runtime import resolve_device
 
-Data = tuple[ImageTensors, ImageTensors, DatasetInfo]
+Data = Splits
 
 DISTILL_IPC = 1  # as bench_distill.py speed
 GAN_WARMUP = 2  # untimed trainer iterations (first-call allocations)
@@ -231,11 +231,11 @@ def fidelity_throughput(
     The classifier is untrained (same architecture as the cached one): speed does not depend on
     its weights, and no classifier has to be trained first.
     """
-    train_set, test_set, info = data
+    train_set, test_set, info = data.train, data.test, data.info
     cc = cfg.classifier
     torch.manual_seed(cfg.seed)
     net = ConvNet(info.num_classes, info.channels, info.image_size, cc.width, cc.depth)
-    clf = RealClassifier(net.to(device).eval().requires_grad_(False), info, test_accuracy=0.0)
+    clf = RealClassifier(net.to(device).eval().requires_grad_(False), info, val_accuracy=0.0)
     images_a, images_b = train_set.images[: sizes[0]], test_set.images[: sizes[1]]
     n = len(images_a) + len(images_b)  # every image goes through the extractor once
 
@@ -317,10 +317,10 @@ def main(argv: list[str] | None = None) -> int:
             cfg = gan_config(args.config, args.device, extra, gan_steps, tmp)
             device = resolve_device(cfg.device)
             data = load_dataset(cfg.data)
-            info = data[2]
+            info = data.info
 
             trainer_s = trainer_step_seconds(cfg, data)
-            plain_gan = PlainGAN(cfg, data[0], info, device)
+            plain_gan = PlainGAN(cfg, data.train, info, device)
             plain_gan_s = median_seconds(plain_gan.step, device, gan_steps)
             del plain_gan
 

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     initial = distiller.syn().detach().clone()
     ds = distiller.run()
     score = lambda images: evaluate_set(  # noqa: E731
-        images, ds.labels, distiller.test_set, distiller.info, cfg.eval, cfg.seed, distiller.device
+        images, ds.labels, distiller.data.test, distiller.info, cfg.eval, cfg.seed, distiller.device
     )
     final = score(ds.images_float)
     start = None if args.skip_initial else score(initial)

@@ -18,7 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from gandistill.config import Config, load_config
-from gandistill.data import DatasetInfo, ImageTensors
+from gandistill.data import Splits
 from gandistill.distillation.loop import Distiller
 from gandistill.models import ConvNet
 
@@ -87,9 +87,7 @@ def outer_step_config(
     )
 
 
-def outer_step_seconds(
-    cfg: Config, data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None = None
-) -> tuple[float, Distiller]:
+def outer_step_seconds(cfg: Config, data: Splits | None = None) -> tuple[float, Distiller]:
     """Median seconds of one outer step as gandistill's :class:`Distiller` runs it.
 
     ``cfg`` comes from :func:`outer_step_config`; the first step is warm-up.

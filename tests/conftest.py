@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gandistill.config import Config, load_config
-from gandistill.data import DatasetInfo, ImageTensors
+from gandistill.data import DatasetInfo, ImageTensors, Splits
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "configs" / "smoke.yaml"
@@ -21,8 +21,20 @@ def set_args(overrides) -> list[str]:
 
 def make_tiny_data(
     per_class: int = 4, num_classes: int = 3, channels: int = 1, size: int = 28, seed: int = 0
+) -> Splits:
+    """Class-separable toy images: class c is bright in horizontal band c, plus noise; the
+    validation and test splits are copies of the training images (val is not test)."""
+    train, test, info = tiny_parts(per_class, num_classes, channels, size, seed)
+    val = ImageTensors(test.images.clone(), test.labels.clone(), test.num_classes)
+    return Splits(
+        train, val, test, info, {"train": "tiny", "val": "tiny copy", "test": "tiny copy"}
+    )
+
+
+def tiny_parts(
+    per_class: int = 4, num_classes: int = 3, channels: int = 1, size: int = 28, seed: int = 0
 ) -> tuple[ImageTensors, ImageTensors, DatasetInfo]:
-    """Class-separable toy images: class c is bright in horizontal band c, plus noise."""
+    """The train split, a test copy of it and the info of :func:`make_tiny_data`."""
     gen = torch.Generator().manual_seed(seed)
     n = per_class * num_classes
     labels = torch.arange(num_classes).repeat_interleave(per_class)
@@ -44,7 +56,7 @@ def make_tiny_data(
 
 
 @pytest.fixture
-def tiny_data() -> tuple[ImageTensors, ImageTensors, DatasetInfo]:
+def tiny_data() -> Splits:
     return make_tiny_data()
 
 

@@ -214,7 +214,7 @@ CASES: list[tuple[str, Callable[[SimpleNamespace, Path], list], str]] = [
             *["distill", "--config", SMOKE, "--space", "pixel", "--ipc", 100000, "--out", out],
             *["--set", "distill.init=real", *_cache_set(f)],
         ],
-        "ipc 100000 exceeds the smallest class (400 images)",
+        "ipc 100000 exceeds the 360 training images of class 0 for init 'real'",
     ),
     (
         "dataset-folder-missing",
@@ -441,9 +441,9 @@ def test_non_image_files_in_image_folder_are_skipped_with_a_warning(tmp_path):
     (tmp_path / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     cfg = DataConfig(name="imagefolder", root=str(tmp_path), test_fraction=0.34)
     with pytest.warns(UserWarning, match="skipped 2 unreadable file"):
-        train, test, info = load_dataset(cfg)
-    assert len(train) + len(test) == 6
-    assert info.channels == 3 and info.num_classes == 2
+        data = load_dataset(cfg)
+    assert len(data.train) + len(data.val) + len(data.test) == 6
+    assert data.info.channels == 3 and data.info.num_classes == 2
 
 
 # --- untrusted files ------------------------------------------------------------------------------

@@ -134,6 +134,8 @@ def bad_values(tp: type, meta: typing.Mapping) -> list[tuple[str, str]]:
         values.append(("below-min", _number(low - step, tp)))
     if high is not None:
         values.append(("above-max", _number(high + 1 if tp is int else high * 2 + 1, tp)))
+    if meta.get("below") is not None:
+        values.append(("not-below", _number(meta["below"], tp)))
     choices = meta.get("choices")
     if choices is not None:
         bad = max(choices) + 1 if tp is int else "bogus"

@@ -76,7 +76,7 @@ def table_rows(text):
 
 def test_table_and_results_are_well_formed(finished):
     out, lines = finished
-    n_train = len(load_dataset(load_config(SMOKE).data)[0])
+    n_train = len(load_dataset(load_config(SMOKE).data).train)
     rows = [json.loads(line) for line in (out / RESULTS_FILE).read_text().splitlines()]
     assert [(r["ipc"], r["method"]) for r in rows] == [(i, m) for i in (1, 2) for m in METHODS]
     for r in rows:

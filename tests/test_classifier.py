@@ -15,14 +15,14 @@ CC = ClassifierConfig(width=8, epochs=3, batch_size=4, lr=0.05)
 def test_trains_caches_and_reloads(tmp_path, tiny_data):
     device = torch.device("cpu")
     clf = get_classifier(DataConfig(name="tiny"), CC, 0, tmp_path, tiny_data, device, False)
-    assert clf.test_accuracy >= 0.9  # bands are trivially separable
+    assert clf.val_accuracy >= 0.9  # bands are trivially separable
     files = list((tmp_path / CLASSIFIER_DIR).glob("*.pt"))
     assert len(files) == 1
     again = load_classifier(files[0])
-    x = tiny_data[1].images.float() / 255
+    x = tiny_data.test.images.float() / 255
     assert torch.equal(again.predict(x), clf.predict(x))
     cached = get_classifier(DataConfig(name="tiny"), CC, 0, tmp_path, tiny_data, device, False)
-    assert cached.test_accuracy == clf.test_accuracy
+    assert cached.val_accuracy == clf.val_accuracy
 
 
 class ReplayGenerator(Generator):
@@ -41,6 +41,6 @@ def test_class_consistency_separates_right_from_wrong(tmp_path, tiny_data):
     clf = get_classifier(
         DataConfig(name="tiny"), CC, 0, tmp_path, tiny_data, torch.device("cpu"), False
     )
-    train_set = tiny_data[0]
+    train_set = tiny_data.train
     assert class_consistency(ReplayGenerator(train_set), clf, 4, seed=0) == 1.0
     assert class_consistency(ReplayGenerator(train_set, wrong=True), clf, 4, seed=0) == 0.0

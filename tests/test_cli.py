@@ -69,7 +69,8 @@ def test_train_then_sample(tmp_path):
                         tmp_path / "px.pt",
                     ],
                     *["--set", "data.name=tensors", "--set", f"data.root={tmp_path / 'export.pt'}"],
-                    *["--set", "data.test_fraction=0.5"],
+                    # two images per class: one to train on, one to test, none to validate
+                    *["--set", "data.test_fraction=0.5", "--set", "data.val_fraction=0"],
                 ],
                 here,
             ),

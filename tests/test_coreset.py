@@ -4,7 +4,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import SMOKE, make_tiny_data
+from conftest import SMOKE, make_tiny_data, tiny_parts
 from sklearn.cluster import KMeans
 
 from gandistill import cli, selection
@@ -108,7 +108,7 @@ def mnist(smoke):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_build_baseline_writes_a_set_of_real_training_images(smoke, mnist, tmp_path, method):
-    train, _, info = mnist
+    train, info = mnist.train, mnist.info
     out = tmp_path / "set.pt"
     ds = build_baseline(smoke, method, ipc=3, out=out, data=mnist)
     loaded = DistilledSet.load(out)
@@ -133,8 +133,7 @@ def test_build_baseline_writes_a_set_of_real_training_images(smoke, mnist, tmp_p
 
 
 def test_build_baseline_rejects_bad_requests(smoke):
-    train, test, info = make_tiny_data(per_class=4)
-    data = (train, test, info)
+    data = make_tiny_data(per_class=4)
     with pytest.raises(ConfigError, match="random, herding, kcenter, kmeans"):
         build_baseline(smoke, "coreset", ipc=1, data=data)
     with pytest.raises(ConfigError, match="ipc must be >= 1"):
@@ -146,7 +145,7 @@ def test_build_baseline_rejects_bad_requests(smoke):
 def test_report_reads_a_baseline_set(tmp_path):
     from gandistill.evaluation.report import evaluate_distilled
 
-    train, test, info = make_tiny_data(per_class=12)
+    train, test, info = tiny_parts(per_class=12)
     data_file = tmp_path / "tiny.pt"
     split = {"images": train.images, "labels": train.labels}
     torch.save(split | {"test_images": test.images, "test_labels": test.labels}, data_file)

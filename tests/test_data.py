@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_data
+from conftest import tiny_parts
 from PIL import Image
 from torch.utils.data import DistributedSampler
 
@@ -17,6 +17,7 @@ from gandistill.data import (
     BalancedBatches,
     DatasetInfo,
     ImageTensors,
+    Splits,
     load_dataset,
     register_dataset,
 )
@@ -25,7 +26,12 @@ from gandistill.errors import DataError
 
 @pytest.fixture(scope="module")
 def mnist5k() -> tuple[ImageTensors, ImageTensors, DatasetInfo]:
-    return load_dataset(DataConfig())
+    return _tti(load_dataset(DataConfig(val_fraction=0)))
+
+
+def _tti(splits: Splits) -> tuple[ImageTensors, ImageTensors, DatasetInfo]:
+    """The train and test splits and the info (the loaders' tests look at no validation split)."""
+    return splits.train, splits.test, splits.info
 
 
 def _toy_split(per_class: tuple[int, ...] = (5, 3, 7)) -> ImageTensors:
@@ -71,12 +77,14 @@ def test_mnist5k_split_follows_recipe(mnist5k):
 
 def test_mnist5k_deterministic_and_ignores_split_seed(mnist5k):
     train, test, _ = mnist5k
-    train2, test2, _ = load_dataset(DataConfig(split_seed=7, test_fraction=0.5))
+    train2, test2, _ = _tti(
+        load_dataset(DataConfig(split_seed=7, test_fraction=0.5, val_fraction=0))
+    )
     assert torch.equal(train.images, train2.images) and torch.equal(test.images, test2.images)
 
 
 def test_resize_and_channel_override(mnist5k):
-    train, test, info = load_dataset(DataConfig(image_size=32, channels=3))
+    train, test, info = _tti(load_dataset(DataConfig(image_size=32, channels=3, val_fraction=0)))
     assert train.images.shape == (4000, 3, 32, 32) and test.images.shape == (1000, 3, 32, 32)
     assert train.images.dtype == torch.uint8
     assert torch.equal(train.images[:, 0], train.images[:, 2])
@@ -95,7 +103,7 @@ def test_rgb_to_gray_recomputes_stats():
         )
     )
     try:
-        train, _, info = load_dataset(DataConfig(name="_rgb_toy", channels=1))
+        train, _, info = _tti(load_dataset(DataConfig(name="_rgb_toy", channels=1, val_fraction=0)))
     finally:
         del DATASETS["_rgb_toy"]
     assert torch.equal(train.images, split.images)  # equal channels -> the same gray values
@@ -167,9 +175,11 @@ def test_imagefolder_mixed_modes_and_sizes(tmp_path):
     _save_png(tmp_path / "a_dog" / "1.png", "RGB", (16, 16), 100)
     _save_png(tmp_path / "a_dog" / "2.png", "L", (30, 30), 50)
     (tmp_path / "a_dog" / "notes.txt").write_text("not an image")
-    cfg = DataConfig(name="imagefolder", root=str(tmp_path), image_size=12, test_fraction=0.5)
+    cfg = DataConfig(
+        name="imagefolder", root=str(tmp_path), image_size=12, test_fraction=0.5, val_fraction=0
+    )
     with pytest.warns(UserWarning, match="skipped 1 unreadable file.*notes.txt"):
-        train, test, info = load_dataset(cfg)
+        train, test, info = _tti(load_dataset(cfg))
     assert info.class_names == ("a_dog", "b_cat") and info.channels == 3
     assert train.images.shape == (2, 3, 12, 12) and test.images.shape == (2, 3, 12, 12)
     assert train.class_counts() == [1, 1] and test.class_counts() == [1, 1]
@@ -182,9 +192,76 @@ def test_imagefolder_mixed_modes_and_sizes(tmp_path):
 def test_imagefolder_gray_and_default_size(tmp_path):
     for i in range(3):
         _save_png(tmp_path / "x" / f"{i}.png", "L", (10, 14), 30 * i)
-    train, test, info = load_dataset(DataConfig(name="imagefolder", root=str(tmp_path)))
+    train, test, info = _tti(
+        load_dataset(DataConfig(name="imagefolder", root=str(tmp_path), val_fraction=0))
+    )
     assert info.channels == 1 and info.image_size == 10 and info.class_names == ("x",)
     assert (len(train), len(test)) == (2, 1)  # round(3 * 0.2) = 1 test image
+
+
+def _split_folder(root: Path, layout: dict[str, dict[str, int]]) -> None:
+    """PNGs under ``root/<split>/<class>/``: ``layout[split][class]`` images of grey level
+    100 * split + 10 * class letter ('a' = 1), so each image tells its split and class."""
+    for s, (split, classes) in enumerate(layout.items()):
+        for name, n in classes.items():
+            grey = 100 * s + 10 * (ord(name[0]) - ord("a") + 1)
+            for i in range(n):
+                _save_png(root / split / name / f"{i}.png", "L", (8, 8), grey)
+
+
+def test_imagefolder_reads_given_splits(tmp_path):
+    _split_folder(
+        tmp_path,
+        {"train": {"a": 5, "b": 6}, "test": {"a": 2, "b": 3}, "val": {"b": 1}},
+    )
+    data = load_dataset(DataConfig(name="imagefolder", root=str(tmp_path)))
+    assert data.info.class_names == ("a", "b")
+    assert data.train.class_counts() == [5, 6] and data.test.class_counts() == [2, 3]
+    assert data.val.class_counts() == [0, 1] and not data.val_is_test  # given, not carved
+    assert set(data.train.images[:, 0, 0, 0].tolist()) == {10, 20}
+    assert set(data.test.images[:, 0, 0, 0].tolist()) == {110, 120}
+    assert data.val.images[:, 0, 0, 0].tolist() == [220]
+    assert data.val.labels.tolist() == [1]  # 'b' keeps its index with 'a' absent
+    assert "test" in data.origin["test"] and "val" in data.origin["val"]
+
+
+def test_imagefolder_without_a_given_validation_split_carves_one(tmp_path):
+    _split_folder(tmp_path, {"train": {"a": 10, "b": 10}, "test": {"a": 2, "b": 2}})
+    data = load_dataset(DataConfig(name="imagefolder", root=str(tmp_path), val_fraction=0.2))
+    assert data.train.class_counts() == [8, 8] and data.val.class_counts() == [2, 2]
+    assert data.test.class_counts() == [2, 2] and "carved" in data.origin["val"]
+
+
+def test_imagefolder_split_layout_errors(tmp_path):
+    _split_folder(tmp_path, {"train": {"a": 3}, "test": {"a": 1, "zebra": 1}})
+    with pytest.raises(DataError, match="class folder 'zebra' .* not a class of the training"):
+        load_dataset(DataConfig(name="imagefolder", root=str(tmp_path)))
+
+
+def test_validation_split_is_carved_stratified_and_disjoint():
+    data = load_dataset(DataConfig())
+    assert (len(data.train), len(data.val), len(data.test)) == (3600, 400, 1000)
+    assert data.val.class_counts() == [40] * 10 and data.train.class_counts() == [360] * 10
+    assert not data.val_is_test and data.val_name == "validation"
+    whole = load_dataset(DataConfig(val_fraction=0))
+    assert whole.val_is_test and whole.val_name == "test" and len(whole.train) == 4000
+    rows = {name: {bytes(x) for x in split.images.numpy()} for name, split in (
+        ("train", data.train), ("val", data.val), ("test", data.test))}  # fmt: skip
+    assert not rows["train"] & rows["val"] and not rows["val"] & rows["test"]
+    assert not rows["train"] & rows["test"]
+    # train + val is exactly the training split of val_fraction 0, and the seed moves the draw
+    assert rows["train"] | rows["val"] == {bytes(x) for x in whole.train.images.numpy()}
+    other = load_dataset(DataConfig(split_seed=1))
+    assert not torch.equal(other.val.images, data.val.images)
+    assert torch.equal(other.test.images, data.test.images)  # mnist5k's test split is fixed
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 0.5, 0.7])
+def test_val_fraction_outside_its_range_is_refused(fraction):
+    from gandistill.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data.val_fraction' must be in \[0, 0.5\)"):
+        load_dataset(DataConfig(val_fraction=fraction))
 
 
 def test_imagefolder_errors(tmp_path):
@@ -216,7 +293,9 @@ def test_tensors_round_trip(tmp_path, suffix, layout):
         torch.save({k: torch.from_numpy(v) for k, v in data.items()}, path)
     else:
         np.savez(path, **data)
-    train, test, info = load_dataset(DataConfig(name="tensors", root=str(path), test_fraction=0.25))
+    train, test, info = _tti(
+        load_dataset(DataConfig(name="tensors", root=str(path), test_fraction=0.25, val_fraction=0))
+    )
     assert (info.num_classes, info.channels, info.image_size) == (3, 3, 6)
     assert train.class_counts() == [3, 3, 3] and test.class_counts() == [1, 1, 1]
     nchw = np.random.default_rng(0).integers(0, 256, (12, 3, 6, 6), dtype=np.uint8)
@@ -229,7 +308,7 @@ def test_tensors_explicit_test_split(tmp_path):
     data = _tensor_data("nhwc")
     path = tmp_path / "set.npz"
     np.savez(path, test_images=data["images"][:2], test_labels=np.array([0, 2]), **data)
-    train, test, _ = load_dataset(DataConfig(name="tensors", root=str(path)))
+    train, test, _ = _tti(load_dataset(DataConfig(name="tensors", root=str(path), val_fraction=0)))
     assert (len(train), len(test)) == (12, 2) and test.labels.tolist() == [0, 2]
 
 
@@ -283,14 +362,16 @@ def test_torchvision_mnist_from_local_files(tmp_path):
     for prefix, n in (("train", 20), ("t10k", 10)):
         _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
         _write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
-    train, test, info = load_dataset(DataConfig(name="mnist", root=str(tmp_path), image_size=14))
+    train, test, info = _tti(
+        load_dataset(DataConfig(name="mnist", root=str(tmp_path), image_size=14, val_fraction=0))
+    )
     assert train.images.shape == (20, 1, 14, 14) and test.images.shape == (10, 1, 14, 14)
     assert train.labels.tolist() == list(range(10)) * 2 and train.class_counts() == [2] * 10
     assert info.mean == (0.1307,) and info.image_size == 14 and info.class_names[0] == "0 - zero"
 
 
 def test_balanced_batches_split_by_rank_and_resume_mid_run():
-    split, _, _ = make_tiny_data(per_class=6)
+    split, _, _ = tiny_parts(per_class=6)
     whole = BalancedBatches(split, 6, seed=3, start=0, iterations=5, world_size=2)
     assert len(whole) == 10
     for r in range(2):  # a sampler without shuffling gives rank r its batches in iteration order

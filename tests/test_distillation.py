@@ -431,7 +431,7 @@ def test_progress_bar_closes_when_the_run_stops_early(tmp_path, tiny, stop):
 
 
 def test_bad_input(tmp_path, tiny, generator_file):
-    with pytest.raises(DataError, match="ipc 10 exceeds the smallest class"):
+    with pytest.raises(DataError, match="ipc 10 exceeds the 6 training images of class 0"):
         Distiller(
             _cfg(tmp_path, "distill.space=pixel", "distill.init=real", "distill.ipc=10"), data=tiny
         )

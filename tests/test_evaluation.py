@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from cli_batch import run_cli_many
-from conftest import SMOKE, make_tiny_data
+from conftest import SMOKE, tiny_parts
 
 from gandistill.config import load_config
 from gandistill.errors import ConfigError
@@ -27,7 +27,7 @@ def _cfg(tmp_path, data_file, *extra):
 @pytest.fixture
 def setup(tmp_path):
     """A tiny tensors dataset on disk and a 2-per-class pixel-space set made from it."""
-    train, test, info = make_tiny_data(per_class=12)
+    train, test, info = tiny_parts(per_class=12)
     data_file = tmp_path / "tiny.pt"
     torch.save(
         {
@@ -41,7 +41,8 @@ def setup(tmp_path):
     cfg = _cfg(tmp_path, data_file)
     from gandistill.data import load_dataset
 
-    train, test, info = load_dataset(cfg.data)
+    data = load_dataset(cfg.data)
+    train, info = data.train, data.info
     pick = torch.cat([train.class_indices[c][:2] for c in range(info.num_classes)])
     images01 = train.images[pick].float() / 255
     ds = DistilledSet(
@@ -54,7 +55,7 @@ def setup(tmp_path):
         stop_reason="max_iterations",
     )
     path = ds.save(tmp_path / "set.pt")
-    return cfg, path, (train, test, info)
+    return cfg, path, data
 
 
 def test_report_content_and_files(tmp_path, setup, monkeypatch):
@@ -74,7 +75,8 @@ def test_report_content_and_files(tmp_path, setup, monkeypatch):
     assert fid["extractor"].startswith("gandistill-classifier-")
     for name in ("distilled", "random_real", "real_train"):
         assert fid[name]["fid"] >= -1e-3 and 1.0 <= fid[name]["is_mean"] <= 3.0 + 1e-6
-    assert rep["compression"]["image_ratio"] == pytest.approx(36 / 6)
+    assert len(data.train) == 30  # 36 less the validation split's ceil(12 * 0.1) per class
+    assert rep["compression"]["image_ratio"] == pytest.approx(30 / 6)
     assert rep["training_time"]["reduction"] > 0
     assert -1.0 <= rep["gradient_similarity"]["cos_mean"] <= 1.0
     # the distilled images are training images: SSIM 1, distance to the closest record 0
@@ -86,6 +88,13 @@ def test_report_content_and_files(tmp_path, setup, monkeypatch):
     assert json.loads((out / "report.json").read_text())["accuracy"] == rep["accuracy"]
     assert list((out / "tb").glob("events.out.tfevents.*"))
     assert "random real subset" in (out / "report.md").read_text()
+    splits = rep["splits"]
+    assert splits["choices_read"] == "validation" and splits["scores_read"] == "test"
+    assert (splits["train"]["images"], splits["val"]["images"]) == (30, 6)
+    assert splits["test"]["images"] == len(data.test) and "carved" in splits["val"]["origin"]
+    assert "quick checks and choices on the validation split (6 images" in (
+        out / "report.md"
+    ).read_text()
     assert not list(out.glob(".*.tmp"))
 
     # the full-data reference is cached: a second report trains only the two small sets
@@ -209,7 +218,8 @@ def test_compression_counts_everything_a_set_needs(tmp_path, setup):
     from gandistill.evaluation.render import _compression_line
     from gandistill.evaluation.sections import compression_section
 
-    cfg, path, (train, _, info) = setup
+    cfg, path, data = setup
+    train, info = data.train, data.info
     ds = DistilledSet.load(path)
     n = len(ds.labels)
     ds.space, ds.latents = "latent", torch.zeros(n, 16)  # float32 codes
@@ -237,7 +247,7 @@ def test_accuracy_carries_the_test_splits_binomial_error(tmp_path, setup):
     cfg, path, data = setup
     rep = report_mod.evaluate_distilled(path, cfg, profile="quick", data=data, progress=False)
     stats = rep["accuracy"]["convnet"]["distilled"]
-    p, n_test = stats["mean"], len(data[1])
+    p, n_test = stats["mean"], len(data.test)
     assert stats["test_images"] == n_test
     assert stats["binomial_se"] == pytest.approx((p * (1 - p) / n_test) ** 0.5)
     # one network: no spread to show, but n and what the test split can resolve

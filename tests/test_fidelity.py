@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch_fidelity
 import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
-from conftest import make_tiny_data
+from conftest import tiny_parts
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from gandistill.classifier import RealClassifier
@@ -32,10 +32,10 @@ SIZE = 16
 
 
 def tiny_classifier(seed: int = 0) -> RealClassifier:
-    _, _, info = make_tiny_data(num_classes=NUM_CLASSES, size=SIZE)
+    _, _, info = tiny_parts(num_classes=NUM_CLASSES, size=SIZE)
     torch.manual_seed(seed)
     net = ConvNet(NUM_CLASSES, info.channels, SIZE, width=8, depth=2).eval().requires_grad_(False)
-    return RealClassifier(net, info, test_accuracy=0.0)
+    return RealClassifier(net, info, val_accuracy=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def clf() -> RealClassifier:
 @pytest.fixture(scope="module")
 def images() -> tuple[torch.Tensor, torch.Tensor]:
     """Real images (60, 1, 16, 16), three classes, and noise images of the same shape."""
-    split, _, _ = make_tiny_data(per_class=20, num_classes=NUM_CLASSES, size=SIZE, seed=1)
+    split, _, _ = tiny_parts(per_class=20, num_classes=NUM_CLASSES, size=SIZE, seed=1)
     noise = torch.randint(0, 256, split.images.shape, generator=torch.Generator().manual_seed(2))
     return split.images, noise.to(torch.uint8)
 

@@ -59,7 +59,7 @@ def test_checkpoint_round_trip(smoke_cfg, tiny_data):
     ckpt = load_generator_checkpoint(result.generator_path)
     assert ckpt.iteration == smoke_cfg.train.iterations
     assert ckpt.config == smoke_cfg
-    assert ckpt.info == tiny_data[2]
+    assert ckpt.info == tiny_data.info
     ema = trainer.ema.module.state_dict()
     for k, v in ckpt.generator.state_dict().items():
         assert torch.equal(v, ema[k]), k

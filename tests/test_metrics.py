@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from conftest import make_tiny_data
+from conftest import tiny_parts
 from torch.nn import functional as F
 
 from gandistill.evaluation.metrics import (
@@ -47,8 +47,8 @@ def _gen(seed: int = 0) -> torch.Generator:
 @pytest.fixture(scope="module")
 def tiny_images():
     """Train and test images in [0, 1] (N, 1, 28, 28) with labels, 3 classes."""
-    train, test, _ = make_tiny_data(per_class=6, seed=0)
-    other, _, _ = make_tiny_data(per_class=6, seed=1)  # same classes, fresh noise
+    train, test, _ = tiny_parts(per_class=6, seed=0)
+    other, _, _ = tiny_parts(per_class=6, seed=1)  # same classes, fresh noise
     return train.images.float() / 255, train.labels, other.images.float() / 255, other.labels
 
 

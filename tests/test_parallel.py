@@ -121,6 +121,9 @@ def _distill_overrides(tmp: Path, extra: tuple[str, ...] = ()) -> list[str]:
         "distill.init=normal",  # no classifier to train
         "distill.eval_every=0",
         "distill.teacher_logits=false",
+        # SGD, not the latent default Adam: Adam's first steps are about lr * sign(g), which turns
+        # the ranks' different summation order in near-zero gradient entries into lr-sized steps
+        "distill.optimizer=sgd",
         *extra,
     ]
 

@@ -205,7 +205,8 @@ def _distill_worker(
     print(f"stopped: {ds.stop_reason} after {last.get('iteration', 0)} iterations ({spent})")
     if "accuracy" in last:
         acc = 100 * last["accuracy"]
-        print(f"quick check: {acc:.1f}% test accuracy (one network, {dc.eval_epochs} epochs)")
+        split = "test" if cfg.data.val_fraction == 0 else "validation"
+        print(f"quick check: {acc:.1f}% {split} accuracy (one network, {dc.eval_epochs} epochs)")
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:

@@ -45,6 +45,9 @@ def _check_value(name: str, value: Any, tp: Any, meta: typing.Mapping) -> Any:
     high = meta.get("max")
     if high is not None and value > high:
         raise ConfigError(f"config key '{name}' must be <= {high}, got {value!r}")
+    below = meta.get("below")
+    if below is not None and value >= below:
+        raise ConfigError(f"config key '{name}' must be < {below}, got {value!r}")
     if tp is int and not -INT64 <= value < INT64:
         raise ConfigError(f"config key '{name}' must fit in 64 bits, got {value!r}")
     return value

@@ -32,11 +32,12 @@ def _f(
     choices: tuple | None = None,
     min: float | None = None,
     max: float | None = None,
+    below: float | None = None,
 ) -> Any:
-    """A dataclass field with its help text and validation rules in metadata."""
-    return field(
-        default=default, metadata={"help": help, "choices": choices, "min": min, "max": max}
-    )
+    """A dataclass field with its help text and validation rules in metadata (``max`` is an
+    inclusive upper bound, ``below`` an exclusive one)."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "below": below}
+    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -49,7 +50,16 @@ class DataConfig:
     )
     channels: int = _f(0, "force 1 or 3 channels (0 keeps the native count)", choices=(0, 1, 3))
     test_fraction: float = _f(0.2, "test share for sets without an official split", min=0.0)
-    split_seed: int = _f(0, "seed of the train/test split for sets without an official one")
+    val_fraction: float = _f(
+        0.1,
+        "validation share carved from the training split for choices and stops "
+        "(0: none, the test split serves instead)",
+        min=0.0,
+        below=0.5,
+    )
+    split_seed: int = _f(
+        0, "seed of the carved splits (validation; test for sets without an official one)"
+    )
 
 
 @dataclass

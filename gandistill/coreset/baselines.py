@@ -16,7 +16,7 @@ from torch import Tensor
 
 from gandistill.classifier import RealClassifier, get_classifier
 from gandistill.config import Config
-from gandistill.data import DatasetInfo, ImageTensors, load_dataset
+from gandistill.data import DatasetInfo, ImageTensors, Splits, load_dataset
 from gandistill.errors import ConfigError, DataError
 from gandistill.files import DistilledSet
 from gandistill.runtime import library_versions, resolve_device
@@ -39,7 +39,7 @@ def _check_ipc(ipc: int, train: ImageTensors, info: DatasetInfo) -> None:
 def _classifier_if_needed(
     cfg: Config,
     method: str,
-    data: tuple[ImageTensors, ImageTensors, DatasetInfo],
+    data: Splits,
     device: torch.device,
 ) -> RealClassifier | None:
     """The real-data classifier, loaded (or trained) only when the method selects with it or the
@@ -71,7 +71,7 @@ def build_baseline(
     method: str,
     ipc: int | None = None,
     out: str | Path | None = None,
-    data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None = None,
+    data: Splits | None = None,
 ) -> DistilledSet:
     """Select ``ipc`` real training images per class with a coreset method.
 
@@ -81,7 +81,7 @@ def build_baseline(
         method: one of :data:`METHODS`.
         ipc: images per class (default: ``cfg.distill.ipc``).
         out: file to save the set to (atomically), if given.
-        data: pre-loaded ``(train, test, info)``.
+        data: pre-loaded :class:`~gandistill.data.Splits` (selection reads its training split).
 
     Returns:
         A set in space ``real``; its history entry holds the selection's wall seconds and the
@@ -90,10 +90,11 @@ def build_baseline(
     if method not in METHODS:
         raise ConfigError(f"unknown baseline method '{method}' (use {', '.join(METHODS)})")
     ipc = cfg.distill.ipc if ipc is None else ipc
-    train, test, info = data if data is not None else load_dataset(cfg.data)
+    data = data if data is not None else load_dataset(cfg.data)
+    train, info = data.train, data.info
     _check_ipc(ipc, train, info)
     device = resolve_device(cfg.device)
-    clf = _classifier_if_needed(cfg, method, (train, test, info), device)
+    clf = _classifier_if_needed(cfg, method, data, device)
 
     start = time.perf_counter()
     indices = select_coreset(method, train, ipc, cfg.seed, clf, device)

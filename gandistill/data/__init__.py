@@ -2,6 +2,7 @@
 
 import gandistill.data.loaders  # noqa: F401  (importing it registers the built-in loaders)
 from gandistill.data.datasets import DATASETS, load_dataset, register_dataset
+from gandistill.data.splits import Loaded, Splits
 from gandistill.data.tensors import (
     BATCH_STREAM,
     BalancedBatches,
@@ -16,6 +17,8 @@ __all__ = [
     "BalancedBatches",
     "DatasetInfo",
     "ImageTensors",
+    "Loaded",
+    "Splits",
     "load_dataset",
     "register_dataset",
     "require_same_shape",

@@ -1,10 +1,12 @@
 """The dataset registry: :data:`DATASETS`, :func:`register_dataset` and :func:`load_dataset`.
 
-A loader in :data:`DATASETS` turns a :class:`~gandistill.config.DataConfig` into a train split, a
-test split and a :class:`DatasetInfo`; :func:`load_dataset` then applies the config's channel and
-size overrides. Images stay ``uint8 (N, C, H, W)`` and become float in ``[0, 1]`` only when a
-sample or batch is taken, so a whole set never exists as float at once. The built-in loaders
-are in :mod:`gandistill.data.loaders`.
+A loader in :data:`DATASETS` turns a :class:`~gandistill.config.DataConfig` into a
+:class:`~gandistill.data.splits.Loaded` (or a plain ``(train, test, info)`` triple);
+:func:`load_dataset` then carves the validation split out of the training split (unless the
+dataset ships one) and applies the config's channel and size overrides. Images stay
+``uint8 (N, C, H, W)`` and become float in ``[0, 1]`` only when a sample or batch is taken, so
+a whole set never exists as float at once. The built-in loaders are in
+:mod:`gandistill.data.loaders`.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import torch
 from torch import Tensor
 
 from gandistill.config import DataConfig
+from gandistill.data.splits import Loaded, Splits, carve_validation
 from gandistill.data.tensors import DatasetInfo, ImageTensors
-from gandistill.errors import DataError
+from gandistill.errors import ConfigError, DataError
 from gandistill.registry import Registry
 
-Loader = Callable[[DataConfig], tuple["ImageTensors", "ImageTensors", "DatasetInfo"]]
+Loader = Callable[[DataConfig], "Loaded | tuple[ImageTensors, ImageTensors, DatasetInfo]"]
 
 DATASETS: Registry[Loader] = Registry("dataset")
 
@@ -33,40 +36,64 @@ def register_dataset(name: str) -> Callable[[Loader], Loader]:
     return DATASETS.register(name)
 
 
-def load_dataset(cfg: DataConfig) -> tuple[ImageTensors, ImageTensors, DatasetInfo]:
-    """Load ``cfg.name`` and apply ``cfg.channels`` / ``cfg.image_size`` when they differ.
+def load_dataset(cfg: DataConfig) -> Splits:
+    """Load ``cfg.name``, carve its validation split, apply ``cfg.channels`` / ``cfg.image_size``.
 
-    Returns:
-        The train split, the test split and the (updated) dataset info.
+    The validation split is the dataset's own when it ships one; otherwise a class-stratified
+    ``cfg.val_fraction`` of the training split drawn with ``cfg.split_seed`` (none at 0: the test
+    split then serves for choices too).
     """
+    if not 0 <= cfg.val_fraction < 0.5:
+        raise ConfigError(
+            f"config key 'data.val_fraction' must be in [0, 0.5), got {cfg.val_fraction}"
+        )
     loader = DATASETS.get(cfg.name)
     if loader is None:
         raise DataError(f"unknown dataset '{cfg.name}' (known: {DATASETS.known()})")
-    train, test, info = loader(cfg)
+    loaded = loader(cfg)
+    if not isinstance(loaded, Loaded):
+        train, test, info = loaded
+        loaded = Loaded(train, test, info, origin={"train": cfg.name, "test": cfg.name})
+    train, test, info, origin = loaded.train, loaded.test, loaded.info, dict(loaded.origin)
+    if loaded.val is not None:
+        val = loaded.val
+    else:
+        train, val, origin["val"] = carve_validation(train, test, cfg.val_fraction, cfg.split_seed)
+        if cfg.val_fraction and len(val) == 0:
+            raise DataError(
+                f"{cfg.name} has one training image per class, none to spare for a validation "
+                "split: set data.val_fraction=0"
+            )
+    splits = {"train": train, "val": val, "test": test}
     changes: dict[str, Any] = {}
     if cfg.channels and cfg.channels != info.channels:
-        train, test = (_convert_split(s, _set_channels, cfg.channels) for s in (train, test))
+        splits = _convert_splits(splits, _set_channels, cfg.channels)
         if cfg.channels == 3:  # replicated gray: each channel has the gray statistics
             changes.update(mean=info.mean * 3, std=info.std * 3)
         else:
-            mean, std = channel_stats(train.images)
+            mean, std = channel_stats(splits["train"].images)
             changes.update(mean=mean, std=std)
         changes["channels"] = cfg.channels
     if cfg.image_size and cfg.image_size != info.image_size:
-        train, test = (_convert_split(s, resize_images, cfg.image_size) for s in (train, test))
+        splits = _convert_splits(splits, resize_images, cfg.image_size)
         changes["image_size"] = cfg.image_size
     if changes:
         info = DatasetInfo.from_dict({**info.to_dict(), **changes})
-    return train, test, info
+    return Splits(splits["train"], splits["val"], splits["test"], info, origin)
 
 
 # --- conversions of whole splits (the loaders use resize_images, channel_stats) -------------
 
 
-def _convert_split(
-    split: ImageTensors, fn: Callable[[Tensor, int], Tensor], arg: int
-) -> ImageTensors:
-    return ImageTensors(fn(split.images, arg), split.labels, split.num_classes)
+def _convert_splits(
+    splits: dict[str, ImageTensors], fn: Callable[[Tensor, int], Tensor], arg: int
+) -> dict[str, ImageTensors]:
+    """``fn`` applied to each split's images; a split that is another's (val is test) stays so."""
+    done: dict[int, ImageTensors] = {}
+    for split in splits.values():
+        if id(split) not in done:
+            done[id(split)] = ImageTensors(fn(split.images, arg), split.labels, split.num_classes)
+    return {name: done[id(split)] for name, split in splits.items()}
 
 
 def _chunked(images: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:

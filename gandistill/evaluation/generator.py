@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from gandistill.classifier import get_classifier
 from gandistill.config import Config
-from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
+from gandistill.data import DatasetInfo, Splits, load_dataset, require_same_shape
 from gandistill.defaults import EVAL_PROFILE, FEATURE_EXTRACTOR
 from gandistill.errors import ConfigError
 from gandistill.evaluation.fidelity import check_extractor, fidelity_table
@@ -146,7 +146,7 @@ def evaluate_generator(
     extractor: str = FEATURE_EXTRACTOR,
     inception_weights: str | None = None,
     kid_subset_size: int | None = None,
-    data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None = None,
+    data: Splits | None = None,
     progress: bool = True,
 ) -> dict:
     """Evaluate a generator; returns the report (keys :data:`GENERATOR_REPORT_KEYS`) and writes
@@ -156,16 +156,15 @@ def evaluate_generator(
     ckpt, inception_weights = _checked_inputs(generator, profile, extractor, inception_weights)
     cfg = cfg or ckpt.config
     device = resolve_device(cfg.device)
-    train, test, info = data if data is not None else load_dataset(cfg.data)
+    data = data if data is not None else load_dataset(cfg.data)
+    train, test, info = data.train, data.test, data.info
     require_same_shape(ckpt.info, info, "the generator")
     n, epochs = GENERATOR_PROFILES[profile]
     ckpt.generator.to(device)
     # 2n per class: the first n are scored and train the two-sample test, the rest test it
     fake01, fake_labels = sample_images(ckpt.generator, info.num_classes, 2 * n, cfg.seed)
     first, second = _halves(info.num_classes, n)
-    clf = get_classifier(
-        cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, (train, test, info), device, progress
-    )
+    clf = get_classifier(cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, data, device, progress)
     real01, _ = train.sample_balanced(
         min(len(train), n * info.num_classes), step_generator(cfg.seed, -31)
     )

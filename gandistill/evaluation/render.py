@@ -55,6 +55,21 @@ def _source(path: str | None) -> str:
     return f"`{path}`" if path else "a set passed in memory (no file)"
 
 
+def _splits_line(splits: dict | None) -> str:
+    """Which split each number comes from, with sizes and origins."""
+    if not splits:
+        return "Splits: not recorded (a report from before splits were recorded)."
+
+    def part(name: str) -> str:
+        return f"{splits[name]['images']} images, {splits[name]['origin']}"
+
+    line = f"Splits: accuracies on the test split ({part('test')}); networks trained on "
+    line += f"training images ({part('train')})"
+    if splits["choices_read"] == "test":
+        return line + "; no validation split (data.val_fraction 0): choices read the test split."
+    return line + f"; quick checks and choices on the validation split ({part('val')})."
+
+
 def _kb(n: int) -> str:
     return f"{n / 1024:.1f} KiB"
 
@@ -198,7 +213,7 @@ def _plot_distillation(report: dict, fh: BinaryIO) -> None:
         acc_ax.axhline(100 * random_real["mean"], ls="--", color="gray", label="random real")
         acc_ax.legend(fontsize=8)
     acc_ax.set_xlabel("distillation time (min)")
-    acc_ax.set_ylabel("quick-check accuracy (%)")
+    acc_ax.set_ylabel(f"quick-check accuracy (%), {hist.get('quick_checks_read', 'test')} split")
     _save(plt, fig, fh)
 
 
@@ -250,6 +265,7 @@ def _report_markdown(report: dict) -> list[str]:
         "",
         f"Source: {_source(report['source']['path'])} ({report['source']['space']} space, "
         f"IPC {ipc}, dataset {report['source']['dataset']}).",
+        _splits_line(report.get("splits")),
         f"Protocol: {report['protocol']['arch']}, {report['protocol']['epochs']} epochs, "
         f"augmentation {report['protocol']['augment']}, {report['protocol']['n_models']} "
         "network(s) per set.",

@@ -29,7 +29,7 @@ import torch
 
 from gandistill.classifier import RealClassifier, get_classifier
 from gandistill.config import Config, EvalConfig, to_dict
-from gandistill.data import DatasetInfo, ImageTensors, load_dataset, require_same_shape
+from gandistill.data import DatasetInfo, ImageTensors, Splits, load_dataset, require_same_shape
 from gandistill.defaults import EVAL_PROFILE, FEATURE_EXTRACTOR
 from gandistill.evaluation.fidelity import fidelity_table
 from gandistill.evaluation.options import PROFILES, apply_profile, checked_inputs
@@ -39,6 +39,7 @@ from gandistill.evaluation.sections import (
     distillation_summary,
     seed_metrics_sections,
     source_section,
+    splits_section,
     training_time_section,
 )
 from gandistill.files import DistilledSet, atomic_write, to_uint8
@@ -50,6 +51,7 @@ REPORT_VERSION = 1
 REPORT_KEYS = (
     "report_version",
     "source",
+    "splits",
     "profile",
     "protocol",
     "accuracy",
@@ -211,7 +213,7 @@ def _accuracy_section(
 
 def _measure(
     ds: DistilledSet,
-    data: tuple[ImageTensors, ImageTensors, DatasetInfo],
+    data: Splits,
     clf: RealClassifier,
     cfg: Config,
     profile: str,
@@ -227,7 +229,7 @@ def _measure(
     :func:`~gandistill.evaluation.options.checked_inputs`; ``teacher`` gives the soft labels
     (None: none).
     """
-    train, test, info = data
+    train, test, info = data.train, data.test, data.info
     prof = PROFILES[profile]
     ec = apply_profile(cfg.eval, prof)
     # the sections run in this order, which fixes the random draws and the order of trainings
@@ -271,7 +273,7 @@ def evaluate_distilled(
     extractor: str = FEATURE_EXTRACTOR,
     inception_weights: str | None = None,
     kid_subset_size: int | None = None,
-    data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None = None,
+    data: Splits | None = None,
     progress: bool = True,
     archs: Sequence[str] | None = None,
     soft_labels: bool = False,
@@ -289,7 +291,7 @@ def evaluate_distilled(
         inception_weights: local Inception weights file.
         kid_subset_size: KID subset size (default: 1000 clamped to the smaller set; an explicit
             size larger than a set is an error).
-        data: pre-loaded ``(train, test, info)``.
+        data: pre-loaded :class:`~gandistill.data.Splits` (scores read its test split).
         progress: progress bars on the long trainings.
         archs: evaluation networks (default: ``cfg.eval.arch``); the first one also gets the
             full-data reference, every one the distilled set and the random real subset (the
@@ -305,15 +307,15 @@ def evaluate_distilled(
         )
         cfg = cfg or ds.config
         device = resolve_device(cfg.device)
-        train, test, info = data if data is not None else load_dataset(cfg.data)
-        require_same_shape(ds.info, info, "the distilled set")
+        data = data if data is not None else load_dataset(cfg.data)
+        require_same_shape(ds.info, data.info, "the distilled set")
         clf = get_classifier(
-            cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, (train, test, info), device, progress
+            cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, data, device, progress
         )
         teacher = clf.net if soft_labels else None
         sections = _measure(
             ds,
-            (train, test, info),
+            data,
             clf,
             cfg,
             profile,
@@ -325,7 +327,8 @@ def evaluate_distilled(
         )
         report = {
             "report_version": REPORT_VERSION,
-            "source": source_section(source_path, ds, info),
+            "source": source_section(source_path, ds, data.info),
+            "splits": splits_section(data),
             "profile": profile,
             **sections,
             "distillation": distillation_summary(ds),
@@ -333,5 +336,5 @@ def evaluate_distilled(
             "versions": library_versions(),
         }
         if out is not None:
-            write_report(report, Path(out), ds.images_uint8.float() / 255.0, info)
+            write_report(report, Path(out), ds.images_uint8.float() / 255.0, data.info)
         return report

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from gandistill.classifier import RealClassifier
-from gandistill.data import DatasetInfo, ImageTensors
+from gandistill.data import DatasetInfo, ImageTensors, Splits
 from gandistill.evaluation import metrics, nearest_real
 from gandistill.files import DistilledSet, sha256_file
 from gandistill.models import ConvNet
@@ -32,6 +32,15 @@ def source_section(source_path: Path | None, ds: DistilledSet, info: DatasetInfo
         "classes": info.num_classes,
         "dataset": info.name,
         "generator_sha256": ds.generator_sha256,
+    }
+
+
+def splits_section(data: Splits) -> dict:
+    """The ``splits`` section: each split's size and origin, and which split judged choices."""
+    return {
+        **data.describe(),
+        "choices_read": data.val_name,
+        "scores_read": "test",
     }
 
 
@@ -109,7 +118,7 @@ def training_time_section(distilled: dict, full_data: dict, full_epochs: int, ep
 def seed_metrics_sections(
     ds: DistilledSet,
     real: tuple[torch.Tensor, torch.Tensor],
-    data: tuple[ImageTensors, ImageTensors, DatasetInfo],
+    data: Splits,
     clf: RealClassifier,
     logits: tuple[torch.Tensor, torch.Tensor],
     grad_networks: int,
@@ -121,7 +130,7 @@ def seed_metrics_sections(
     Args:
         ds: the distilled set.
         real: a real per-class training sample (images in [0, 1], labels) to compare it with.
-        data: ``(train, test, info)``.
+        data: the dataset's splits.
         clf: the real-data classifier (its features serve the sliced Wasserstein distance).
         logits: test logits of a network trained on the full data and of one trained on the
             distilled set (their softmax divergences).
@@ -129,7 +138,7 @@ def seed_metrics_sections(
         seed: the run's seed.
         device: where the networks run.
     """
-    train, test, info = data
+    train, test, info = data.train, data.test, data.info
     real01, real_labels = real
     syn01 = ds.images_uint8.float() / 255.0  # the pixels as shipped
     # one stream, drawn in this order: the random networks' seeds, then the SWD directions
@@ -172,11 +181,14 @@ def seed_metrics_sections(
 
 def distillation_summary(ds: DistilledSet) -> dict:
     """How the set was made: stop reason, iterations, seconds and the quick checks on the way
-    (``[iteration, seconds, accuracy]``; empty for coresets and runs without checks)."""
+    (``[iteration, seconds, accuracy]``; empty for coresets and runs without checks) with the
+    split they read."""
     history = ds.history or []
     last = history[-1] if history else {}
+    val_fraction = ds.config.data.val_fraction if ds.config is not None else 0.0
     return {
         "stop_reason": ds.stop_reason,
+        "quick_checks_read": "validation" if val_fraction else "test",
         "iterations": int(last.get("iteration", 0)),
         "seconds": float(last.get("seconds", 0.0)),
         "quick_checks": [

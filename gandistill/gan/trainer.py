@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader
 from gandistill.augment import check_policy
 from gandistill.classifier import class_consistency, get_classifier
 from gandistill.config import Config
-from gandistill.data import BalancedBatches, DatasetInfo, ImageTensors, load_dataset
+from gandistill.data import BalancedBatches, DatasetInfo, ImageTensors, Splits, load_dataset
 from gandistill.errors import ConfigError, DataError, GandistillError, Interrupted
 from gandistill.files import GENERATOR_FILE, save_generator
 from gandistill.gan.checkpoints import (
@@ -135,7 +135,8 @@ class GANTrainer:
         cfg: the resolved config.
         resume: continue from the newest checkpoint in ``cfg.run_dir/state``.
         overwrite: delete an earlier run's state, events and generator in ``cfg.run_dir`` first.
-        data: pre-loaded ``(train, test, info)`` (tests pass tiny data); loaded from cfg otherwise.
+        data: pre-loaded :class:`~gandistill.data.Splits` (tests pass tiny data); loaded from
+            ``cfg.data`` otherwise. Only the training split is learnt from.
     """
 
     def __init__(
@@ -143,7 +144,7 @@ class GANTrainer:
         cfg: Config,
         resume: bool = False,
         overwrite: bool = False,
-        data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None = None,
+        data: Splits | None = None,
     ) -> None:
         self.cfg = cfg
         tc = cfg.train
@@ -165,12 +166,11 @@ class GANTrainer:
         cfg: Config,
         resume: bool,
         overwrite: bool,
-        data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None,
+        data: Splits | None,
     ) -> None:
         check_run_dir(self.run_dir, resume, overwrite)  # before any slow work
-        self.train_set, self.test_set, self.info = (
-            data if data is not None else load_dataset(cfg.data)
-        )
+        self.data = data if data is not None else load_dataset(cfg.data)
+        self.train_set, self.info = self.data.train, self.data.info
         _check_image_size(self.info)
         torch.manual_seed(cfg.seed)  # the networks' initial weights
         step = self.gan_step = GANStep(cfg, self.info, self.device, self.world)
@@ -356,7 +356,7 @@ class GANTrainer:
             cfg.classifier,
             cfg.seed,
             cfg.cache_dir,
-            (self.train_set, self.test_set, self.info),
+            self.data,
             self.device,
             progress=cfg.train.progress,
         )
@@ -377,7 +377,7 @@ def train(
     cfg: Config,
     resume: bool = False,
     overwrite: bool = False,
-    data: tuple[ImageTensors, ImageTensors, DatasetInfo] | None = None,
+    data: Splits | None = None,
 ) -> TrainResult:
     """Train a conditional GAN as configured (see :class:`GANTrainer`)."""
     return GANTrainer(cfg, resume=resume, overwrite=overwrite, data=data).run()

@@ -30,7 +30,7 @@ from gandistill.config import Config, apply_overrides, from_dict, to_dict
 from gandistill.config.derived import resolve
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
 from gandistill.coreset.baselines import build_baseline
-from gandistill.data import DatasetInfo, ImageTensors, load_dataset
+from gandistill.data import Splits, load_dataset
 from gandistill.defaults import BENCHMARK_IPCS, BENCHMARK_MINUTES, BENCHMARK_SEEDS, EVAL_PROFILE
 from gandistill.distillation.loop import QUICK_CHECK_SEED, Distiller
 from gandistill.errors import ConfigError, DataError, GandistillError
@@ -74,21 +74,23 @@ def time_to_accuracy(history: list[dict], target: float) -> float | None:
 
 def _caption(cfg: Config, profile: str, minutes: float, device: str, command: str) -> list[str]:
     ec, dc = protocol(cfg.eval, profile), cfg.distill
+    val_name = "validation" if cfg.data.val_fraction else "test (data.val_fraction is 0)"
     aug = "without augmentation" if ec.augment == "none" else f"with '{ec.augment}' augmentation"
     kind = "a reduced CPU profile, not the DC protocol" if profile == "quick" else "the DC protocol"
     return [
         f"Machine: {machine()}, device {device}. Date: {datetime.date.today().isoformat()}. "
         f"Command: `{command}`.",
         "",
-        f"Protocol `{profile}` ({kind}): accuracy is the mean ± std test accuracy over seeds × "
-        f"{ec.n_models} fresh {ec.arch} networks, {ec.epochs} epochs {aug}. FID: torch-fidelity "
-        f"with the offline classifier extractor, set pixels against the test split. Distillation "
-        f"time: wall time of the optimisation (budget {minutes:g} min, quick checks excluded) or "
-        f"of the coreset selection. Time to random-real accuracy: distillation time at the first "
-        f"quick check (every {dc.eval_every} iterations and at the end: one network, "
-        f"{dc.eval_epochs} epochs, no augmentation) whose accuracy reaches that of a random real "
-        f"subset of the same IPC and seed trained the same way (mean over the seeds that reach "
-        f"it; –: never reached; n/a: a coreset, or no quick checks). Compression: training "
+        f"Protocol `{profile}` ({kind}): accuracy is the mean ± std test-split accuracy over "
+        f"seeds × {ec.n_models} fresh {ec.arch} networks, {ec.epochs} epochs {aug}. FID: "
+        f"torch-fidelity with the offline classifier extractor, set pixels against the test "
+        f"split. Distillation time: wall time of the optimisation (budget {minutes:g} min, quick "
+        f"checks excluded) or of the coreset selection. Time to random-real accuracy: "
+        f"distillation time at the first quick check (every {dc.eval_every} iterations and at "
+        f"the end: one network, {dc.eval_epochs} epochs, no augmentation, {val_name} split) "
+        f"whose accuracy reaches that of a random real subset of the same IPC and seed trained "
+        f"the same way (mean over the seeds that reach it; –: never reached; n/a: a coreset, or "
+        f"no quick checks). Compression: training "
         f"images / set images.",
     ]
 
@@ -103,7 +105,7 @@ class _Bench:
         minutes: float,
         profile: str,
         ckpt: GeneratorCheckpoint | None,
-        data: tuple[ImageTensors, ImageTensors, DatasetInfo],
+        data: Splits,
     ) -> None:
         self.cfg, self.out, self.minutes, self.profile = cfg, out, minutes, profile
         self.device = resolve_device(cfg.device)
@@ -125,13 +127,14 @@ class _Bench:
         return from_dict(Config, apply_overrides(to_dict(self.cfg), overrides))
 
     def target(self, cfg: Config, ipc: int) -> float:
-        """Quick-check accuracy of a random real subset (the time-to-accuracy target)."""
+        """Quick-check accuracy of a random real subset on the validation split (the
+        time-to-accuracy target, compared with the distillation's quick checks on that split)."""
         if (ipc, cfg.seed) not in self.targets:
             quiet = replace(cfg, distill=replace(cfg.distill, teacher_logits=False))
             ds = build_baseline(quiet, "random", ipc, data=self.data)
-            _, test, info = self.data
+            val, info = self.data.val, self.data.info  # a stop rule's target: never the test split
             self.targets[ipc, cfg.seed] = train_and_test(
-                ds.images_float, ds.labels, test, info, replace(cfg.eval, augment="none"),
+                ds.images_float, ds.labels, val, info, replace(cfg.eval, augment="none"),
                 cfg.seed + QUICK_CHECK_SEED, self.device, epochs=cfg.distill.eval_epochs,
             )  # fmt: skip
         return self.targets[ipc, cfg.seed]
@@ -156,7 +159,7 @@ class _Bench:
         cfg = self.row_config(method, ipc, seed)
         path = self.out / SETS_DIR / f"ipc{ipc}_{method}_seed{seed}.pt"
         ds = self.build(cfg, method, path)
-        train, test, info = self.data
+        train, test, info = self.data.train, self.data.test, self.data.info
         start = datetime.datetime.now()
         res = evaluate_set(ds.images_float, ds.labels, test, info, self.protocol, seed, self.device)
         fid = fidelity_metrics(
@@ -205,12 +208,17 @@ def _without_latent(
     return methods, skipped
 
 
-def _load_data(cfg: Config, ipcs: list[int]) -> tuple[ImageTensors, ImageTensors, DatasetInfo]:
-    """The dataset, checked to hold at least the largest IPC in every class."""
+def _load_data(cfg: Config, ipcs: list[int]) -> Splits:
+    """The dataset, checked to hold at least the largest IPC in every class of its training
+    split (what is left once the validation split is carved out)."""
     data = load_dataset(cfg.data)
-    smallest = min(data[0].class_counts())
-    if max(ipcs) > smallest:
-        raise DataError(f"ipc {max(ipcs)} exceeds the {smallest} images of the smallest class")
+    counts = data.train.class_counts()
+    c = min(range(len(counts)), key=counts.__getitem__)
+    if max(ipcs) > counts[c]:
+        raise DataError(
+            f"ipc {max(ipcs)} exceeds the {counts[c]} training images of class {c} "
+            f"('{data.info.class_names[c]}')"
+        )
     return data
 
 
