@@ -46,12 +46,17 @@ def test_distill_and_score_reports_initial_and_final(tmp_path):
         "--out", tmp_path / "set.pt",
         "--set", "distill.space=pixel",
         "--log", log,
+        "--random-real",
         cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     result = json.loads(log.read_text())
     assert result["iterations"] == 2 and result["stop_reason"] == "max_iterations"
-    assert 0 <= result["final"]["mean"] <= 1 and len(result["initial"]["accuracies"]) == 1
+    assert (result["val_images"], result["test_images"]) == (400, 1000)
+    for row in ("final", "initial", "random_real"):
+        for split in ("val", "test"):
+            assert 0 <= result[row][split]["mean"] <= 1
+            assert len(result[row][split]["accuracies"]) == 1
     assert (tmp_path / "set.pt").is_file()
 
 
