@@ -6,8 +6,9 @@ Three families, each matching a published protocol:
   Data-Efficient GAN Training"): colour, translation, cutout applied to real and fake images
   before the discriminator, one draw per image.
 - :func:`dsa_augment` -- Differentiable Siamese Augmentation (Zhao & Bilen 2021, "Dataset
-  Condensation with Differentiable Siamese Augmentation"): one draw per call, reproduced from a
-  ``seed`` so that a real and a synthetic batch receive the same transformation.
+  Condensation with Differentiable Siamese Augmentation"), reproduced from a ``seed``: one draw
+  per call in Siamese mode, so that a real and a synthetic batch receive the same
+  transformation (distillation), or one draw per image (training evaluation networks).
 - :func:`dc_augment` -- the evaluation-time augmentation of Dataset Condensation (Zhao et al.
   2021, "Dataset Condensation with Gradient Matching") for MNIST-like data.
 
@@ -236,46 +237,69 @@ def _parse_strategy(strategy: str) -> list[str]:
     return families
 
 
-def _dsa_family(x: Tensor, family: str, params: DSAParams, generator: torch.Generator) -> Tensor:
-    """Apply one DSA family with ONE draw broadcast to the whole batch (the Siamese property)."""
-    b, _, h, w = x.shape
+def _dsa_family(
+    x: Tensor, family: str, params: DSAParams, generator: torch.Generator, siamese: bool = True
+) -> Tensor:
+    """Apply one DSA family to a batch.
 
-    def shared(values: Tensor) -> Tensor:  # one draw, repeated for every image
+    With ``siamese=True`` ONE draw is made and broadcast to every image (the Siamese property);
+    with ``siamese=False`` each image gets its own draw. Either way the parameters are read from
+    ``generator`` in the order written below, one value each (Siamese) or B values each.
+    """
+    b, _, h, w = x.shape
+    n = 1 if siamese else b  # number of independent draws of each parameter
+
+    def batch(values: Tensor) -> Tensor:  # (n,) -> (B,); repeats a shared draw
         return values.expand(b)
 
     if family == "color":
-        brightness = (_uniform(1, 0.0, 1.0, generator) - 0.5) * params.brightness
-        saturation = _uniform(1, 0.0, params.saturation, generator)
-        contrast = _uniform(1, 1.0 - params.contrast, 1.0 + params.contrast, generator)
+        brightness = (_uniform(n, 0.0, 1.0, generator) - 0.5) * params.brightness
+        saturation = _uniform(n, 0.0, params.saturation, generator)
+        contrast = _uniform(n, 1.0 - params.contrast, 1.0 + params.contrast, generator)
         return _adjust_color(x, *(_per_image(v, x) for v in (brightness, saturation, contrast)))
     if family == "crop":
         sy, sx = _half_up(h, params.crop_frac), _half_up(w, params.crop_frac)
-        dy, dx = _randint(1, -sy, sy + 1, generator), _randint(1, -sx, sx + 1, generator)
-        return translate(x, shared(dy), shared(dx))
+        dy, dx = _randint(n, -sy, sy + 1, generator), _randint(n, -sx, sx + 1, generator)
+        return translate(x, batch(dy), batch(dx))
     if family == "cutout":
-        top, left, size = _draw_cutout(1, h, w, params.cutout_frac, generator)
-        return cutout(x, shared(top), shared(left), size)
+        top, left, size = _draw_cutout(n, h, w, params.cutout_frac, generator)
+        return cutout(x, batch(top), batch(left), size)
     if family == "flip":
-        return x.flip(3) if bool(torch.rand(1, generator=generator) < 0.5) else x
+        flip = torch.rand(n, generator=generator) < 0.5
+        if siamese:
+            return x.flip(3) if bool(flip) else x
+        return torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
     if family == "scale":
-        sy = _uniform(1, 1.0 / params.scale, params.scale, generator)
-        sx = _uniform(1, 1.0 / params.scale, params.scale, generator)
-        inverse = _rotation_scale(torch.zeros(1, dtype=torch.float64), sy, sx)
+        sy = _uniform(n, 1.0 / params.scale, params.scale, generator)
+        sx = _uniform(n, 1.0 / params.scale, params.scale, generator)
+        inverse = _rotation_scale(torch.zeros(n, dtype=torch.float64), sy, sx)
     else:  # rotate
-        angle = _uniform(1, -params.rotate_deg, params.rotate_deg, generator) * math.pi / 180
-        inverse = _rotation_scale(angle, torch.ones(1), torch.ones(1))
+        angle = _uniform(n, -params.rotate_deg, params.rotate_deg, generator) * math.pi / 180
+        inverse = _rotation_scale(angle, torch.ones(n), torch.ones(n))
     return _warp(x, inverse.expand(b, 2, 2), torch.zeros(b, 2))
 
 
 def dsa_augment(
-    x: Tensor, strategy: str, seed: int, params: DSAParams = DSAParams(), single: bool = True
+    x: Tensor,
+    strategy: str,
+    seed: int,
+    params: DSAParams = DSAParams(),
+    single: bool = True,
+    siamese: bool = True,
 ) -> Tensor:
     """Differentiable Siamese Augmentation (Zhao & Bilen 2021).
 
-    The draw is fully determined by ``seed`` and made ONCE per call, then shared by every image
-    in the batch, as in the reference implementation: two calls with the same seed (for example
-    the real batch of a class and its synthetic images, of different sizes) get the same
-    transformation. Callers should derive a fresh seed per matching step from their own
+    Every draw is fully determined by ``seed``. Two modes, as in the reference implementation:
+
+    - ``siamese=True`` (for distillation): the parameters are drawn ONCE per call and shared by
+      every image in the batch, so two calls with the same seed (for example the real batch of a
+      class and its synthetic images, of different sizes) get the same transformation, which
+      gradient or distribution matching needs.
+    - ``siamese=False`` (for training evaluation networks): each image gets its own random
+      parameters (colour factors, crop shift, cutout position, flip, per-axis scale, angle).
+      In ``single`` mode the family is still drawn once per call, as the reference does.
+
+    Callers should derive a fresh seed per step (matching step or training batch) from their own
     generator.
 
     Families: ``color`` (brightness, saturation, contrast), ``crop`` (integer translation of up to
@@ -291,6 +315,8 @@ def dsa_augment(
         params: Ranges of the random parameters.
         single: Draw ONE family uniformly from ``strategy`` (the reference's default mode);
             if False, apply all of them in the given order.
+        siamese: Share one draw of the parameters across the batch (True) or draw them per
+            image (False). The family choice of ``single`` mode is shared in both modes.
 
     Returns:
         Augmented images of the same shape, differentiable w.r.t. ``x``.
@@ -305,7 +331,7 @@ def dsa_augment(
     if single:
         families = [families[int(_randint(1, 0, len(families), generator))]]
     for family in families:
-        x = _dsa_family(x, family, params, generator)
+        x = _dsa_family(x, family, params, generator, siamese)
     return x
 
 

@@ -67,7 +67,12 @@ def _augmenter(kind: str, info: DatasetInfo, seed: int) -> Callable[[Tensor], Te
         return lambda x: dc_augment(x, gen)
     if kind == "dsa":
         strategy = dsa_strategy_for(info)
-        return lambda x: dsa_augment(x, strategy, int(torch.randint(2**31, (1,), generator=gen)))
+
+        def dsa(x: Tensor) -> Tensor:  # fresh seed per batch; per-image draws, as in evaluation
+            batch_seed = int(torch.randint(2**31, (1,), generator=gen))
+            return dsa_augment(x, strategy, batch_seed, siamese=False)
+
+        return dsa
     return lambda x: x
 
 

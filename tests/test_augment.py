@@ -9,6 +9,7 @@ from gandistill.augment import (
     DIFF_AUGMENT_OPS,
     DSA_FAMILIES,
     DSA_STRATEGY,
+    DSAParams,
     check_policy,
     cutout,
     dc_augment,
@@ -16,6 +17,8 @@ from gandistill.augment import (
     dsa_augment,
     translate,
 )
+from gandistill.data import DatasetInfo
+from gandistill.fit import _augmenter
 
 SHAPES = [(4, 1, 28, 28), (4, 3, 32, 32)]
 FULL_POLICY = ",".join(DIFF_AUGMENT_OPS)
@@ -163,6 +166,113 @@ def test_dsa_flip_is_all_or_nothing() -> None:
         assert torch.equal(out, x) or torch.equal(out, x.flip(3))
 
 
+def _distinct(images: torch.Tensor) -> int:
+    """Number of distinct images in a batch."""
+    return len({tuple(image.flatten().tolist()) for image in images})
+
+
+def _same_image(n: int, shape: tuple[int, ...] = (3, 16, 16)) -> torch.Tensor:
+    """A batch of n copies of one asymmetric image."""
+    return _images((1, *shape), seed=11).expand(n, *shape).clone()
+
+
+@pytest.mark.parametrize("strategy", [*DSA_FAMILIES, DSA_STRATEGY])
+def test_dsa_siamese_shares_one_transformation(strategy: str) -> None:
+    same = _same_image(5)
+    for seed in range(4):
+        out = dsa_augment(same, strategy, seed=seed)
+        assert _distinct(out) == 1
+    pair = _images((2, 3, 16, 16), seed=12)
+    for seed in range(4):
+        together = dsa_augment(pair, strategy, seed=seed)
+        for i in range(2):
+            alone = dsa_augment(pair[i : i + 1], strategy, seed=seed)
+            torch.testing.assert_close(together[i : i + 1], alone, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_dsa_siamese_draws_follow_the_fixed_stream(seed: int) -> None:
+    """The Siamese path reads one value per parameter from ``seed``, in a fixed order."""
+    x = _images((3, 3, 16, 16), seed=13)
+    p = DSAParams()
+
+    gen = _gen(seed)
+    b = torch.rand(1, generator=gen, dtype=torch.float64) - 0.5
+    s = torch.rand(1, generator=gen, dtype=torch.float64) * p.saturation
+    c = torch.rand(1, generator=gen, dtype=torch.float64) * 2 * p.contrast + 1 - p.contrast
+    want = x + b.float()
+    want = (want - want.mean(1, keepdim=True)) * s.float() + want.mean(1, keepdim=True)
+    want = (want - want.mean((1, 2, 3), keepdim=True)) * c.float() + want.mean(
+        (1, 2, 3), keepdim=True
+    )
+    torch.testing.assert_close(dsa_augment(x, "color", seed, single=False), want)
+
+    gen = _gen(seed)
+    dy, dx = torch.randint(-2, 3, (1,), generator=gen), torch.randint(-2, 3, (1,), generator=gen)
+    want = translate(x, dy.expand(3), dx.expand(3))
+    assert torch.equal(dsa_augment(x, "crop", seed, single=False), want)
+
+    gen = _gen(seed)
+    cy, cx = torch.randint(0, 17, (1,), generator=gen), torch.randint(0, 17, (1,), generator=gen)
+    want = cutout(x, (cy - 4).expand(3), (cx - 4).expand(3), (8, 8))
+    assert torch.equal(dsa_augment(x, "cutout", seed, single=False), want)
+
+    flipped = bool(torch.rand(1, generator=_gen(seed)) < 0.5)
+    want = x.flip(3) if flipped else x
+    assert torch.equal(dsa_augment(x, "flip", seed, single=False), want)
+
+
+@pytest.mark.parametrize("family", DSA_FAMILIES)
+def test_dsa_per_image_draws_differ_across_the_batch(family: str) -> None:
+    n = 16
+    same = _same_image(n)
+    out = dsa_augment(same, family, seed=3, siamese=False)
+    assert out.shape == same.shape and out.dtype == same.dtype
+    if family == "flip":
+        flipped = [torch.equal(image, same[0].flip(2)) for image in out]
+        assert all(f or torch.equal(image, same[0]) for f, image in zip(flipped, out, strict=True))
+        assert set(flipped) == {True, False}
+    elif family in ("color", "scale", "rotate"):  # continuous draws: all images differ
+        assert _distinct(out) == n
+    else:  # crop and cutout draw from a few hundred positions
+        assert _distinct(out) > n // 2
+
+
+def test_dsa_per_image_draws_share_the_family() -> None:
+    """In single mode the family is drawn once per call, even with per-image parameters."""
+    same = _same_image(8)
+    plain = {tuple(same[0].flatten().tolist()), tuple(same[0].flip(2).flatten().tolist())}
+    chose_flip = []
+    for seed in range(16):
+        out = dsa_augment(same, "color_flip", seed=seed, siamese=False)
+        is_flip = [tuple(image.flatten().tolist()) in plain for image in out]
+        assert len(set(is_flip)) == 1
+        chose_flip.append(is_flip[0])
+    assert set(chose_flip) == {True, False}
+
+
+@pytest.mark.parametrize("strategy", [*DSA_FAMILIES, DSA_STRATEGY])
+@pytest.mark.parametrize("siamese", [True, False])
+def test_dsa_modes_are_differentiable_and_seeded(strategy: str, siamese: bool) -> None:
+    x = _images((6, 3, 16, 16)).requires_grad_(True)
+    for single in (True, False):
+        a = dsa_augment(x, strategy, seed=9, single=single, siamese=siamese)
+        assert torch.equal(a, dsa_augment(x, strategy, seed=9, single=single, siamese=siamese))
+    x.grad = None
+    _assert_grad_flows(x, dsa_augment(x, strategy, seed=9, siamese=siamese))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_evaluation_dsa_augmenter_draws_per_image(channels: int) -> None:
+    info = DatasetInfo("toy", 2, channels, 16, (0.5,) * channels, (0.5,) * channels, ("a", "b"))
+    same = _same_image(16, (channels, 16, 16))
+    augment = _augmenter("dsa", info, seed=4)
+    for _ in range(6):  # one fresh seed per batch, whichever family it picks
+        assert _distinct(augment(same)) > 1
+    first = _augmenter("dsa", info, seed=4)(same)
+    assert torch.equal(first, _augmenter("dsa", info, seed=4)(same))
+
+
 def test_unknown_dsa_family_raises() -> None:
     with pytest.raises(ValueError, match="unknown DSA family 'noise' .*known: color, crop"):
         dsa_augment(_images(SHAPES[0]), "color_noise", seed=0)
@@ -199,4 +309,8 @@ def test_same_draws_on_cuda() -> None:
     torch.testing.assert_close(diff_augment(x.cuda(), FULL_POLICY, _gen(0)).cpu(), cpu)
     dsa = dsa_augment(x, DSA_STRATEGY, seed=3, single=False)
     torch.testing.assert_close(dsa_augment(x.cuda(), DSA_STRATEGY, 3, single=False).cpu(), dsa)
+    for family in DSA_FAMILIES:
+        per_image = dsa_augment(x, family, seed=3, siamese=False)
+        on_cuda = dsa_augment(x.cuda(), family, seed=3, siamese=False).cpu()
+        torch.testing.assert_close(on_cuda, per_image)
     torch.testing.assert_close(dc_augment(x.cuda(), _gen(0)).cpu(), dc_augment(x, _gen(0)))

@@ -18,7 +18,12 @@ from gandistill.pipelines.benchmark import (
     run_benchmark,
     time_to_accuracy,
 )
-from gandistill.pipelines.benchmark_results import RESULT_KEYS, TABLE_HEADER, render_table
+from gandistill.pipelines.benchmark_results import (
+    RESULT_KEYS,
+    TABLE_HEADER,
+    TIE_MARK,
+    render_table,
+)
 from gandistill.pipelines.benchmark_settings import (
     METHODS,
     benchmark_config,
@@ -76,11 +81,13 @@ def table_rows(text):
 
 def test_table_and_results_are_well_formed(finished):
     out, lines = finished
-    n_train = len(load_dataset(load_config(SMOKE).data).train)
+    data = load_dataset(load_config(SMOKE).data)
+    n_train = len(data.train)
     rows = [json.loads(line) for line in (out / RESULTS_FILE).read_text().splitlines()]
     assert [(r["ipc"], r["method"]) for r in rows] == [(i, m) for i in (1, 2) for m in METHODS]
     for r in rows:
         assert tuple(r) == RESULT_KEYS
+        assert r["test_images"] == len(data.test)
         assert len(r["accuracies"]) == 2 and 0 <= r["mean"] <= 1 and r["fid"] >= 0
         assert r["compression"] == pytest.approx(n_train / (10 * r["ipc"]))
         assert (out / r["set_file"]).is_file() and r["profile"] == "quick"
@@ -96,10 +103,22 @@ def test_table_and_results_are_well_formed(finished):
     table = table_rows(text)
     assert tuple(table[0]) == TABLE_HEADER
     assert [(int(c[0]), c[1]) for c in table[1:]] == [(i, m) for i in (1, 2) for m in METHODS]
+    col = {name: TABLE_HEADER.index(name) for name in TABLE_HEADER}
+    means = {(r["ipc"], r["method"]): 100 * r["mean"] for r in rows}  # one seed: the row's mean
     for cells in table[1:]:
-        assert "±" in cells[2] and "(n=2)" in cells[2]
-        assert (cells[5] == "n/a") == (cells[1] not in benchmark.OPTIMISED_METHODS)
+        ipc, method, acc = int(cells[0]), cells[1], cells[col["accuracy (%)"]]
+        assert "±" in acc and "(n=2)" in acc
+        tta = cells[col["time to random-real accuracy"]]
+        assert (tta == "n/a") == (method not in benchmark.OPTIMISED_METHODS)
+        ior = cells[col["IOR (pts)"]]
+        expected = means[ipc, method] - means[ipc, "random"]
+        assert ior == "ref." if method == "random" else float(ior) == pytest.approx(expected, 0.01)
+        assert (cells[col["vs best (pts)"]] == "best") == acc.startswith("**")
+    for ipc in (1, 2):
+        assert sum(c[col["vs best (pts)"]] == "best" for c in table[1:] if c[0] == str(ipc)) == 1
     assert "Command: `cmd`" in text and "Protocol `quick`" in text and "reduced CPU" in text
+    assert "differences within the 95% resolution are ties" in text
+    assert f"N = {len(data.test)} test images" in text and "DD-Ranking" in text
     assert len(lines) == 16 and lines[-1].startswith("[16/16] IPC 2 latent-dm seed 0:")
 
 
@@ -132,8 +151,26 @@ def test_second_call_skips_finished_rows(finished, cache, generator_file, tmp_pa
 
 
 def test_another_protocol_in_the_same_folder_is_refused(finished, cache):
-    with pytest.raises(ConfigError, match="another protocol"):
+    with pytest.raises(ConfigError, match="another profile and protocol") as info:
         run_benchmark(_cfg(cache), finished[0], (1,), ("random",), profile="full", minutes=BUDGET)
+    message = str(info.value)
+    assert "profile quick vs full" in message and "augment none vs dc" in message
+    assert "epochs" not in message and "\n" not in message
+
+
+def test_settings_error_names_the_differing_protocol_keys(tmp_path):
+    made = {"epochs": 300, "augment": "none", "lr": 0.01}
+    rows = [{"profile": "quick", "minutes": 1.0, "protocol": made}]
+    benchmark._check_settings(rows, tmp_path, "quick", 1.0, dict(made))  # the same: accepted
+    now = {"epochs": 1000, "augment": "none", "lr": 0.01, "kd_alpha": 0.7}
+    with pytest.raises(ConfigError) as info:
+        benchmark._check_settings(rows, tmp_path / RESULTS_FILE, "quick", 1.0, now)
+    message = str(info.value)
+    assert "another protocol" in message and "use another --out" in message
+    assert "epochs 300 vs 1000" in message and "kd_alpha absent vs 0.7" in message
+    assert "augment" not in message and "lr" not in message and "\n" not in message
+    with pytest.raises(ConfigError, match=r"another budget .*minutes 1 vs 2\.5"):
+        benchmark._check_settings(rows, tmp_path, "quick", 2.5, dict(made))
 
 
 def test_cli_skips_latent_methods_without_generator(cache, tmp_path, capsys):
@@ -202,5 +239,82 @@ def test_table_aggregates_seeds():
 
     table = table_rows(render_table([row(1, [0.5, 0.7], None), row(0, [0.4, 0.6], 30.0)], []))
     assert table[1] == [
-        "1", "pixel-dm", "55.00 ± 11.18 (n=4)", "2.50", "1m00s", "30s (1/2 seeds)", "500×"
+        "1", "pixel-dm", "55.00 ± 11.18 (n=4)", "–", "–", "2.50", "1m00s", "30s (1/2 seeds)",
+        "500×",
     ]  # fmt: skip
+
+
+def _row(ipc, method, seed, accs, test_images=1000):
+    """A hand-built results row with what the table reads (``test_images`` None: an older row
+    that lacks the key)."""
+    row = {
+        "ipc": ipc, "method": method, "seed": seed, "accuracies": accs, "fid": 1.0,
+        "distill_seconds": 10.0, "quick_checks": [], "time_to_accuracy": None,
+        "compression": 50.0,
+    }  # fmt: skip
+    return row if test_images is None else {**row, "test_images": test_images}
+
+
+def _cells(rows):
+    """``(ipc, method) → {column: cell}`` of the table rendered from ``rows``."""
+    table = table_rows(render_table(rows, []))
+    return {(int(c[0]), c[1]): dict(zip(table[0], c, strict=True)) for c in table[1:]}
+
+
+def test_methods_within_the_resolution_are_tied_with_the_best():
+    # one point apart: within 1.96 × sqrt(spread + binomial variance) of 1000 test images
+    rows = [
+        _row(1, "pixel-dm", 0, [0.80, 0.81, 0.79]),
+        _row(1, "kmeans", 0, [0.79, 0.80, 0.78]),
+    ]
+    cells = _cells(rows)
+    best, other = cells[1, "pixel-dm"], cells[1, "kmeans"]
+    assert best["accuracy (%)"] == "**80.00 ± 0.82 (n=3)**" and best["vs best (pts)"] == "best"
+    assert other["accuracy (%)"] == f"79.00 ± 0.82 (n=3) {TIE_MARK}"
+    gap, resolution = (float(x) for x in other["vs best (pts)"].split(" ± "))
+    assert gap == -1.00 and resolution == pytest.approx(3.88, abs=0.01)
+
+
+def test_methods_far_below_the_best_are_not_tied():
+    rows = [
+        _row(1, "pixel-dm", 0, [0.90, 0.91, 0.89]),
+        _row(1, "kmeans", 0, [0.70, 0.71, 0.69]),
+        _row(1, "herding", 0, [0.895, 0.905, 0.885]),
+    ]
+    cells = _cells(rows)
+    assert cells[1, "pixel-dm"]["accuracy (%)"].startswith("**")
+    assert TIE_MARK not in cells[1, "kmeans"]["accuracy (%)"]
+    assert TIE_MARK in cells[1, "herding"]["accuracy (%)"]
+    gap, resolution = (float(x) for x in cells[1, "kmeans"]["vs best (pts)"].split(" ± "))
+    assert gap == -20.00 and 0 < resolution < 5
+    assert "**" not in render_table(rows[1:2], [])  # a lone method at an IPC: nothing marked
+
+
+def test_ior_is_the_accuracy_over_random_at_the_same_ipc():
+    rows = [
+        _row(1, "random", 0, [0.50, 0.60]),
+        _row(1, "random", 1, [0.55, 0.65]),
+        _row(1, "pixel-dm", 0, [0.70, 0.80]),
+        _row(1, "pixel-dm", 1, [0.75, 0.85]),
+        _row(1, "kmeans", 0, [0.60, 0.70]),  # one seed: compared with random's seed 0
+        _row(2, "pixel-dm", 0, [0.90, 0.92]),  # no random row at IPC 2
+    ]
+    cells = _cells(rows)
+    assert cells[1, "random"]["IOR (pts)"] == "ref."
+    assert cells[1, "pixel-dm"]["IOR (pts)"] == "+20.00"  # 77.5 − 57.5
+    assert cells[1, "kmeans"]["IOR (pts)"] == "+10.00 (1 common seeds)"  # 65 − 55
+    assert cells[2, "pixel-dm"]["IOR (pts)"] == "–"
+
+
+def test_rows_without_test_images_render_without_the_binomial_term():
+    # no spread and no test-split size: a resolution of 0, so a 1.5-point gap is no tie
+    old = [_row(1, "pixel-dm", 0, [0.8] * 3, None), _row(1, "kmeans", 0, [0.785] * 3, None)]
+    cells = _cells(old)
+    assert cells[1, "kmeans"]["vs best (pts)"] == "-1.50 ± 0.00"
+    assert TIE_MARK not in cells[1, "kmeans"]["accuracy (%)"]
+    # the same accuracies on 1000 test images: within the binomial resolution, a tie
+    new = [{**r, "test_images": 1000} for r in old]
+    assert TIE_MARK in _cells(new)[1, "kmeans"]["accuracy (%)"]
+    # a method mixing old and new rows counts as unknown, and still renders
+    mixed = [*old, _row(1, "kmeans", 1, [0.785] * 3)]
+    assert TIE_MARK not in _cells(mixed)[1, "kmeans"]["accuracy (%)"]

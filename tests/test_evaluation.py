@@ -1,6 +1,7 @@
 """``gandistill evaluate``: the report's content, files, caching and bad input."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -92,9 +93,10 @@ def test_report_content_and_files(tmp_path, setup, monkeypatch):
     assert splits["choices_read"] == "validation" and splits["scores_read"] == "test"
     assert (splits["train"]["images"], splits["val"]["images"]) == (30, 6)
     assert splits["test"]["images"] == len(data.test) and "carved" in splits["val"]["origin"]
-    assert "quick checks and choices on the validation split (6 images" in (
-        out / "report.md"
-    ).read_text()
+    assert (
+        "quick checks and choices on the validation split (6 images"
+        in (out / "report.md").read_text()
+    )
     assert not list(out.glob(".*.tmp"))
 
     # the full-data reference is cached: a second report trains only the two small sets
@@ -256,3 +258,52 @@ def test_accuracy_carries_the_test_splits_binomial_error(tmp_path, setup):
     three = {"mean": 0.936, "std": 0.004, "accuracies": [0.93, 0.936, 0.94]}
     assert _pct(three) == "93.6 ± 0.4% (n=3)"  # a report written before the error was recorded
     assert rep["source"]["path"] == str(path)
+
+
+def test_ior_of_the_random_subset_against_itself_is_zero(tmp_path, setup):
+    """The set *is* the report's random real subset: same images, same networks, IOR 0."""
+    cfg, path, data = setup
+    ds = DistilledSet.load(path)
+    rand01, labels = report_mod._random_subset(data.train, ds.ipc, cfg.seed)
+    pixels = (rand01 * 255).round().to(torch.uint8)
+    ds.images_uint8, ds.labels = pixels, labels
+    ds.images_float = data.info.normalize(pixels.float() / 255.0)
+    ds.teacher_logits = None
+    rep = report_mod.evaluate_distilled(
+        ds, cfg, profile="quick", data=data, progress=False, soft_labels=True
+    )
+    fair = rep["fairness"]["convnet"]
+    assert fair["ior_hard"] == 0.0 and fair["ior_soft"] == 0.0
+    rows = rep["accuracy"]["convnet"]
+    assert fair["hlr"] == pytest.approx(rows["full_data"]["mean"] - rows["distilled"]["mean"])
+    assert "arXiv:2505.13300" in rep["fairness"]["definitions"]
+    manifest = rep["protocol"]
+    assert manifest["label_types"] == ["hard", "soft"] and "KL" in manifest["soft_label_loss"]
+    assert manifest["network_seeds"] == [cfg.seed + 1000 * i for i in range(manifest["n_models"])]
+    assert manifest["test_images"] == len(data.test) and manifest["choices_split"] == "validation"
+    text = headline(rep)
+    assert "IOR +0.0" in text and "near-copies of training images" in text
+
+
+def test_fairness_arithmetic():
+    from gandistill.evaluation.sections import fairness_section
+
+    def row(mean, std=0.0, n=1, se=0.0):
+        return {"mean": mean, "std": std, "accuracies": [mean] * n, "binomial_se": se}
+
+    acc = {
+        "convnet": {
+            "distilled": row(0.90, 0.02, 4, 0.01),
+            "random_real": row(0.80, 0.0, 1, 0.01),
+            "full_data": row(0.98),
+        },
+        "mlp": {"distilled": row(0.7), "random_real": row(0.75)},
+    }
+    fair = fairness_section(acc)
+    conv = fair["convnet"]
+    assert conv["ior_hard"] == pytest.approx(0.10) and conv["hlr"] == pytest.approx(0.08)
+    assert conv["ior_hard_se"] == pytest.approx((0.02**2 / 4 + 0.01**2 + 0.01**2) ** 0.5)
+    alpha = 0.5 * 0.10 - 0.5 * 0.08
+    expected = 100 * (math.exp(alpha) - math.exp(-1)) / (math.e - math.exp(-1))
+    assert conv["lrs"] == pytest.approx(expected)
+    assert fair["mlp"] == {"ior_hard": pytest.approx(-0.05), "ior_hard_se": None}

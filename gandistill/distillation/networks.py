@@ -156,8 +156,8 @@ def train_on_set(
     amp: bool = False,
 ) -> None:
     """The inner loop: ``epochs`` epochs of cross-entropy on the (detached) set, in batches of
-    ``batch_size`` drawn from ``gen``, each batch augmented by one DSA draw when a strategy is
-    given."""
+    ``batch_size`` drawn from ``gen``; with a DSA strategy each image gets its own draw (the
+    reference trains this way; the shared Siamese draws belong to matching)."""
     device = images.device
 
     def set_batches() -> Iterator[tuple[Tensor, Tensor]]:
@@ -165,7 +165,8 @@ def train_on_set(
         for idx in order.split(batch_size):
             x = images[idx]
             if dsa_strategy:
-                x = dsa_augment(x, dsa_strategy, int(torch.randint(2**31, (1,), generator=gen)))
+                seed = int(torch.randint(2**31, (1,), generator=gen))
+                x = dsa_augment(x, dsa_strategy, seed, siamese=False)
             yield x, labels[idx]
 
     forward, loss_fn = autocast(device, amp)

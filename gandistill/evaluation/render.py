@@ -26,7 +26,8 @@ ROW_LABELS = {
     "distilled": "distilled (IPC {ipc})",
     "distilled_soft": "distilled, soft labels",
     "random_real": "random real subset",
-    "full_data": "full training data",
+    "random_real_soft": "random real subset, soft labels",
+    "full_data": "full training data ({full_epochs} epochs)",
 }
 # the fidelity entry shown beside each accuracy row; the full-data row gets the real-vs-real floor
 FIDELITY_OF_ROW = {
@@ -94,6 +95,51 @@ def _compression_line(comp: dict) -> str:
     return line + "."
 
 
+def _pts(value: float, se: float | None) -> str:
+    """A difference of accuracies in points, with its standard error when known."""
+    return f"{100 * value:+.1f}" + (f" ± {100 * se:.1f}" if se else "") + " pts"
+
+
+def _fairness_lines(fairness: dict | None, protocol: dict) -> list[str]:
+    """DD-Ranking's IOR / HLR / LRS per architecture, one line each."""
+    if not fairness:
+        return []
+    lines = []
+    for arch, m in fairness.items():
+        if not isinstance(m, dict) or "ior_hard" not in m:
+            continue
+        parts = [f"IOR {_pts(m['ior_hard'], m.get('ior_hard_se'))} (hard labels)"]
+        if "ior_soft" in m:
+            parts.append(f"IOR {_pts(m['ior_soft'], m.get('ior_soft_se'))} (soft labels)")
+        if "hlr" in m:
+            epochs = protocol.get("full_data_epochs", "?")
+            parts.append(
+                f"HLR {_pts(m['hlr'], m.get('hlr_se'))} against full data of {epochs} epochs"
+            )
+            parts.append(f"LRS {m['lrs']:.1f}")
+        lines.append(f"- {arch}: " + ", ".join(parts) + ".")
+    if not lines:
+        return []
+    head = (
+        f"Fairness ({fairness['definitions']}): IOR = set minus a random real subset of the "
+        "same IPC under the same protocol and labels; HLR = full data minus the set, both with "
+        "hard labels (lower is better); ± one standard error."
+    )
+    return [head, *lines, ""]
+
+
+def _privacy_lines(privacy: dict | None, n_images: int) -> list[str]:
+    """The near-copy count, which belongs beside accuracy."""
+    if not privacy or "near_copies" not in privacy:
+        return []
+    return [
+        f"Privacy: {privacy['near_copies']} of {n_images} distilled images are near-copies of "
+        "training images (closer to a training image than 99% of test images are; "
+        f"median distance ratio to the test split's {privacy['dcr_ratio']:.2f}).",
+        "",
+    ]
+
+
 def headline(report: dict) -> str:
     """The headline table as markdown: accuracy, fidelity, compression, time."""
     fid = report["fidelity"]
@@ -103,13 +149,18 @@ def headline(report: dict) -> str:
     ]
     for arch, rows in report["accuracy"].items():
         for name, stats in _stat_rows(rows):
-            label = ROW_LABELS[name].format(ipc=report["source"]["ipc"])
+            label = ROW_LABELS[name].format(
+                ipc=report["source"]["ipc"],
+                full_epochs=report["protocol"].get("full_data_epochs", "?"),
+            )
             f = fid.get(FIDELITY_OF_ROW.get(name, ""), {})
             cells = [f"{f[k]:.3g}" if k in f else "–" for k in ("fid", "kid_mean", "is_mean")]
             lines.append(f"| {label} ({arch}) | {_pct(stats)} | " + " | ".join(cells) + " |")
     comp, tt = report["compression"], report["training_time"]
     lines += [
         "",
+        *_fairness_lines(report.get("fairness"), report["protocol"]),
+        *_privacy_lines(report.get("privacy"), len(report["structure"]["per_image"])),
         f"Fidelity extractor: `{fid['extractor']}`; the full-data row's fidelity is a real "
         "training subset against the test split (the floor).",
         _compression_line(comp),

@@ -37,6 +37,8 @@ from gandistill.evaluation.render import write_report
 from gandistill.evaluation.sections import (
     compression_section,
     distillation_summary,
+    fairness_section,
+    protocol_manifest,
     seed_metrics_sections,
     source_section,
     splits_section,
@@ -55,6 +57,7 @@ REPORT_KEYS = (
     "profile",
     "protocol",
     "accuracy",
+    "fairness",
     "fidelity",
     "compression",
     "training_time",
@@ -200,6 +203,10 @@ def _accuracy_section(
             rows["soft_label_gain"] = rows["distilled_soft"]["mean"] - rows["distilled"]["mean"]
         random_images = trainer.info.normalize(rand01)
         rows["random_real"], _ = trainer.run(random_images, rand_labels, arch_ec, progress)
+        if teacher is not None:  # the same soft labels for the random subset: a fair IOR
+            rows["random_real_soft"], _ = trainer.run(
+                random_images, rand_labels, arch_ec, progress, teacher=teacher
+            )
         if len(accuracy) == 1:  # the first architecture
             full_ec = replace(arch_ec, epochs=min(ec.epochs, PROFILES[profile].full_epochs))
             rows["full_data"], logits_full = _full_data_baseline(
@@ -245,13 +252,16 @@ def _measure(
         "real_train": to_uint8(real[0]),
     }
     return {
-        "protocol": {
-            **asdict(replace(ec, arch=ref.arch)),
-            "archs": list(accuracy),
-            "full_data_epochs": ref.full_epochs,
-            "seed": cfg.seed,
-        },
+        "protocol": protocol_manifest(
+            replace(ec, arch=ref.arch),
+            list(accuracy),
+            ref.full_epochs,
+            cfg.seed,
+            teacher is not None,
+            data,
+        ),
         "accuracy": accuracy,
+        "fairness": fairness_section(accuracy),
         "fidelity": fidelity_table(
             fidelity_sets, test.images, clf, device=device, **fidelity_options
         ),

@@ -9,11 +9,14 @@ literature (``gradient_similarity``, ``distribution``, ``structure``, ``privacy`
 
 from __future__ import annotations
 
+import math
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from gandistill.classifier import RealClassifier
+from gandistill.config import EvalConfig
 from gandistill.data import DatasetInfo, ImageTensors, Splits
 from gandistill.evaluation import metrics, nearest_real
 from gandistill.files import DistilledSet, sha256_file
@@ -41,6 +44,79 @@ def splits_section(data: Splits) -> dict:
         **data.describe(),
         "choices_read": data.val_name,
         "scores_read": "test",
+    }
+
+
+# DD-Ranking's label-robust score (Li et al. 2025, "DD-Ranking: Rethinking the Evaluation of
+# Dataset Distillation", arXiv:2505.13300) weighs IOR against HLR with w = 0.5 on its leaderboard
+LRS_WEIGHT = 0.5
+DD_RANKING = "DD-Ranking (Li et al. 2025, arXiv:2505.13300)"
+
+
+def _resolution(a: dict, b: dict) -> float | None:
+    """Standard error of ``a.mean - b.mean``: each row's spread over its networks (std/√n) and
+    its test split's binomial error, combined; None when a row records neither."""
+    var = 0.0
+    for stats in (a, b):
+        n = len(stats.get("accuracies", ())) or 1
+        var += stats.get("std", 0.0) ** 2 / n + stats.get("binomial_se", 0.0) ** 2
+    return math.sqrt(var) if var > 0 else None
+
+
+def fairness_section(accuracy: dict[str, dict]) -> dict:
+    """DD-Ranking's metrics per architecture (accuracies as fractions).
+
+    ``ior_hard`` (improvement over random) = accuracy of the set minus that of the random real
+    subset of the same IPC, both with hard labels under the same protocol; ``ior_soft`` the same
+    with both trained on the teacher's soft labels (when evaluated). ``hlr`` (hard-label
+    recovery) = full-data hard-label accuracy minus the set's, where the full-data reference was
+    trained (the first architecture); ``lrs`` = 100 · (e^α − e^−1) / (e − e^−1) with
+    α = w · IOR − (1 − w) · HLR, IOR of the set's own label type (soft when evaluated), w = 0.5.
+    Each difference comes with its standard error (``*_se``) from both rows' uncertainties.
+    """
+    out: dict = {"definitions": DD_RANKING, "lrs_weight": LRS_WEIGHT}
+    for arch, rows in accuracy.items():
+        m: dict[str, float | None] = {}
+        pairs = {"ior_hard": ("distilled", "random_real"), "hlr": ("full_data", "distilled")}
+        pairs["ior_soft"] = ("distilled_soft", "random_real_soft")
+        for key, (a, b) in pairs.items():
+            if a in rows and b in rows:
+                m[key] = rows[a]["mean"] - rows[b]["mean"]
+                m[f"{key}_se"] = _resolution(rows[a], rows[b])
+        if "hlr" in m:
+            ior = m.get("ior_soft", m["ior_hard"])
+            alpha = LRS_WEIGHT * ior - (1 - LRS_WEIGHT) * m["hlr"]
+            m["lrs"] = 100 * (math.exp(alpha) - math.exp(-1)) / (math.e - math.exp(-1))
+        out[arch] = m
+    return out
+
+
+def protocol_manifest(
+    ec: EvalConfig,
+    archs: list[str],
+    full_epochs: int,
+    seed: int,
+    soft_labels: bool,
+    data: Splits,
+) -> dict:
+    """Everything that decides an accuracy, saved with every result: results made under
+    different manifests do not compare."""
+    return {
+        **asdict(ec),
+        "archs": list(archs),
+        "full_data_epochs": full_epochs,
+        "seed": seed,
+        "network_seeds": [seed + 1000 * i for i in range(ec.n_models)],
+        "augment_draws": "none" if ec.augment == "none" else "one per image",
+        "label_types": ["hard", "soft"] if soft_labels else ["hard"],
+        "soft_label_loss": (
+            "kd_alpha * T^2 * KL(teacher_T || student_T) + (1 - kd_alpha) * CE, "
+            "T = kd_temperature, teacher = the cached real-data classifier"
+            if soft_labels
+            else None
+        ),
+        "test_images": len(data.test),
+        "choices_split": data.val_name,
     }
 
 

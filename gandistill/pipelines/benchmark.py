@@ -44,8 +44,10 @@ from gandistill.files import (
 from gandistill.fit import evaluate_set, train_and_test
 from gandistill.locks import RunLock
 from gandistill.pipelines.benchmark_results import (
+    BASELINE,
     RESULT_KEYS,
-    SETTING_KEYS,
+    TIE_MARK,
+    Z95,
     append_result,
     command_line,
     load_results,
@@ -72,7 +74,9 @@ def time_to_accuracy(history: list[dict], target: float) -> float | None:
     return None
 
 
-def _caption(cfg: Config, profile: str, minutes: float, device: str, command: str) -> list[str]:
+def _caption(
+    cfg: Config, profile: str, minutes: float, device: str, command: str, test_images: int
+) -> list[str]:
     ec, dc = protocol(cfg.eval, profile), cfg.distill
     val_name = "validation" if cfg.data.val_fraction else "test (data.val_fraction is 0)"
     aug = "without augmentation" if ec.augment == "none" else f"with '{ec.augment}' augmentation"
@@ -92,6 +96,20 @@ def _caption(cfg: Config, profile: str, minutes: float, device: str, command: st
         f"the same way (mean over the seeds that reach it; –: never reached; n/a: a coreset, or "
         f"no quick checks). Compression: training "
         f"images / set images.",
+        "",
+        f"Ties: differences within the 95% resolution are ties. Within each IPC the best mean "
+        f"accuracy is bold, and a method whose mean falls short of it by less than {Z95} × the "
+        f"resolution of the difference is marked {TIE_MARK} (tied with the best rather than "
+        f"ranked below it). The resolution of the difference of two rows is √(se₁² + se₂²), "
+        f"with se² = s²/n (s: sample std of the row's n accuracies, networks × seeds) + "
+        f"p(1 − p)/N (binomial variance of a mean accuracy p on the N = {test_images} test "
+        f"images; left out for rows that do not record N). vs best: the difference from the "
+        f"best mean, ± {Z95} × its resolution, in percentage points.",
+        "",
+        f"IOR: improvement over random, as in DD-Ranking (Li et al. 2025, arXiv:2505.13300): the "
+        f"mean accuracy minus that of `{BASELINE}`, a random real subset of the same IPC with "
+        f"the same labels and protocol, over the seeds both have, in percentage points (ref.: "
+        f"the {BASELINE} row itself; –: no {BASELINE} row at that IPC).",
     ]
 
 
@@ -172,7 +190,7 @@ class _Bench:
             "ipc": ipc, "method": method, "seed": seed, "profile": self.profile,
             "minutes": self.minutes, "protocol": asdict(self.protocol),
             "accuracies": res.accuracies, "mean": res.mean, "std": res.std,
-            "fid": fid[KEY_FID], "fid_extractor": fid[KEY_EXTRACTOR],
+            "test_images": len(test), "fid": fid[KEY_FID], "fid_extractor": fid[KEY_EXTRACTOR],
             "distill_seconds": ds.history[-1]["seconds"] if ds.history else 0.0,
             "iterations": len(ds.history) if optimised else 0, "stop_reason": ds.stop_reason,
             "quick_checks": checks, "target_accuracy": target,
@@ -185,13 +203,43 @@ class _Bench:
         return row
 
 
+_ABSENT = object()  # a protocol key that one side lacks
+
+
+def _show(value: object) -> str:
+    """A setting's value in the one-line error of :func:`_check_settings`."""
+    if value is _ABSENT:
+        return "absent"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _differences(row: dict, profile: str, minutes: float, prot: dict) -> dict[str, list[str]]:
+    """``{"profile" | "budget" | "protocol": ["key row-value vs call-value", ...]}`` for the
+    settings in which ``row`` differs from this call (empty: none)."""
+    found: dict[str, list[str]] = {}
+    if row["profile"] != profile:
+        found["profile"] = [f"profile {_show(row['profile'])} vs {_show(profile)}"]
+    if row["minutes"] != minutes:
+        found["budget"] = [f"minutes {_show(row['minutes'])} vs {_show(minutes)}"]
+    old = row["protocol"]
+    for key in [*prot, *(k for k in old if k not in prot)]:
+        was, now = old.get(key, _ABSENT), prot.get(key, _ABSENT)
+        if was != now:
+            found.setdefault("protocol", []).append(f"{key} {_show(was)} vs {_show(now)}")
+    return found
+
+
 def _check_settings(rows: list[dict], path: Path, profile: str, minutes: float, prot: dict) -> None:
-    """Rows of one folder share profile, budget and protocol, or their table would mislead."""
+    """Rows of one folder share profile, budget and protocol, or their table would mislead: the
+    first row that does not is a one-line error naming the settings that differ."""
     for r in rows:
-        if tuple(r[key] for key in SETTING_KEYS) != (profile, minutes, prot):
+        found = _differences(r, profile, minutes, prot)
+        if found:
+            what = " and ".join(found)
+            diffs = ", ".join(d for items in found.values() for d in items)
             raise ConfigError(
-                f"{path} holds rows of profile {r['profile']}, {r['minutes']:g} min and "
-                f"another protocol than this call ({profile}, {minutes:g} min): use another --out"
+                f"{path} holds rows made under another {what} than this call (differs in, the "
+                f"rows' value first: {diffs}); use another --out"
             )
 
 
@@ -285,7 +333,8 @@ def run_benchmark(
         if isinstance(generator, (str, Path)):
             generator = load_generator_checkpoint(generator, device=resolve_device(cfg.device))
         bench = _Bench(cfg, out, minutes, profile, generator, _load_data(cfg, ipcs))
-        caption = _caption(cfg, profile, minutes, str(bench.device), command or command_line())
+        command = command or command_line()
+        caption = _caption(cfg, profile, minutes, str(bench.device), command, len(bench.data.test))
         if skipped:
             caption += ["", f"Not run: {', '.join(skipped)} (no generator given)."]
 

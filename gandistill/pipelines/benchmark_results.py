@@ -1,17 +1,27 @@
 """The benchmark's results: the rows of ``results.jsonl`` (their keys, reading, appending without
 ever leaving half a line) and the markdown table of ``benchmark.md`` rendered from them, with the
 machine and the command line its caption names.
+
+Within each IPC the table marks the best mean accuracy and the methods tied with it: a difference
+below :data:`Z95` times its resolution ``sqrt(se_a**2 + se_b**2)`` is a tie, where a row's
+``se**2`` is the spread of its accuracies over networks and seeds (sample variance / n) plus the
+binomial variance ``p * (1 - p) / N`` of an accuracy ``p`` measured on ``N`` test images (left out
+for rows that do not record ``test_images``). The IOR column is DD-Ranking's improvement over
+random (Li et al. 2025, arXiv:2505.13300): the mean accuracy minus that of the ``random`` coreset
+at the same IPC.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shlex
 import statistics
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,15 +34,18 @@ from gandistill.runtime import format_seconds
 
 RESULT_KEYS = (
     "ipc", "method", "seed", "profile", "minutes", "protocol", "accuracies", "mean", "std",
-    "fid", "fid_extractor", "distill_seconds", "iterations", "stop_reason", "quick_checks",
-    "target_accuracy", "time_to_accuracy", "compression", "set_file", "eval_seconds",
-    "machine", "date",
+    "test_images", "fid", "fid_extractor", "distill_seconds", "iterations", "stop_reason",
+    "quick_checks", "target_accuracy", "time_to_accuracy", "compression", "set_file",
+    "eval_seconds", "machine", "date",
 )  # fmt: skip
-SETTING_KEYS = ("profile", "minutes", "protocol")  # must agree across the rows of one out folder
 TABLE_HEADER = (
-    "IPC", "method", "accuracy (%)", "FID", "distillation time", "time to random-real accuracy",
-    "compression",
+    "IPC", "method", "accuracy (%)", "vs best (pts)", "IOR (pts)", "FID", "distillation time",
+    "time to random-real accuracy", "compression",
 )  # fmt: skip
+TABLE_ALIGN = ("---:", "---", "---", "---:", "---:", "---:", "---:", "---:", "---:")
+Z95 = 1.96  # two-sided 95% normal quantile: a difference below Z95 × its resolution is a tie
+TIE_MARK = "≈"  # appended to the accuracy of a method tied with the best of its IPC
+BASELINE = "random"  # the coreset that IOR subtracts: a random real subset
 
 
 def machine() -> str:
@@ -84,23 +97,101 @@ def _fmt_time(values: list[float | None], n: int) -> str:
     return text if len(reached) == n else f"{text} ({len(reached)}/{n} seeds)"
 
 
+@dataclass(frozen=True)
+class _Score:
+    """The accuracies of one (IPC, method), pooled over its seeds as the table shows them."""
+
+    by_seed: dict[int, list[float]]  # seed → the accuracies of its networks
+    test_images: int | None  # None: a row that does not record it
+
+    @property
+    def accuracies(self) -> list[float]:
+        return [a for accs in self.by_seed.values() for a in accs]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.accuracies)
+
+    @property
+    def squared_error(self) -> float:
+        """Variance of :attr:`mean`: spread over networks × seeds plus test-split sampling."""
+        accs, p = self.accuracies, self.mean
+        spread = statistics.variance(accs) / len(accs) if len(accs) > 1 else 0.0
+        return spread + (p * (1 - p) / self.test_images if self.test_images else 0.0)
+
+    @classmethod
+    def of(cls, group: list[dict]) -> _Score:
+        sizes = {r.get("test_images") for r in group}  # older rows lack the key
+        size = None if None in sizes else min(sizes)
+        by_seed: dict[int, list[float]] = {}
+        for r in group:
+            by_seed.setdefault(r["seed"], []).extend(r["accuracies"])
+        return cls(by_seed, size)
+
+
+def _versus_best(scores: dict[str, _Score]) -> dict[str, tuple[str, str]]:
+    """``method → (standing, vs-best cell)`` for the methods of one IPC, the standing ``best``,
+    ``tied`` (short of the best by less than :data:`Z95` resolutions) or ``""``; nothing is
+    marked at an IPC of one method."""
+    if len(scores) < 2:
+        return {method: ("", "–") for method in scores}
+    best = max(scores, key=lambda m: scores[m].mean)  # the first of equal means
+    cells = {best: ("best", "best")}
+    for method, score in scores.items():
+        if method == best:
+            continue
+        gap = scores[best].mean - score.mean
+        resolution = Z95 * math.sqrt(scores[best].squared_error + score.squared_error)
+        tied = gap == 0 or gap < resolution
+        cells[method] = (
+            "tied" if tied else "",
+            f"{0.0 - 100 * gap:.2f} ± {100 * resolution:.2f}",  # 0.0 - x: never "-0.00"
+        )
+    return cells
+
+
+def _ior(score: _Score, baseline: _Score | None, is_baseline: bool) -> str:
+    """Mean accuracy minus the baseline's, over the seeds both have, in points."""
+    if is_baseline:
+        return "ref."
+    if baseline is None:
+        return "–"
+    seeds = sorted(score.by_seed.keys() & baseline.by_seed.keys())
+    if not seeds:
+        return "–"
+    mine = statistics.fmean(a for s in seeds for a in score.by_seed[s])
+    theirs = statistics.fmean(a for s in seeds for a in baseline.by_seed[s])
+    text = f"{100 * (mine - theirs):+.2f}"
+    every = len(seeds) == len(score.by_seed) == len(baseline.by_seed)
+    return text if every else f"{text} ({len(seeds)} common seeds)"
+
+
 def render_table(rows: list[dict], caption: Sequence[str]) -> str:
     """The markdown table, one line per (IPC, method), rows aggregated over seeds."""
     groups: dict[tuple[int, str], list[dict]] = {}
     order = {m: i for i, m in enumerate(METHODS)}
     for row in sorted(rows, key=lambda r: (r["ipc"], order.get(r["method"], 99), r["seed"])):
         groups.setdefault((row["ipc"], row["method"]), []).append(row)
-    lines = ["# Benchmark", "", *caption, ""]
-    lines += ["| " + " | ".join(TABLE_HEADER) + " |", "|---:|---|---|---:|---:|---:|---:|"]
+    scores: dict[int, dict[str, _Score]] = {}
     for (ipc, method), group in groups.items():
-        accs = [a for r in group for a in r["accuracies"]]
+        scores.setdefault(ipc, {})[method] = _Score.of(group)
+    versus = {ipc: _versus_best(by_method) for ipc, by_method in scores.items()}
+    lines = ["# Benchmark", "", *caption, ""]
+    lines += ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "|".join(TABLE_ALIGN) + "|"]
+    for (ipc, method), group in groups.items():
+        score = scores[ipc][method]
+        accs = score.accuracies
         std = statistics.pstdev(accs) if len(accs) > 1 else 0.0
-        acc = f"{100 * statistics.fmean(accs):.2f} ± {100 * std:.2f} (n={len(accs)})"
+        standing, vs_best = versus[ipc][method]
+        acc = f"{100 * score.mean:.2f} ± {100 * std:.2f} (n={len(accs)})"
+        acc = f"**{acc}**" if standing == "best" else f"{acc} {TIE_MARK}" if standing else acc
+        ior = _ior(score, scores[ipc].get(BASELINE), method == BASELINE)
         fid = f"{statistics.fmean(r['fid'] for r in group):.2f}"
         seconds = format_seconds(statistics.fmean(r["distill_seconds"] for r in group))
         tta = "n/a"
         if method not in CORESET_METHODS and any(r["quick_checks"] for r in group):
             tta = _fmt_time([r["time_to_accuracy"] for r in group], len(group))
         comp = f"{group[0]['compression']:.0f}×"
-        lines.append(f"| {ipc} | {method} | {acc} | {fid} | {seconds} | {tta} | {comp} |")
+        cells = (str(ipc), method, acc, vs_best, ior, fid, seconds, tta, comp)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
