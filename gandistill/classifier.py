@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -26,6 +26,8 @@ from gandistill.models.convnet import check_depth
 from gandistill.runtime import library_versions, step_generator
 
 CLASSIFIER_DIR = "classifiers"
+INDEPENDENT_SEED = 7919  # seed offset of the fidelity scores' own network
+MIN_WIDTH = 4  # narrowest independent network; a narrower classifier's gets twice its width
 ARCH_VERSION = 2  # bump when ConvNet changes shape, so stale cached classifiers are not reused
 
 
@@ -148,6 +150,24 @@ def get_classifier(
     save_classifier(path, clf, key)
     clf.net.requires_grad_(False)
     return clf
+
+
+def get_independent_network(
+    data_cfg: DataConfig,
+    cc: ClassifierConfig,
+    seed: int,
+    cache_dir: str | Path,
+    data: Splits,
+    device: torch.device,
+    progress: bool = True,
+) -> RealClassifier:
+    """The fidelity scores' feature network: trained like the classifier on the training split
+    but of half its width (twice a narrow one's) and from another seed, so that it is not the
+    network that picked the sets it scores (coreset and best-of-K starts) or gave them soft
+    labels. Cached likewise."""
+    half = cc.width // 2
+    own = replace(cc, width=half if half >= MIN_WIDTH else 2 * cc.width)
+    return get_classifier(data_cfg, own, seed + INDEPENDENT_SEED, cache_dir, data, device, progress)
 
 
 @torch.no_grad()

@@ -13,7 +13,9 @@ an import cycle, and the command line reads it before any stage is needed.
 
 # evaluation (gandistill evaluate, gandistill benchmark --profile)
 EVAL_PROFILE = "quick"  # "quick" or "full": how many networks and epochs score a set
-FEATURE_EXTRACTOR = "classifier"  # the task's own classifier: offline, no weights to download
+# a ConvNet of its own trained on the training split (not the classifier that selects sets and
+# gives soft labels): offline, no weights to download
+FEATURE_EXTRACTOR = "independent"
 
 # gandistill benchmark
 BENCHMARK_IPCS = (1, 10)  # images per class of the rows

@@ -4,6 +4,7 @@ from gandistill.classifier import (
     CLASSIFIER_DIR,
     class_consistency,
     get_classifier,
+    get_independent_network,
     load_classifier,
 )
 from gandistill.config import ClassifierConfig, DataConfig
@@ -23,6 +24,17 @@ def test_trains_caches_and_reloads(tmp_path, tiny_data):
     assert torch.equal(again.predict(x), clf.predict(x))
     cached = get_classifier(DataConfig(name="tiny"), CC, 0, tmp_path, tiny_data, device, False)
     assert cached.val_accuracy == clf.val_accuracy
+
+
+def test_the_fidelity_network_is_not_the_selection_classifier(tmp_path, tiny_data):
+    device, cfg = torch.device("cpu"), DataConfig(name="tiny")
+    clf = get_classifier(cfg, CC, 0, tmp_path, tiny_data, device, False)
+    own = get_independent_network(cfg, CC, 0, tmp_path, tiny_data, device, False)
+    assert own.net.kwargs["width"] == CC.width // 2 != clf.net.kwargs["width"]  # 4 against 8
+    assert len(list((tmp_path / CLASSIFIER_DIR).glob("*.pt"))) == 2  # cached apart
+    x = tiny_data.test.images.float() / 255
+    assert not torch.equal(own.features(x)[:, :4], clf.features(x)[:, :4])
+    assert own.val_accuracy >= 0.9
 
 
 class ReplayGenerator(Generator):

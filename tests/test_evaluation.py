@@ -73,9 +73,14 @@ def test_report_content_and_files(tmp_path, setup, monkeypatch):
         assert 0.0 <= acc[name]["mean"] <= 1.0
     assert rep["protocol"]["epochs"] == 3 and rep["protocol"]["augment"] == "none"
     fid = rep["fidelity"]
-    assert fid["extractor"].startswith("gandistill-classifier-")
-    for name in ("distilled", "random_real", "real_train"):
-        assert fid[name]["fid"] >= -1e-3 and 1.0 <= fid[name]["is_mean"] <= 3.0 + 1e-6
+    # the independent network, not the classifier that selects sets and gives soft labels
+    assert fid["extractor"].startswith("gandistill-independent-")
+    assert set(fid) == {"extractor", "distilled", "random_real"}  # the floor has the set's size
+    for name in ("distilled", "random_real"):
+        scores = fid[name]
+        assert scores["fid"] >= -1e-3 and 1.0 <= scores["is_mean"] <= 3.0 + 1e-6
+        assert scores["fid_ci"][0] <= scores["fid_ci"][1] and scores["kid_units"] == "x1e3"
+        assert scores["kid_ci"][0] <= scores["kid_ci"][1] and scores["kid_subset_size"] == 6
     assert len(data.train) == 30  # 36 less the validation split's ceil(12 * 0.1) per class
     assert rep["compression"]["image_ratio"] == pytest.approx(30 / 6)
     assert rep["training_time"]["reduction"] > 0

@@ -74,7 +74,7 @@ def test_all_metrics_keys_and_ranges(clf, images):
     other = fidelity_metrics(noise, real, clf, kid_subsets=20)
     keys = {KEY_EXTRACTOR, KEY_FID, KEY_KID_MEAN, KEY_KID_STD, KEY_IS_MEAN, KEY_IS_STD}
     assert keys | {KEY_PRECISION, KEY_RECALL} <= set(same)
-    assert same[KEY_EXTRACTOR] == classifier_extractor_name(clf)
+    assert same[KEY_EXTRACTOR] == classifier_extractor_name(clf, "independent")
     for result in (same, other):
         assert result[KEY_KID_STD] >= 0 and result[KEY_IS_STD] >= 0
         assert 1 - 1e-6 <= result[KEY_IS_MEAN] <= NUM_CLASSES + 1e-6
@@ -127,7 +127,7 @@ def test_unknown_names_give_one_line(clf, images):
     assert "\n" not in str(info.value) and all(name in str(info.value) for name in EXTRACTORS)
     with pytest.raises(ConfigError, match="known"):
         fidelity_metrics(real, real, clf, metrics=("fid", "ppl"))
-    with pytest.raises(ConfigError, match="needs a classifier"):
+    with pytest.raises(ConfigError, match="needs its network"):
         fidelity_metrics(real, real)
 
 

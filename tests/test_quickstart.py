@@ -39,7 +39,7 @@ def test_quickstart_runs_all_stages_then_reuses_them(tmp_path: Path, capsys) -> 
     assert ds.ipc == 2 and ds.space == "latent"
     report = json.loads((run / "report_ipc2" / "report.json").read_text())
     assert set(report["accuracy"]["convnet"]) >= {"distilled", "random_real", "full_data"}
-    assert "| set | accuracy |" in out and f"tensorboard --logdir {run}" in out
+    assert "| set | accuracy (test split) |" in out and f"tensorboard --logdir {run}" in out
     mtime = (run / "distilled_ipc2.pt").stat().st_mtime_ns
 
     assert main(_argv(tmp_path)) == 0  # a second call finds every stage done

@@ -120,3 +120,25 @@ def test_bench_distill_curve_rejects_an_unknown_method(tmp_path):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "unknown method(s) pixel-xyz" in proc.stderr
     assert not (tmp_path / "curve").exists()
+
+
+@pytest.mark.slow
+def test_bench_fidelity_compares_extractors_and_kid_estimates(tmp_path):
+    out = tmp_path / "set.pt"
+    made = subprocess.run(
+        [sys.executable, "-m", "gandistill", "distill", "--config", str(SMOKE), "--space",
+         "pixel", "--ipc", "2", "--out", str(out), "--set", f"cache_dir={tmp_path}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    result = tmp_path / "fidelity.json"
+    proc = run_script(
+        "bench_fidelity.py", "--distilled", out, "--draws", 2, "--json", result, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    numbers = json.loads(result.read_text())
+    assert set(numbers["fidelity"]) == {"independent", "classifier"}
+    for table in numbers["fidelity"].values():
+        assert set(table) == {"extractor", "distilled", "random_real", "herding"}
+    assert numbers["kid_random_real"]["draws"] == 2
+    assert "stratified estimate" in proc.stdout and "| uint8 images + labels |" in proc.stdout

@@ -238,10 +238,13 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     own.add_argument(
         "--feature-extractor",
         default=defaults.FEATURE_EXTRACTOR,
-        help="torch-fidelity features: classifier (offline, default) or inception-v3-compat",
+        help="fidelity features: independent (a network of its own, default), classifier (the "
+        "one that selects sets) or inception-v3-compat",
     )
     own.add_argument("--inception-weights", help="local Inception-v3 weights (no download)")
-    own.add_argument("--kid-subset-size", type=int, help="KID subset size (default 1000, clamped)")
+    own.add_argument(
+        "--kid-subset-size", type=int, help="set images per KID draw (default: the whole set)"
+    )
     own.add_argument(
         "--archs", help="comma-separated evaluation networks, e.g. convnet,mlp,resnet18"
     )

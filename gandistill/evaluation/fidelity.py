@@ -1,10 +1,14 @@
 """Fidelity of an image set to a reference set (FID, KID, IS, precision/recall), offline.
 
 Sets are uint8 ``(N, C, H, W)`` tensors, fed to ``torch_fidelity.calculate_metrics`` as datasets
-(never through its generator path). The default extractor is the real-data classifier, registered
-with torch-fidelity under a name that carries a hash of its weights: its penultimate embedding
-serves FID, KID and precision/recall, its logits IS, so scores compare only between runs with the
-same ``extractor`` entry. torch-fidelity's InceptionV3 runs only from a local weights file.
+(never through its generator path). The extractors are small ConvNets trained on the real
+training split, registered with torch-fidelity under a name that carries a hash of their weights:
+the penultimate embedding serves FID, KID and precision/recall, the logits IS, so scores compare
+only between runs with the same ``extractor`` entry. ``independent`` (the default) is a network
+of its own (another width and seed), never the classifier that picks coreset and best-of-K
+starts and gives soft labels, whose feature space would favour the sets it chose;
+``classifier`` is that classifier. torch-fidelity's InceptionV3 runs only from a local weights
+file. Reports score class-stratified sets through :mod:`gandistill.evaluation.stratified`.
 
 Set ``a`` is the one under test (generated, distilled), ``b`` the reference (real): IS is taken
 on ``a``; precision is the share of ``a`` inside ``b``'s manifold, recall the converse.
@@ -19,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import torch
@@ -30,14 +34,18 @@ from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from gandistill.errors import ArtifactError, ConfigError, DataError
+from gandistill.evaluation.stratified import extract_features, stratified_scores
 from gandistill.files import sha256_file
 
 if TYPE_CHECKING:  # classifier imports evaluate, which may import this module
     from gandistill.classifier import RealClassifier
 
+EXTRACTOR_INDEPENDENT = "independent"
 EXTRACTOR_CLASSIFIER = "classifier"
 EXTRACTOR_INCEPTION = "inception-v3-compat"
-EXTRACTORS = (EXTRACTOR_CLASSIFIER, EXTRACTOR_INCEPTION)
+EXTRACTORS = (EXTRACTOR_INDEPENDENT, EXTRACTOR_CLASSIFIER, EXTRACTOR_INCEPTION)
+# the gandistill ConvNets, fed as ``clf``
+NETWORK_EXTRACTORS = (EXTRACTOR_INDEPENDENT, EXTRACTOR_CLASSIFIER)
 METRICS = ("fid", "kid", "isc", "prc")
 
 # result keys
@@ -63,6 +71,7 @@ _RESULT_KEYS = {  # torch-fidelity key -> ours
 }
 # feature_layer_<metric> per extractor; Inception's are torch-fidelity's own defaults
 FEATURE_LAYERS = {
+    EXTRACTOR_INDEPENDENT: {"fid": "embed", "kid": "embed", "prc": "embed", "isc": "logits"},
     EXTRACTOR_CLASSIFIER: {"fid": "embed", "kid": "embed", "prc": "embed", "isc": "logits"},
     EXTRACTOR_INCEPTION: {"fid": "2048", "kid": "2048", "prc": "2048", "isc": "logits_unbiased"},
 }
@@ -127,14 +136,15 @@ def classifier_hash(clf: RealClassifier) -> str:
     return h.hexdigest()
 
 
-def classifier_extractor_name(clf: RealClassifier) -> str:
-    """The torch-fidelity extractor name of ``clf``; classifiers that differ never share one."""
-    return f"gandistill-classifier-{classifier_hash(clf)[:HASH_CHARS]}"
+def classifier_extractor_name(clf: RealClassifier, role: str = EXTRACTOR_CLASSIFIER) -> str:
+    """The torch-fidelity extractor name of ``clf`` in ``role`` (``classifier`` or
+    ``independent``); networks that differ never share one."""
+    return f"gandistill-{role}-{classifier_hash(clf)[:HASH_CHARS]}"
 
 
-def register_classifier_extractor(clf: RealClassifier) -> str:
+def register_classifier_extractor(clf: RealClassifier, role: str = EXTRACTOR_CLASSIFIER) -> str:
     """Register ``clf`` as a torch-fidelity feature extractor (idempotent) and return its name."""
-    name = classifier_extractor_name(clf)
+    name = classifier_extractor_name(clf, role)
     registered = FEATURE_EXTRACTORS_REGISTRY.get(name)
     if registered is None:
         cls_name = f"ClassifierFeatureExtractor_{name[-HASH_CHARS:]}"
@@ -212,10 +222,10 @@ class _Extractor:
 def _resolve_extractor(
     extractor: str, clf: RealClassifier | None, inception_weights: str | Path | None
 ) -> _Extractor:
-    if extractor == EXTRACTOR_CLASSIFIER:
+    if extractor in NETWORK_EXTRACTORS:
         if clf is None:
-            raise ConfigError(f"feature extractor '{EXTRACTOR_CLASSIFIER}' needs a classifier")
-        name, c = register_classifier_extractor(clf), clf.info.channels
+            raise ConfigError(f"feature extractor '{extractor}' needs its network")
+        name, c = register_classifier_extractor(clf, extractor), clf.info.channels
         return _Extractor(name, name, (c,), c, clf.info.image_size, {})
     if extractor == EXTRACTOR_INCEPTION:
         weights = resolve_inception_weights(inception_weights)
@@ -227,7 +237,7 @@ def _resolve_extractor(
     raise ConfigError(f"unknown feature extractor '{extractor}' (known: {', '.join(EXTRACTORS)})")
 
 
-class _UInt8Images(Dataset):
+class UInt8Images(Dataset):
     """Bare uint8 (C, H, W) tensors, the dataset form torch-fidelity takes; one channel is
     repeated when ``channels`` is 3."""
 
@@ -302,7 +312,7 @@ def fidelity_metrics(
     images_a: Tensor,
     images_b: Tensor,
     clf: RealClassifier | None = None,
-    extractor: str = EXTRACTOR_CLASSIFIER,
+    extractor: str = EXTRACTOR_INDEPENDENT,
     inception_weights: str | Path | None = None,
     device: torch.device | str = "cpu",
     metrics: Sequence[str] = METRICS,
@@ -318,7 +328,7 @@ def fidelity_metrics(
     Args:
         images_a: the set under test, uint8 (N, C, H, W); IS is computed on it.
         images_b: the reference (real) set, uint8 (M, C, H, W).
-        clf: the real-data classifier; required by the ``classifier`` extractor.
+        clf: the network of a ``classifier`` or ``independent`` extractor.
         extractor: one of :data:`EXTRACTORS`.
         inception_weights: local InceptionV3 weights for ``inception-v3-compat`` (default: the
             torch hub cache's copy, if there is one).
@@ -345,8 +355,8 @@ def fidelity_metrics(
     _check_kid_subset_size(kid_subset_size, metrics, n_min)
     binary = any(m in metrics for m in ("fid", "kid", "prc"))
     raw = torch_fidelity.calculate_metrics(
-        input1=_UInt8Images(images_a, fe.channels),
-        input2=_UInt8Images(images_b, fe.channels) if binary else None,  # IS alone needs no b
+        input1=UInt8Images(images_a, fe.channels),
+        input2=UInt8Images(images_b, fe.channels) if binary else None,  # IS alone needs no b
         cuda=torch.device(device).type == "cuda",
         batch_size=batch_size,
         **_extractor_kwargs(fe, extractor, metrics),
@@ -362,33 +372,53 @@ def fidelity_metrics(
 
 
 def fidelity_table(
-    sets: dict[str, Tensor],
-    reference: Tensor,
+    sets: dict[str, tuple[Tensor, Tensor]],
+    reference: tuple[Tensor, Tensor],
     clf: RealClassifier | None,
     extractor: str,
     inception_weights: str | Path | None,
     kid_subset_size: int | None,
     device: torch.device,
+    seed: int = 0,
+    batch_size: int = 64,
 ) -> dict:
-    """:func:`fidelity_metrics` of each named uint8 set against ``reference``, in order.
+    """Fidelity of each named class-stratified set against the reference split.
 
-    The extractor's name is the same for every set, so it is kept once, under ``extractor``
-    (taken from the first set) rather than in each set's scores.
+    ``sets`` and ``reference`` are ``(uint8 images, labels)``. Per set: FID against the whole
+    reference and KID (×10³) against reference subsets with the set's class counts, both with
+    95% bootstrap intervals (:func:`~gandistill.evaluation.stratified.stratified_scores`), and
+    torch-fidelity's IS and precision/recall. The reference's features are extracted once. The
+    extractor's name is kept once, under ``extractor``.
     """
-    table: dict = {
-        name: fidelity_metrics(
-            images,
-            reference,
-            clf=clf,
-            extractor=extractor,
-            inception_weights=inception_weights,
-            kid_subset_size=kid_subset_size,
-            device=str(device),
+    fe = _resolve_extractor(extractor, clf, inception_weights)
+    layer = FEATURE_LAYERS[extractor]["kid"]
+    ref_images, ref_labels = reference
+    _check_images("reference", ref_images, fe)
+
+    def features(images: Tensor) -> Any:
+        return extract_features(
+            images, fe.name, layer, fe.channels, fe.kwargs, str(device), batch_size
         )
-        for name, images in sets.items()
-    }
-    first, *others = sets
-    table[KEY_EXTRACTOR] = table[first].pop(KEY_EXTRACTOR)
-    for name in others:
-        table[name].pop(KEY_EXTRACTOR, None)
+
+    ref_features = features(ref_images)
+    table: dict = {KEY_EXTRACTOR: fe.label}
+    for name, (images, labels) in sets.items():
+        _check_images(name, images, fe)
+        if kid_subset_size is not None and not 2 <= kid_subset_size <= len(images):
+            raise ConfigError(
+                f"KID subset size {kid_subset_size} must lie in 2..{len(images)} (the set's size)"
+            )
+        scores = stratified_scores(
+            features(images),
+            labels.numpy(),
+            ref_features,
+            ref_labels.numpy(),
+            seed,
+            kid_subset_size,
+        )
+        rest = fidelity_metrics(
+            images, ref_images, clf, extractor, inception_weights, str(device), ("isc", "prc")
+        )
+        rest.pop(KEY_EXTRACTOR)
+        table[name] = {**scores, **rest}
     return table

@@ -1,10 +1,11 @@
 """The evaluation report of a generator: ``gandistill evaluate --generator``.
 
 Samples ``n`` images per class from the (EMA) generator and reports their fidelity to the real
-test split (torch-fidelity, offline classifier extractor by default) beside the real-vs-real
-floor, their class consistency under the real-data classifier, and how well a fresh network
-tells held-out real images from new samples (a classifier two-sample test: 50% means it cannot).
-Files and TensorBoard scalars as for a distilled set
+test split (FID, stratified KID ×10³ with bootstrap intervals, IS, precision/recall; the
+independent network's features by default) beside real training images of the same number per
+class (the floor), their class consistency under the real-data classifier, and how well a fresh
+network tells held-out real images from new samples (a classifier two-sample test: 50% means it
+cannot). Files and TensorBoard scalars as for a distilled set
 (:func:`~gandistill.evaluation.render.write_generator_report`).
 """
 
@@ -24,7 +25,7 @@ from gandistill.defaults import EVAL_PROFILE, FEATURE_EXTRACTOR
 from gandistill.errors import ConfigError
 from gandistill.evaluation.fidelity import check_extractor, fidelity_table
 from gandistill.evaluation.render import write_generator_report
-from gandistill.evaluation.report import REPORT_VERSION
+from gandistill.evaluation.report import REPORT_VERSION, fidelity_network
 from gandistill.files import GeneratorCheckpoint, load_generator_checkpoint, to_uint8
 from gandistill.fit import fit
 from gandistill.models import ConvNet, from_gan_range
@@ -165,17 +166,21 @@ def evaluate_generator(
     fake01, fake_labels = sample_images(ckpt.generator, info.num_classes, 2 * n, cfg.seed)
     first, second = _halves(info.num_classes, n)
     clf = get_classifier(cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, data, device, progress)
-    real01, _ = train.sample_balanced(
+    real01, real_labels = train.sample_balanced(
         min(len(train), n * info.num_classes), step_generator(cfg.seed, -31)
     )
     fidelity = fidelity_table(
-        {"generated": to_uint8(fake01[first]), "real_train": to_uint8(real01)},
-        test.images,
-        clf,
+        {
+            "generated": (to_uint8(fake01[first]), fake_labels[first]),
+            "real_train": (to_uint8(real01), real_labels),  # the floor: real, same size
+        },
+        (test.images, test.labels),
+        fidelity_network(extractor, clf, cfg, data, device, progress),
         extractor=extractor,
         inception_weights=inception_weights,
         kid_subset_size=kid_subset_size,
         device=device,
+        seed=cfg.seed,
     )
     predicted = clf.predict(fake01[first].to(device))
     consistency = float((predicted == fake_labels[first]).float().mean())

@@ -9,6 +9,7 @@ plots as PNGs, and TensorBoard scalars under ``eval/*``. Nothing here trains or 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -29,12 +30,16 @@ ROW_LABELS = {
     "random_real_soft": "random real subset, soft labels",
     "full_data": "full training data ({full_epochs} epochs)",
 }
-# the fidelity entry shown beside each accuracy row; the full-data row gets the real-vs-real floor
+# the fidelity entry shown beside each accuracy row (the random real subset is the floor)
 FIDELITY_OF_ROW = {
     "distilled": "distilled",
     "random_real": "random_real",
-    "full_data": "real_train",
 }
+FIDELITY_NOTE = (
+    "FID against the whole test split; KID ×10³ against test subsets with the set's class "
+    "counts (centred on 0 for real images); [95% bootstrap intervals]. The random real subset, "
+    "of the set's size and classes, is the floor. Scores compare only within one extractor."
+)
 
 
 def _stat_rows(rows: dict) -> list[tuple[str, dict]]:
@@ -140,11 +145,28 @@ def _privacy_lines(privacy: dict | None, n_images: int) -> list[str]:
     ]
 
 
+def _with_ci(value: float, ci: list | None) -> str:
+    return f"{value:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
+
+
+def _fidelity_cells(f: dict) -> list[str]:
+    """FID, KID (×10³) and IS cells of one set's scores; – where there are none. Reports from
+    before stratified KID hold ``kid_mean`` (raw), shown ×10³ here too."""
+    if not f:
+        return ["–"] * 3
+    kid = f["kid"] if "kid" in f else 1000 * f["kid_mean"]
+    return [
+        _with_ci(f["fid"], f.get("fid_ci")),
+        _with_ci(kid, f.get("kid_ci")),
+        f"{f['is_mean']:.3g}" if "is_mean" in f else "–",
+    ]
+
+
 def headline(report: dict) -> str:
     """The headline table as markdown: accuracy, fidelity, compression, time."""
     fid = report["fidelity"]
     lines = [
-        "| set | accuracy | FID | KID | IS |",
+        "| set | accuracy (test split) | FID | KID ×10³ | IS |",
         "|---|---|---|---|---|",
     ]
     for arch, rows in report["accuracy"].items():
@@ -153,16 +175,14 @@ def headline(report: dict) -> str:
                 ipc=report["source"]["ipc"],
                 full_epochs=report["protocol"].get("full_data_epochs", "?"),
             )
-            f = fid.get(FIDELITY_OF_ROW.get(name, ""), {})
-            cells = [f"{f[k]:.3g}" if k in f else "–" for k in ("fid", "kid_mean", "is_mean")]
+            cells = _fidelity_cells(fid.get(FIDELITY_OF_ROW.get(name, ""), {}))
             lines.append(f"| {label} ({arch}) | {_pct(stats)} | " + " | ".join(cells) + " |")
     comp, tt = report["compression"], report["training_time"]
     lines += [
         "",
         *_fairness_lines(report.get("fairness"), report["protocol"]),
         *_privacy_lines(report.get("privacy"), len(report["structure"]["per_image"])),
-        f"Fidelity extractor: `{fid['extractor']}`; the full-data row's fidelity is a real "
-        "training subset against the test split (the floor).",
+        f"Fidelity extractor: `{fid['extractor']}`. {FIDELITY_NOTE}",
         _compression_line(comp),
         f"Training time: {tt['distilled_seconds']:.1f} s on the distilled set against "
         f"{tt['full_data_seconds_at_protocol_epochs']:.0f} s on the full data at the same epochs "
@@ -175,7 +195,7 @@ def generator_markdown(report: dict) -> list[str]:
     """``report.md`` of a generator report, as lines."""
     fid = report["fidelity"]
     rows = [
-        f"| {label} | " + " | ".join(f"{fid[key][m]:.3g}" for m in ("fid", "kid_mean", "is_mean"))
+        f"| {label} | " + " | ".join(_fidelity_cells(fid[key]))
         for key, label in (("generated", "generated samples"), ("real_train", "real (floor)"))
     ]
     return [
@@ -188,7 +208,9 @@ def generator_markdown(report: dict) -> list[str]:
         "|---|---|---|---|",
         *[r + " |" for r in rows],
         "",
-        f"Fidelity extractor: `{fid['extractor']}`.",
+        f"Fidelity extractor: `{fid['extractor']}`. FID against the whole test split; KID ×10³ "
+        "against test subsets with the samples' class counts; [95% bootstrap intervals]; the "
+        "floor is as many real training images per class.",
         f"Class consistency: {100 * report['class_consistency']:.1f}%. A fresh network tells "
         f"held-out real images from new samples with "
         f"{100 * report['real_vs_generated']['accuracy']:.1f}% accuracy (50% = indistinguishable).",
@@ -220,51 +242,62 @@ def _save(plt, fig, fh: BinaryIO) -> None:
 
 
 def _plot(report: dict, fh: BinaryIO) -> None:
-    """Accuracy of every row (mean ± std), one bar group per architecture."""
+    """Accuracy of every row, one bar group per architecture, on an axis that starts near the
+    lowest bar (from 0 the differences that matter would not show); error bars combine the
+    spread over networks with the test split's standard error."""
     plt, fig, ax = _figure()
+    lows, highs = [], []
     for arch, rows in report["accuracy"].items():
         stat_rows = _stat_rows(rows)
-        ax.bar(
-            [f"{n}\n({arch})" for n, _ in stat_rows],
-            [100 * st["mean"] for _, st in stat_rows],
-            yerr=[100 * st["std"] for _, st in stat_rows],
-            capsize=4,
-        )
+        means = [100 * st["mean"] for _, st in stat_rows]
+        errs = [100 * math.hypot(st["std"], st.get("binomial_se", 0.0)) for _, st in stat_rows]
+        ax.bar([f"{n}\n({arch})" for n, _ in stat_rows], means, yerr=errs, capsize=4)
+        lows += [m - e for m, e in zip(means, errs, strict=True)]
+        highs += [m + e for m, e in zip(means, errs, strict=True)]
+    span = max(max(highs) - min(lows), 1.0)
+    ax.set_ylim(max(0.0, min(lows) - 0.5 * span), min(100.0, max(highs) + 0.2 * span))
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"IPC {report['source']['ipc']}, profile {report['profile']}")
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_title(f"IPC {report['source']['ipc']}, profile {report['profile']}", fontsize=9)
     _save(plt, fig, fh)
 
 
 def _plot_fidelity(report: dict, fh: BinaryIO) -> None:
     """FID and KID of the distilled set, the random real subset and the real-vs-real floor."""
     fid = report["fidelity"]
-    names = [n for n in ("distilled", "random_real", "real_train") if n in fid]
+    names = [n for n in ("distilled", "random_real") if n in fid]
     plt, fig, axes = _figure(7.0, 3.0, 2)
-    for ax, key, label in zip(axes, ("fid", "kid_mean"), ("FID", "KID"), strict=True):
-        ax.bar(names, [fid[n].get(key, float("nan")) for n in names], color="tab:orange")
+    for ax, key, label in zip(axes, ("fid", "kid"), ("FID", "KID ×10³"), strict=True):
+        values = [fid[n].get(key, float("nan")) for n in names]
+        cis = [fid[n].get(f"{key}_ci") for n in names]
+        err = None
+        if all(cis):  # asymmetric error bars from the bootstrap intervals
+            pairs = list(zip(values, cis, strict=True))
+            # the intervals hold their estimate; max() guards rounding at a degenerate one
+            err = [[max(0.0, v - c[0]) for v, c in pairs], [max(0.0, c[1] - v) for v, c in pairs]]
+        ax.bar(names, values, yerr=err, capsize=4, color="tab:orange")
         ax.set_ylabel(f"{label} against the test split")
     fig.suptitle(f"fidelity, extractor {fid['extractor'][:40]}", fontsize=9)
     _save(plt, fig, fh)
 
 
 def _plot_distillation(report: dict, fh: BinaryIO) -> None:
-    """Matching loss against iteration and quick-check accuracy against distillation time."""
+    """Matching loss against iteration, and beside it the quick checks' accuracy against
+    distillation time when the run made any."""
     hist = report["distillation"]
-    plt, fig, (loss_ax, acc_ax) = _figure(8.0, 3.0, 2)
-    if hist["match_loss"]:
-        its, loss = zip(*hist["match_loss"], strict=True)
-        loss_ax.plot(its, loss, lw=0.8)
+    checks = hist["quick_checks"]
+    plt, fig, axes = _figure(8.0 if checks else 4.5, 3.0, 2 if checks else 1)
+    loss_ax = axes[0] if checks else axes
+    its, loss = zip(*hist["match_loss"], strict=True)
+    loss_ax.plot(its, loss, lw=0.8)
     loss_ax.set_xlabel("iteration")
     loss_ax.set_ylabel("matching loss per class")
-    if hist["quick_checks"]:
-        _, secs, acc = zip(*hist["quick_checks"], strict=True)
-        acc_ax.plot([s / 60 for s in secs], [100 * a for a in acc], marker="o")
-    random_real = report["accuracy"].get(report["protocol"]["arch"], {}).get("random_real")
-    if random_real:
-        acc_ax.axhline(100 * random_real["mean"], ls="--", color="gray", label="random real")
-        acc_ax.legend(fontsize=8)
-    acc_ax.set_xlabel("distillation time (min)")
-    acc_ax.set_ylabel(f"quick-check accuracy (%), {hist.get('quick_checks_read', 'test')} split")
+    if checks:
+        _, secs, acc = zip(*checks, strict=True)
+        axes[1].plot([s / 60 for s in secs], [100 * a for a in acc], marker="o")
+        axes[1].set_xlabel("distillation time (min)")
+        split = hist.get("quick_checks_read", "test")
+        axes[1].set_ylabel(f"quick-check accuracy (%), {split} split", fontsize=8)
     _save(plt, fig, fh)
 
 
@@ -303,6 +336,7 @@ def fidelity_scalars(fidelity: dict) -> dict[str, float]:
         for name, scores in fidelity.items()
         if isinstance(scores, dict)
         for key, value in scores.items()
+        if isinstance(value, (int, float))  # not the intervals, units or notes
     }
 
 

@@ -2,11 +2,13 @@
 
 One call trains fresh networks on the distilled set, on a random real subset of the same size
 and on the full training data (the two ends of the scale), under one protocol, and adds the
-fidelity scores (torch-fidelity with the offline classifier extractor, each beside the real-vs-
-real floor), compression, the training-time reduction and the seed metrics of the literature
-(gradient similarity, distribution distances, structure, privacy). It writes ``report.json``
-(keys in :data:`REPORT_KEYS`), ``report.md`` with the image grid and a plot, and TensorBoard
-scalars under ``eval/*``: :mod:`gandistill.evaluation.render` renders and writes the files.
+fidelity scores (FID and class-stratified KID ×10³ with bootstrap intervals, IS,
+precision/recall, in the features of a network independent of the one that selects sets; the
+random real subset of the set's size is their floor), compression, the training-time reduction
+and the seed metrics of the literature (gradient similarity, distribution distances,
+structure, privacy). It writes ``report.json`` (keys in :data:`REPORT_KEYS`), ``report.md``
+with the image grid and plots, and TensorBoard scalars under ``eval/*``:
+:mod:`gandistill.evaluation.render` renders and writes the files.
 
 Profiles: ``quick`` (one network per set, 300 epochs without augmentation, a short full-data
 run: a few minutes on a 2-core CPU at IPC 10) and ``full`` (``cfg.eval``: the DC protocol, three
@@ -27,11 +29,15 @@ from pathlib import Path
 
 import torch
 
-from gandistill.classifier import RealClassifier, get_classifier
+from gandistill.classifier import RealClassifier, get_classifier, get_independent_network
 from gandistill.config import Config, EvalConfig, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, Splits, load_dataset, require_same_shape
 from gandistill.defaults import EVAL_PROFILE, FEATURE_EXTRACTOR
-from gandistill.evaluation.fidelity import fidelity_table
+from gandistill.evaluation.fidelity import (
+    EXTRACTOR_CLASSIFIER,
+    EXTRACTOR_INDEPENDENT,
+    fidelity_table,
+)
 from gandistill.evaluation.options import PROFILES, apply_profile, checked_inputs
 from gandistill.evaluation.render import write_report
 from gandistill.evaluation.sections import (
@@ -218,10 +224,29 @@ def _accuracy_section(
     return accuracy, reference
 
 
+def fidelity_network(
+    extractor: str,
+    clf: RealClassifier,
+    cfg: Config,
+    data: Splits,
+    device: torch.device,
+    progress: bool,
+) -> RealClassifier | None:
+    """The network whose features the fidelity scores use: the independent one (trained and
+    cached on first use), the selection classifier itself, or none (Inception)."""
+    if extractor == EXTRACTOR_INDEPENDENT:
+        cc = cfg.classifier
+        return get_independent_network(
+            cfg.data, cc, cfg.seed, cfg.cache_dir, data, device, progress
+        )
+    return clf if extractor == EXTRACTOR_CLASSIFIER else None
+
+
 def _measure(
     ds: DistilledSet,
     data: Splits,
     clf: RealClassifier,
+    fid_net: RealClassifier | None,
     cfg: Config,
     profile: str,
     archs: list[str],
@@ -234,7 +259,7 @@ def _measure(
 
     Arguments as :func:`evaluate_distilled` after
     :func:`~gandistill.evaluation.options.checked_inputs`; ``teacher`` gives the soft labels
-    (None: none).
+    (None: none), ``fid_net`` the fidelity scores' features (None: Inception).
     """
     train, test, info = data.train, data.test, data.info
     prof = PROFILES[profile]
@@ -246,10 +271,10 @@ def _measure(
         trainer, ds, random_real, train, cfg, ec, archs or [ec.arch], profile, teacher, progress
     )
     real = _real_per_class(train, prof.fidelity_real, cfg.seed)
+    # the random real subset has the set's size and classes: the fair floor of its scores
     fidelity_sets = {
-        "distilled": ds.images_uint8,
-        "random_real": to_uint8(random_real[0]),
-        "real_train": to_uint8(real[0]),
+        "distilled": (ds.images_uint8, ds.labels),
+        "random_real": (to_uint8(random_real[0]), random_real[1]),
     }
     return {
         "protocol": protocol_manifest(
@@ -263,7 +288,12 @@ def _measure(
         "accuracy": accuracy,
         "fairness": fairness_section(accuracy),
         "fidelity": fidelity_table(
-            fidelity_sets, test.images, clf, device=device, **fidelity_options
+            fidelity_sets,
+            (test.images, test.labels),
+            fid_net,
+            device=device,
+            seed=cfg.seed,
+            **fidelity_options,
         ),
         "compression": compression_section(train, ds),
         "training_time": training_time_section(
@@ -299,8 +329,8 @@ def evaluate_distilled(
         extractor: torch-fidelity feature extractor: ``classifier`` (offline) or
             ``inception-v3-compat`` (needs ``inception_weights`` or weights in the torch cache).
         inception_weights: local Inception weights file.
-        kid_subset_size: KID subset size (default: 1000 clamped to the smaller set; an explicit
-            size larger than a set is an error).
+        kid_subset_size: set images per KID draw (default: the whole set; each draw's reference
+            subset has their class counts); a size larger than the set is an error.
         data: pre-loaded :class:`~gandistill.data.Splits` (scores read its test split).
         progress: progress bars on the long trainings.
         archs: evaluation networks (default: ``cfg.eval.arch``); the first one also gets the
@@ -323,10 +353,12 @@ def evaluate_distilled(
             cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, data, device, progress
         )
         teacher = clf.net if soft_labels else None
+        fid_net = fidelity_network(fid_options["extractor"], clf, cfg, data, device, progress)
         sections = _measure(
             ds,
             data,
             clf,
+            fid_net,
             cfg,
             profile,
             archs,

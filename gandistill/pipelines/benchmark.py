@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from gandistill.classifier import get_classifier
+from gandistill.classifier import get_classifier, get_independent_network
 from gandistill.config import Config, apply_overrides, from_dict, to_dict
 from gandistill.config.derived import resolve
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
@@ -87,7 +87,8 @@ def _caption(
         "",
         f"Protocol `{profile}` ({kind}): accuracy is the mean ± std test-split accuracy over "
         f"seeds × {ec.n_models} fresh {ec.arch} networks, {ec.epochs} epochs {aug}. FID: "
-        f"torch-fidelity with the offline classifier extractor, set pixels against the test "
+        f"torch-fidelity with the independent network's features (not the classifier that picks "
+        f"coresets), set pixels against the test "
         f"split. Distillation time: wall time of the optimisation (budget {minutes:g} min, quick "
         f"checks excluded) or of the coreset selection. Time to random-real accuracy: "
         f"distillation time at the first quick check (every {dc.eval_every} iterations and at "
@@ -132,6 +133,10 @@ class _Bench:
         self.protocol = protocol(cfg.eval, profile)
         self.targets: dict[tuple[int, int], float] = {}
         self.clf = get_classifier(
+            cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, self.data, self.device, False
+        )
+        # FID in features of a network of its own, not the classifier that picks coresets
+        self.fid_net = get_independent_network(
             cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, self.data, self.device, False
         )
 
@@ -181,7 +186,11 @@ class _Bench:
         start = datetime.datetime.now()
         res = evaluate_set(ds.images_float, ds.labels, test, info, self.protocol, seed, self.device)
         fid = fidelity_metrics(
-            ds.images_uint8, test.images, clf=self.clf, metrics=("fid",), device=str(self.device)
+            ds.images_uint8,
+            test.images,
+            clf=self.fid_net,
+            metrics=("fid",),
+            device=str(self.device),
         )
         checks = [[h["seconds"], h["accuracy"]] for h in ds.history if "accuracy" in h]
         optimised = method in OPTIMISED_METHODS
