@@ -67,6 +67,7 @@ def test_distillation_checks_and_stops_on_the_validation_split(tmp_path, sealed,
     ds = Distiller(cfg, data=sealed).run()
     assert all(0.0 <= h["accuracy"] <= 1.0 for h in ds.history if "accuracy" in h)
     assert any("accuracy" in h for h in ds.history)
+    assert {h["accuracy_split"] for h in ds.history if "accuracy" in h} == {"validation"}
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -205,7 +205,7 @@ def _distill_worker(
     print(f"stopped: {ds.stop_reason} after {last.get('iteration', 0)} iterations ({spent})")
     if "accuracy" in last:
         acc = 100 * last["accuracy"]
-        split = "test" if cfg.data.val_fraction == 0 else "validation"
+        split = last.get("accuracy_split", "test")
         print(f"quick check: {acc:.1f}% {split} accuracy (one network, {dc.eval_epochs} epochs)")
 
 

@@ -277,6 +277,7 @@ class Distiller(ResumableState):
         acc = self.quick_accuracy(it)
         self._t0 += time.perf_counter() - pause  # evaluation time is not distillation time
         self.history[-1]["accuracy"] = acc
+        self.history[-1]["accuracy_split"] = self.data.val_name  # what the check read
         if self.tb is not None:
             split = "test" if self.data.val_is_test else "val"
             self.tb.writer.add_scalar(f"distill/{split}_accuracy", acc, it)

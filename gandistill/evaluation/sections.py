@@ -261,10 +261,12 @@ def distillation_summary(ds: DistilledSet) -> dict:
     split they read."""
     history = ds.history or []
     last = history[-1] if history else {}
-    val_fraction = ds.config.data.val_fraction if ds.config is not None else 0.0
+    checked = [h for h in history if "accuracy" in h]
+    # sets made before quick checks recorded their split read the test split
+    split = checked[-1].get("accuracy_split", "test") if checked else None
     return {
         "stop_reason": ds.stop_reason,
-        "quick_checks_read": "validation" if val_fraction else "test",
+        "quick_checks_read": split,
         "iterations": int(last.get("iteration", 0)),
         "seconds": float(last.get("seconds", 0.0)),
         "quick_checks": [

@@ -75,10 +75,16 @@ def time_to_accuracy(history: list[dict], target: float) -> float | None:
 
 
 def _caption(
-    cfg: Config, profile: str, minutes: float, device: str, command: str, test_images: int
+    cfg: Config,
+    profile: str,
+    minutes: float,
+    device: str,
+    command: str,
+    test_images: int,
+    val_is_test: bool,
 ) -> list[str]:
     ec, dc = protocol(cfg.eval, profile), cfg.distill
-    val_name = "validation" if cfg.data.val_fraction else "test (data.val_fraction is 0)"
+    val_name = "test (no validation split)" if val_is_test else "validation"
     aug = "without augmentation" if ec.augment == "none" else f"with '{ec.augment}' augmentation"
     kind = "a reduced CPU profile, not the DC protocol" if profile == "quick" else "the DC protocol"
     return [
@@ -343,7 +349,15 @@ def run_benchmark(
             generator = load_generator_checkpoint(generator, device=resolve_device(cfg.device))
         bench = _Bench(cfg, out, minutes, profile, generator, _load_data(cfg, ipcs))
         command = command or command_line()
-        caption = _caption(cfg, profile, minutes, str(bench.device), command, len(bench.data.test))
+        caption = _caption(
+            cfg,
+            profile,
+            minutes,
+            str(bench.device),
+            command,
+            len(bench.data.test),
+            bench.data.val_is_test,
+        )
         if skipped:
             caption += ["", f"Not run: {', '.join(skipped)} (no generator given)."]
 
