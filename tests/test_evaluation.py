@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from cli_batch import run_cli_many
-from conftest import SMOKE, tiny_parts
+from conftest import SMOKE, make_tiny_data, tiny_parts
 
 from gandistill.config import load_config
 from gandistill.errors import ConfigError
@@ -104,6 +104,14 @@ def test_report_content_and_files(tmp_path, setup, monkeypatch):
     )
     assert not list(out.glob(".*.tmp"))
 
+    # the full-data reference trained until validation stalled, well before the cap
+    full = acc["full_data"]
+    cap = report_mod.PROFILES["quick"].full_epochs
+    assert full["converged"] and all(
+        b <= e < cap for b, e in zip(full["best_epochs"], full["epochs"], strict=True)
+    )
+    assert "full training data (converged, best validation epoch" in (out / "report.md").read_text()
+
     # the full-data reference is cached: a second report trains only the two small sets
     calls = []
     real_train_network = report_mod.train_network
@@ -112,6 +120,7 @@ def test_report_content_and_files(tmp_path, setup, monkeypatch):
         "train_network",
         lambda images, *a, **k: calls.append(len(images)) or real_train_network(images, *a, **k),
     )
+    monkeypatch.setattr(report_mod, "train_to_convergence", None)  # calling it would fail
     again = report_mod.evaluate_distilled(path, cfg, profile="quick", data=data, progress=False)
     assert calls == [6, 6]
     assert again["accuracy"]["convnet"]["full_data"] == acc["full_data"]
@@ -312,3 +321,29 @@ def test_fairness_arithmetic():
     expected = 100 * (math.exp(alpha) - math.exp(-1)) / (math.e - math.exp(-1))
     assert conv["lrs"] == pytest.approx(expected)
     assert fair["mlp"] == {"ior_hard": pytest.approx(-0.05), "ior_hard_se": None}
+
+    # a full-data reference cut at its cap is no reference: no HLR, no LRS, and a reason
+    acc["convnet"]["full_data"]["converged"] = False
+    conv = fairness_section(acc)["convnet"]
+    assert "hlr" not in conv and "lrs" not in conv and "did not converge" in conv["hlr_omitted"]
+
+
+def test_full_data_reference_keeps_its_best_validation_epoch():
+    """Training stops once validation accuracy stalls and returns the weights of the best
+    validation epoch, whose accuracy it reports."""
+    from gandistill.fit import test_accuracy, train_to_convergence
+
+    data = make_tiny_data(per_class=8)
+    cfg = load_config(SMOKE, FAST)
+    images = data.info.normalize(data.train.images.float() / 255)
+    dev = torch.device("cpu")
+    net, run = train_to_convergence(
+        images, data.train.labels, data.val, data.info, cfg.eval, 0, dev, max_epochs=40, patience=2
+    )
+    assert run["converged"] and run["best_epoch"] <= run["epochs"] < 40
+    assert run["epochs"] >= run["best_epoch"] + 4  # 2 * patience epochs without improvement
+    assert test_accuracy(net, data.val, data.info, dev) == run["val_accuracy"]
+    _, capped = train_to_convergence(
+        images, data.train.labels, data.val, data.info, cfg.eval, 0, dev, max_epochs=2, patience=2
+    )
+    assert capped["epochs"] == 2 and not capped["converged"]

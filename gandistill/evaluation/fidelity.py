@@ -323,7 +323,10 @@ def fidelity_metrics(
     seed: int = 2020,
     verbose: bool = False,
 ) -> dict[str, float | str]:
-    """FID, KID, IS and precision/recall of set ``a`` against reference set ``b``.
+    """FID, KID, IS and precision/recall of set ``a`` against reference set ``b``, as
+    torch-fidelity computes them: KID raw (not ×10³) over random subsets of both sets, which is
+    unbiased only when both are drawn the same way. For a class-stratified set (a distilled set,
+    a coreset) against a split, :func:`fidelity_table` takes KID against stratified subsets.
 
     Args:
         images_a: the set under test, uint8 (N, C, H, W); IS is computed on it.

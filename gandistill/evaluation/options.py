@@ -23,14 +23,15 @@ class Profile:
     max_epochs: int | None  # cap on the protocol's epochs (None: as configured)
     augment: str | None  # None: as configured
     n_models: int | None  # None: as configured
-    full_epochs: int  # cap on the full-data run's epochs (the protocol's 1000 would take hours)
+    full_epochs: int  # cap on the full-data run's epochs (it stops when validation stalls)
+    full_patience: int  # epochs without a better validation accuracy before the rate drops
     grad_networks: int
     fidelity_real: int  # real training images per class in the fidelity / distribution sets
 
 
 PROFILES = {
-    "quick": Profile(300, "none", 1, 5, 3, 100),
-    "full": Profile(None, None, None, 50, 10, 400),
+    "quick": Profile(300, "none", 1, 30, 3, 3, 100),
+    "full": Profile(None, None, None, 100, 5, 10, 400),
 }
 
 

@@ -28,7 +28,7 @@ ROW_LABELS = {
     "distilled_soft": "distilled, soft labels",
     "random_real": "random real subset",
     "random_real_soft": "random real subset, soft labels",
-    "full_data": "full training data ({full_epochs} epochs)",
+    "full_data": "full training data ({full_epochs})",
 }
 # the fidelity entry shown beside each accuracy row (the random real subset is the floor)
 FIDELITY_OF_ROW = {
@@ -105,6 +105,18 @@ def _pts(value: float, se: float | None) -> str:
     return f"{100 * value:+.1f}" + (f" ± {100 * se:.1f}" if se else "") + " pts"
 
 
+def full_data_epochs(stats: dict, protocol: dict) -> str:
+    """How long the full-data reference trained, as its row label says it: stopped where its
+    validation accuracy stalled, or cut at the cap (then it is not a converged reference).
+    Reports from before early stopping give the fixed epochs."""
+    if "best_epochs" not in stats:
+        return f"{protocol.get('full_data_epochs', '?')} epochs"
+    best = "/".join(str(e) for e in stats["best_epochs"])
+    if stats.get("converged"):
+        return f"converged, best validation epoch {best}"
+    return f"{max(stats['epochs'])} epochs, not converged"
+
+
 def _fairness_lines(fairness: dict | None, protocol: dict) -> list[str]:
     """DD-Ranking's IOR / HLR / LRS per architecture, one line each."""
     if not fairness:
@@ -117,11 +129,10 @@ def _fairness_lines(fairness: dict | None, protocol: dict) -> list[str]:
         if "ior_soft" in m:
             parts.append(f"IOR {_pts(m['ior_soft'], m.get('ior_soft_se'))} (soft labels)")
         if "hlr" in m:
-            epochs = protocol.get("full_data_epochs", "?")
-            parts.append(
-                f"HLR {_pts(m['hlr'], m.get('hlr_se'))} against full data of {epochs} epochs"
-            )
+            parts.append(f"HLR {_pts(m['hlr'], m.get('hlr_se'))} against the full data")
             parts.append(f"LRS {m['lrs']:.1f}")
+        elif "hlr_omitted" in m:
+            parts.append(f"no HLR: {m['hlr_omitted']}")
         lines.append(f"- {arch}: " + ", ".join(parts) + ".")
     if not lines:
         return []
@@ -173,7 +184,7 @@ def headline(report: dict) -> str:
         for name, stats in _stat_rows(rows):
             label = ROW_LABELS[name].format(
                 ipc=report["source"]["ipc"],
-                full_epochs=report["protocol"].get("full_data_epochs", "?"),
+                full_epochs=full_data_epochs(stats, report["protocol"]),
             )
             cells = _fidelity_cells(fid.get(FIDELITY_OF_ROW.get(name, ""), {}))
             lines.append(f"| {label} ({arch}) | {_pct(stats)} | " + " | ".join(cells) + " |")
@@ -186,7 +197,8 @@ def headline(report: dict) -> str:
         _compression_line(comp),
         f"Training time: {tt['distilled_seconds']:.1f} s on the distilled set against "
         f"{tt['full_data_seconds_at_protocol_epochs']:.0f} s on the full data at the same epochs "
-        f"({tt['reduction']:.0f}× less; measured over {tt['full_data_epochs']} full-data epochs).",
+        f"({tt['reduction']:.0f}× less; measured over {tt['full_data_epochs']:.3g} full-data "
+        "epochs).",
     ]
     return "\n".join(lines)
 

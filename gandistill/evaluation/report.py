@@ -10,10 +10,10 @@ structure, privacy). It writes ``report.json`` (keys in :data:`REPORT_KEYS`), ``
 with the image grid and plots, and TensorBoard scalars under ``eval/*``:
 :mod:`gandistill.evaluation.render` renders and writes the files.
 
-Profiles: ``quick`` (one network per set, 300 epochs without augmentation, a short full-data
-run: a few minutes on a 2-core CPU at IPC 10) and ``full`` (``cfg.eval``: the DC protocol, three
-networks, 1000 epochs with augmentation). Full-data results are cached per dataset, profile and
-seed under ``<cache_dir>/baselines`` since they never change.
+Profiles: ``quick`` (one network per set, 300 epochs without augmentation) and ``full``
+(``cfg.eval``: the DC protocol, three networks, 1000 epochs with augmentation). The full-data
+reference trains until its validation accuracy stalls (see ``Profile``); its results are cached
+per dataset, protocol, stopping rule and seed under ``<cache_dir>/baselines``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,13 @@ from gandistill.evaluation.sections import (
     training_time_section,
 )
 from gandistill.files import DistilledSet, atomic_write, to_uint8
-from gandistill.fit import EvalResult, test_accuracy, test_logits, train_network
+from gandistill.fit import (
+    EvalResult,
+    test_accuracy,
+    test_logits,
+    train_network,
+    train_to_convergence,
+)
 from gandistill.locks import RunLock
 from gandistill.runtime import library_versions, resolve_device, step_generator
 
@@ -130,15 +136,25 @@ class _Trainer:
 
 def _full_data_baseline(
     trainer: _Trainer,
-    train: ImageTensors,
+    data: Splits,
     cfg: Config,
     ec: EvalConfig,
     profile_name: str,
     progress: bool,
 ) -> tuple[dict, torch.Tensor]:
-    """Accuracy of the protocol's networks trained on all of ``train`` (cached on disk)."""
+    """Accuracy of the protocol's networks trained on all of the training split until their
+    validation accuracy stops improving (at most the profile's ``full_epochs``; cached on
+    disk): the reference a set is measured against, so it must be a converged one."""
+    prof = PROFILES[profile_name]
+    stop = {"max_epochs": prof.full_epochs, "patience": prof.full_patience}
     key = json.dumps(
-        {"data": to_dict(cfg.data), "eval": asdict(ec), "seed": cfg.seed, "v": REPORT_VERSION},
+        {
+            "data": to_dict(cfg.data),
+            "eval": asdict(ec),
+            "stop": stop,
+            "seed": cfg.seed,
+            "v": REPORT_VERSION,
+        },
         sort_keys=True,
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
@@ -146,8 +162,35 @@ def _full_data_baseline(
     if path.is_file():
         cached = torch.load(path, weights_only=True)
         return json.loads(cached["stats"]), cached["logits"]
-    images = trainer.info.normalize(train.images.float() / 255.0)
-    stats, logits = trainer.run(images, train.labels, ec, progress)
+    info, train = trainer.info, data.train
+    images = info.normalize(train.images.float() / 255.0)
+    accs, seconds, runs, logits = [], [], [], None
+    for i in range(ec.n_models):
+        start = time.perf_counter()
+        net, run = train_to_convergence(
+            images,
+            train.labels,
+            data.val,
+            info,
+            ec,
+            cfg.seed + 1000 * i,
+            trainer.device,
+            progress=progress,
+            **stop,
+        )
+        seconds.append(time.perf_counter() - start)
+        runs.append(run)
+        accs.append(test_accuracy(net, trainer.test, info, trainer.device))
+        if logits is None:
+            logits = test_logits(net, trainer.test, info, trainer.device)
+    stats = _stats(EvalResult(accs), seconds, len(trainer.test))
+    stats.update(
+        epochs=[r["epochs"] for r in runs],
+        best_epochs=[r["best_epoch"] for r in runs],
+        val_accuracies=[r["val_accuracy"] for r in runs],
+        converged=all(r["converged"] for r in runs),
+        **{f"stop_{k}": v for k, v in stop.items()},
+    )
     atomic_write(path, lambda fh: torch.save({"stats": json.dumps(stats), "logits": logits}, fh))
     return stats, logits
 
@@ -170,8 +213,7 @@ class _Reference:
 
     arch: str
     distilled: dict  # accuracy stats of the distilled set's networks
-    full_data: dict  # accuracy stats of the full-data networks
-    full_epochs: int  # epochs of the full-data run
+    full_data: dict  # accuracy stats of the full-data networks (with the epochs they ran)
     logits: tuple[torch.Tensor, torch.Tensor]  # test logits of a full-data, a distilled network
 
 
@@ -179,7 +221,7 @@ def _accuracy_section(
     trainer: _Trainer,
     ds: DistilledSet,
     random_real: tuple[torch.Tensor, torch.Tensor],
-    train: ImageTensors,
+    data: Splits,
     cfg: Config,
     ec: EvalConfig,
     archs: list[str],
@@ -191,7 +233,7 @@ def _accuracy_section(
 
     Each architecture gets the distilled set (also with ``teacher``'s soft labels when given,
     and the gain) and the random real subset (``random_real``: images in [0, 1], labels); the
-    first one also gets the full training data, for at most the profile's ``full_epochs``.
+    first one also gets the full training data, trained until validation accuracy stalls.
 
     Returns:
         The rows by architecture, and the first architecture's results.
@@ -214,13 +256,11 @@ def _accuracy_section(
                 random_images, rand_labels, arch_ec, progress, teacher=teacher
             )
         if len(accuracy) == 1:  # the first architecture
-            full_ec = replace(arch_ec, epochs=min(ec.epochs, PROFILES[profile].full_epochs))
             rows["full_data"], logits_full = _full_data_baseline(
-                trainer, train, cfg, full_ec, profile, progress
+                trainer, data, cfg, arch_ec, profile, progress
             )
-            reference = _Reference(
-                arch, rows["distilled"], rows["full_data"], full_ec.epochs, (logits_full, logits)
-            )
+            logits_pair = (logits_full, logits)
+            reference = _Reference(arch, rows["distilled"], rows["full_data"], logits_pair)
     return accuracy, reference
 
 
@@ -268,7 +308,7 @@ def _measure(
     random_real = _random_subset(train, ds.ipc, cfg.seed)
     trainer = _Trainer(test, info, cfg.seed, device)
     accuracy, ref = _accuracy_section(
-        trainer, ds, random_real, train, cfg, ec, archs or [ec.arch], profile, teacher, progress
+        trainer, ds, random_real, data, cfg, ec, archs or [ec.arch], profile, teacher, progress
     )
     real = _real_per_class(train, prof.fidelity_real, cfg.seed)
     # the random real subset has the set's size and classes: the fair floor of its scores
@@ -280,7 +320,7 @@ def _measure(
         "protocol": protocol_manifest(
             replace(ec, arch=ref.arch),
             list(accuracy),
-            ref.full_epochs,
+            prof,
             cfg.seed,
             teacher is not None,
             data,
@@ -296,9 +336,7 @@ def _measure(
             **fidelity_options,
         ),
         "compression": compression_section(train, ds),
-        "training_time": training_time_section(
-            ref.distilled, ref.full_data, ref.full_epochs, ec.epochs
-        ),
+        "training_time": training_time_section(ref.distilled, ref.full_data, ec.epochs),
         **seed_metrics_sections(
             ds, real, data, clf, ref.logits, prof.grad_networks, cfg.seed, device
         ),

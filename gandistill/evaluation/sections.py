@@ -19,6 +19,7 @@ from gandistill.classifier import RealClassifier
 from gandistill.config import EvalConfig
 from gandistill.data import DatasetInfo, ImageTensors, Splits
 from gandistill.evaluation import metrics, nearest_real
+from gandistill.evaluation.options import Profile
 from gandistill.files import DistilledSet, sha256_file
 from gandistill.models import ConvNet
 from gandistill.runtime import step_generator
@@ -76,9 +77,13 @@ def fairness_section(accuracy: dict[str, dict]) -> dict:
     """
     out: dict = {"definitions": DD_RANKING, "lrs_weight": LRS_WEIGHT}
     for arch, rows in accuracy.items():
-        m: dict[str, float | None] = {}
+        m: dict[str, float | str | None] = {}
         pairs = {"ior_hard": ("distilled", "random_real"), "hlr": ("full_data", "distilled")}
         pairs["ior_soft"] = ("distilled_soft", "random_real_soft")
+        if not rows.get("full_data", {}).get("converged", True):
+            # a reference cut short is no reference: no ratio is taken against it
+            del pairs["hlr"]
+            m["hlr_omitted"] = "the full-data reference did not converge"
         for key, (a, b) in pairs.items():
             if a in rows and b in rows:
                 m[key] = rows[a]["mean"] - rows[b]["mean"]
@@ -94,7 +99,7 @@ def fairness_section(accuracy: dict[str, dict]) -> dict:
 def protocol_manifest(
     ec: EvalConfig,
     archs: list[str],
-    full_epochs: int,
+    profile: Profile,
     seed: int,
     soft_labels: bool,
     data: Splits,
@@ -104,7 +109,12 @@ def protocol_manifest(
     return {
         **asdict(ec),
         "archs": list(archs),
-        "full_data_epochs": full_epochs,
+        "full_data_epochs": profile.full_epochs,
+        "full_data_stopping": (
+            f"best validation accuracy; rate x0.1 after {profile.full_patience} epochs without "
+            f"improvement, stop after {2 * profile.full_patience}, at most "
+            f"{profile.full_epochs} epochs"
+        ),
         "seed": seed,
         "network_seeds": [seed + 1000 * i for i in range(ec.n_models)],
         "augment_draws": "none" if ec.augment == "none" else "one per image",
@@ -144,6 +154,28 @@ def _generator_bytes(ds: DistilledSet) -> int | None:
     return sum(metrics.tensor_bytes(t) for t in weights.values() if isinstance(t, torch.Tensor))
 
 
+def full_bytes(train: ImageTensors) -> int:
+    """Bytes of the full training data: uint8 images and int64 labels."""
+    return metrics.tensor_bytes(train.images) + metrics.tensor_bytes(train.labels)
+
+
+def image_cost(ds: DistilledSet) -> int:
+    """Bytes of one of the set's images stored as uint8 pixels with its int64 label."""
+    return ds.images_uint8[0].numel() + 8
+
+
+def needed_bytes(ds: DistilledSet) -> tuple[int, int | None, int | None]:
+    """``(as images, as codes, generator)``: bytes of the set with its labels and soft labels
+    as uint8 images; as codes (latents, feature offsets, residuals; None unless latent); and
+    the generator's weights the codes are decoded through (None unless at hand)."""
+    stored = storage_bytes(ds)
+    extras = stored["labels"] + stored.get("teacher_logits", 0)
+    as_images = stored["images_uint8"] + extras
+    codes = [stored[k] for k in CODE_PARTS if k in stored]
+    as_codes = sum(codes) + extras if ds.latents is not None else None
+    return as_images, as_codes, _generator_bytes(ds)
+
+
 def compression_section(train: ImageTensors, ds: DistilledSet) -> dict:
     """The ``compression`` section: the ratios, with the bytes they come from.
 
@@ -152,13 +184,8 @@ def compression_section(train: ImageTensors, ds: DistilledSet) -> dict:
     those codes are decoded through is shown both left out (it is shared by every set drawn from
     it) and counted in.
     """
-    stored = storage_bytes(ds)
-    extras = stored["labels"] + stored.get("teacher_logits", 0)
-    as_images = stored["images_uint8"] + extras
-    codes = [stored[k] for k in CODE_PARTS if k in stored]
-    as_codes = sum(codes) + extras if ds.latents is not None else None
-    gen = _generator_bytes(ds)
-    full = metrics.tensor_bytes(train.images) + metrics.tensor_bytes(train.labels)
+    as_images, as_codes, gen = needed_bytes(ds)
+    full = full_bytes(train)
     comp = metrics.compression(len(train), len(ds.labels), full, as_images, as_codes, gen)
     comp.update(
         full_images=len(train),
@@ -167,20 +194,21 @@ def compression_section(train: ImageTensors, ds: DistilledSet) -> dict:
         image_bytes=as_images,
         code_bytes=as_codes,
         generator_bytes=gen,
-        bytes_by_part=stored,
+        bytes_by_part=storage_bytes(ds),
     )
     return comp
 
 
-def training_time_section(distilled: dict, full_data: dict, full_epochs: int, epochs: int) -> dict:
+def training_time_section(distilled: dict, full_data: dict, epochs: int) -> dict:
     """The ``training_time`` section.
 
     Args:
         distilled: accuracy stats (with ``train_seconds``) of the distilled set's networks.
-        full_data: the same of the full-data networks, trained for ``full_epochs``.
+        full_data: the same of the full-data networks, with the ``epochs`` each ran.
         epochs: the protocol's epochs.
     """
-    # the full-data run uses fewer epochs; scale its per-epoch time to the protocol's epochs
+    # the full-data run stops early; scale its per-epoch time to the protocol's epochs
+    full_epochs = sum(full_data["epochs"]) / len(full_data["epochs"])
     full_per_epoch = full_data["train_seconds"] / full_epochs
     return {
         "distilled_seconds": distilled["train_seconds"],
