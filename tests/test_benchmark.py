@@ -19,6 +19,7 @@ from gandistill.pipelines.benchmark import (
     time_to_accuracy,
 )
 from gandistill.pipelines.benchmark_results import (
+    BYTES_HEADER,
     RESULT_KEYS,
     TABLE_HEADER,
     TIE_MARK,
@@ -73,8 +74,13 @@ def finished(tmp_path_factory, cache, generator_file):
 
 
 def table_rows(text):
-    """The markdown table of ``benchmark.md`` as a list of cell lists (header first)."""
-    lines = [line for line in text.splitlines() if line.startswith("|")]
+    """The first markdown table of ``benchmark.md`` as a list of cell lists (header first)."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            lines.append(line)
+        elif lines:
+            break
     assert set(lines[1].replace("|", "")) <= set("-:"), lines[1]  # the separator row
     return [[c.strip() for c in line.strip("|").split("|")] for line in [lines[0], *lines[2:]]]
 
@@ -89,7 +95,12 @@ def test_table_and_results_are_well_formed(finished):
         assert tuple(r) == RESULT_KEYS
         assert r["test_images"] == len(data.test)
         assert len(r["accuracies"]) == 2 and 0 <= r["mean"] <= 1 and r["fid"] >= 0
-        assert r["compression"] == pytest.approx(n_train / (10 * r["ipc"]))
+        # bytes as stored: uint8 images with their labels (and soft labels, if any) per image
+        per_image = data.train.images[0].numel() + 8
+        assert r["bytes"] >= 10 * r["ipc"] * per_image
+        full = data.train.images.numel() + 8 * n_train
+        assert r["compression"] == pytest.approx(full / r["bytes"])
+        assert r["images_per_class_equivalent"] == pytest.approx(r["bytes"] / (10 * per_image))
         assert (out / r["set_file"]).is_file() and r["profile"] == "quick"
         assert r["protocol"]["epochs"] == 2 and r["protocol"]["augment"] == "none"
         if r["method"] in benchmark.OPTIMISED_METHODS:
@@ -119,6 +130,13 @@ def test_table_and_results_are_well_formed(finished):
     assert "Command: `cmd`" in text and "Protocol `quick`" in text and "reduced CPU" in text
     assert "differences within the 95% resolution are ties" in text
     assert f"N = {len(data.test)} test images" in text and "DD-Ranking" in text
+    # every row again, ordered by its bytes: methods that store as much sit side by side
+    by_bytes = table_rows(text.split("## At equal bytes")[1])
+    assert tuple(by_bytes[0]) == BYTES_HEADER and len(by_bytes) == len(rows) + 1
+    kb = [float(c[0].split()[0]) for c in by_bytes[1:]]
+    assert kb == sorted(kb)
+    latent = next(r for r in rows if r["method"] == "latent-dm")
+    assert latent["generator_bytes"] > 0 and f"{latent['bytes'] / 1024:.1f} KB" in text
     assert len(lines) == 16 and lines[-1].startswith("[16/16] IPC 2 latent-dm seed 0:")
 
 

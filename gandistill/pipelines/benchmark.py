@@ -35,6 +35,7 @@ from gandistill.defaults import BENCHMARK_IPCS, BENCHMARK_MINUTES, BENCHMARK_SEE
 from gandistill.distillation.loop import QUICK_CHECK_SEED, Distiller
 from gandistill.errors import ConfigError, DataError, GandistillError
 from gandistill.evaluation.fidelity import KEY_EXTRACTOR, KEY_FID, fidelity_metrics
+from gandistill.evaluation.sections import full_bytes, image_cost, needed_bytes
 from gandistill.files import (
     DistilledSet,
     GeneratorCheckpoint,
@@ -199,6 +200,9 @@ class _Bench:
             device=str(self.device),
         )
         checks = [[h["seconds"], h["accuracy"]] for h in ds.history if "accuracy" in h]
+        as_images, as_codes, generator_bytes = needed_bytes(ds)
+        set_bytes = as_images if as_codes is None else as_codes  # as the set is stored
+        equivalent = set_bytes / (image_cost(ds) * info.num_classes)
         optimised = method in OPTIMISED_METHODS
         target = self.target(cfg, ipc) if optimised and checks else None
         row = {
@@ -210,7 +214,9 @@ class _Bench:
             "iterations": len(ds.history) if optimised else 0, "stop_reason": ds.stop_reason,
             "quick_checks": checks, "target_accuracy": target,
             "time_to_accuracy": None if target is None else time_to_accuracy(ds.history, target),
-            "compression": len(train) / len(ds.labels), "set_file": str(path.relative_to(self.out)),
+            "compression": full_bytes(train) / set_bytes, "bytes": set_bytes,
+            "generator_bytes": generator_bytes, "images_per_class_equivalent": equivalent,
+            "set_file": str(path.relative_to(self.out)),
             "eval_seconds": (datetime.datetime.now() - start).total_seconds(),
             "machine": self.machine, "date": start.isoformat(timespec="seconds"),
         }  # fmt: skip

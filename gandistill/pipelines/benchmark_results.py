@@ -35,14 +35,16 @@ from gandistill.runtime import format_seconds
 RESULT_KEYS = (
     "ipc", "method", "seed", "profile", "minutes", "protocol", "accuracies", "mean", "std",
     "test_images", "fid", "fid_extractor", "distill_seconds", "iterations", "stop_reason",
-    "quick_checks", "target_accuracy", "time_to_accuracy", "compression", "set_file",
+    "quick_checks", "target_accuracy", "time_to_accuracy", "compression", "bytes",
+    "generator_bytes", "images_per_class_equivalent", "set_file",
     "eval_seconds", "machine", "date",
 )  # fmt: skip
 TABLE_HEADER = (
     "IPC", "method", "accuracy (%)", "vs best (pts)", "IOR (pts)", "FID", "distillation time",
-    "time to random-real accuracy", "compression",
+    "time to random-real accuracy", "stored (compression)",
 )  # fmt: skip
 TABLE_ALIGN = ("---:", "---", "---", "---:", "---:", "---:", "---:", "---:", "---:")
+BYTES_HEADER = ("stored", "uint8 images per class it buys", "IPC", "method", "accuracy (%)")
 Z95 = 1.96  # two-sided 95% normal quantile: a difference below Z95 × its resolution is a tie
 TIE_MARK = "≈"  # appended to the accuracy of a method tied with the best of its IPC
 BASELINE = "random"  # the coreset that IOR subtracts: a random real subset
@@ -192,6 +194,41 @@ def render_table(rows: list[dict], caption: Sequence[str]) -> str:
         if method not in CORESET_METHODS and any(r["quick_checks"] for r in group):
             tta = _fmt_time([r["time_to_accuracy"] for r in group], len(group))
         comp = f"{group[0]['compression']:.0f}×"
+        if "bytes" in group[0]:  # older rows counted images, not bytes
+            comp = f"{_kb(group[0]['bytes'])} ({comp})"
         cells = (str(ipc), method, acc, vs_best, ior, fid, seconds, tta, comp)
         lines.append("| " + " | ".join(cells) + " |")
+    lines += _bytes_table(groups, scores)
     return "\n".join(lines) + "\n"
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:.1f} KB"
+
+
+def _bytes_table(
+    groups: dict[tuple[int, str], list[dict]], scores: dict[int, dict[str, _Score]]
+) -> list[str]:
+    """The rows again, ordered by the bytes each set needs as stored (codes for a latent set,
+    uint8 images otherwise; labels and soft labels counted, a generator not): methods that
+    store as much sit side by side, and each row says how many uint8 real images per class the
+    same bytes would buy. Empty when no row records its bytes."""
+    sized = [(g[0]["bytes"], ipc, m, g) for (ipc, m), g in groups.items() if "bytes" in g[0]]
+    if not sized:
+        return []
+    lines = [
+        "",
+        "## At equal bytes",
+        "",
+        "A generator's weights are shared by every set decoded through it and are not counted; "
+        "its size is in results.jsonl (`generator_bytes`).",
+        "",
+        "| " + " | ".join(BYTES_HEADER) + " |",
+        "|---:|---:|---:|---|---|",
+    ]
+    for n_bytes, ipc, method, group in sorted(sized, key=lambda t: (t[0], t[1], t[2])):
+        per_class = group[0]["images_per_class_equivalent"]
+        score = scores[ipc][method]
+        cells = (_kb(n_bytes), f"{per_class:.1f}", str(ipc), method, f"{100 * score.mean:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
