@@ -194,6 +194,7 @@ PATH_FLAGS = {
     ("evaluate", "--inception-weights"): "weights",
     ("quickstart", "--config"): "config",
     ("quickstart", "--run-dir"): "out-dir",
+    ("compare", "--out"): "out-file",
     ("benchmark", "--config"): "config",
     ("benchmark", "--generator"): "generator",
     ("benchmark", "--out"): "out-dir",
@@ -256,6 +257,7 @@ def _base(command: str, f: SimpleNamespace, d: Path) -> list:
         "baseline": ["baseline", "--config", SMOKE, "--method", "random", "--ipc", 1, "--out", out],
         "evaluate": ["evaluate", "--distilled", f.distilled, "--out", out],
         "quickstart": ["quickstart", "--config", SMOKE, "--run-dir", out],
+        "compare": ["compare", d / "a", d / "b", "--out", out],
         "benchmark": [
             *["benchmark", "--config", SMOKE, "--methods", "random", "--ipc", 1],
             *["--minutes", 0.01, "--out", out],
@@ -450,7 +452,7 @@ def _number_cases(command: str, action: argparse.Action) -> list[Case]:
 def cli_cases() -> list[Case]:
     cases = []
     for command, parser in subcommands().items():
-        flags = {a.option_strings[-1] for a in parser._actions}
+        flags = {a.option_strings[-1] for a in parser._actions if a.option_strings}
         has_overwrite = "--overwrite" in flags
         for action in options(parser):
             flag = action.option_strings[-1]

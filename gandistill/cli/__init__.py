@@ -1,4 +1,4 @@
-"""Command line: ``gandistill train|distill|baseline|evaluate|benchmark|sample``.
+"""Command line: ``gandistill train|distill|baseline|evaluate|compare|benchmark|sample``.
 
 User mistakes end in one ``gandistill: error: ...`` line on stderr and exit status 2; an
 interrupted run says how to continue it. The parser lives in :mod:`~gandistill.cli.parser`, what

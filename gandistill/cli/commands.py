@@ -23,6 +23,7 @@ from gandistill.config import Config, apply_overrides, config_from_dict, load_co
 from gandistill.coreset.baselines import build_baseline
 from gandistill.distillation.loop import Distiller, state_path
 from gandistill.errors import ArtifactError, ConfigError, GandistillError
+from gandistill.evaluation.compare import compare_reports, report_file
 from gandistill.evaluation.generator import evaluate_generator
 from gandistill.evaluation.render import generator_markdown, headline
 from gandistill.evaluation.report import evaluate_distilled
@@ -278,6 +279,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
         print(headline(report))
     print(f"report: {out / 'report.md'} ({_fmt_seconds(report['wall_seconds'])})")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``gandistill compare``: distilled sets' reports side by side, under one protocol."""
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        if out.resolve() in {report_file(r).resolve() for r in args.reports}:
+            raise ArtifactError(f"--out {out} is one of the reports compared")
+        _check_output(out, args.overwrite)
+    table = compare_reports(args.reports, fidelity=not args.no_fidelity)
+    if out is not None:
+        atomic_write(out, lambda fh: fh.write(table.encode("utf-8")))
+    print(table, end="")
+    if out is not None:
+        print(f"wrote {out}")
     return 0
 
 

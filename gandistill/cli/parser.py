@@ -16,6 +16,7 @@ from gandistill import __version__, defaults
 from gandistill.cli.commands import (
     cmd_baseline,
     cmd_benchmark,
+    cmd_compare,
     cmd_distill,
     cmd_evaluate,
     cmd_quickstart,
@@ -29,7 +30,9 @@ from gandistill.files import EXPORT_FORMATS
 from gandistill.parallel import BACKENDS, DEFAULT_TIMEOUT_MINUTES
 from gandistill.pipelines.benchmark_settings import PROFILES as BENCHMARK_PROFILES
 
-DESCRIPTION = "Command line: ``gandistill train|distill|baseline|evaluate|benchmark|sample``."
+DESCRIPTION = (
+    "Command line: ``gandistill train|distill|baseline|evaluate|compare|benchmark|sample``."
+)
 DEVICE_HELP = "auto | cpu | cuda | cuda:N"
 
 
@@ -260,6 +263,24 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    own = _flags()
+    own.add_argument(
+        "reports", nargs="+", metavar="REPORT", help="report folder or report.json (two or more)"
+    )
+    own.add_argument(
+        "--no-fidelity",
+        action="store_true",
+        help="leave FID and KID out (then reports scored by different extractors compare)",
+    )
+    own.add_argument("--out", metavar="FILE.md", help="also write the table to this file")
+    own.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p = sub.add_parser(
+        "compare", help="distilled sets' reports side by side, under one protocol", parents=[own]
+    )
+    p.set_defaults(func=cmd_compare)
+
+
 def _add_quickstart(sub: argparse._SubParsersAction) -> None:
     shared = _shared_flags(
         config="built-in defaults + quickstart's",
@@ -336,6 +357,7 @@ _SUBCOMMANDS = (
     _add_distill,
     _add_baseline,
     _add_evaluate,
+    _add_compare,
     _add_quickstart,
     _add_benchmark,
     _add_sample,

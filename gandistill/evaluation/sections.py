@@ -54,7 +54,11 @@ LRS_WEIGHT = 0.5
 DD_RANKING = "DD-Ranking (Li et al. 2025, arXiv:2505.13300)"
 
 
-def _resolution(a: dict, b: dict) -> float | None:
+Z95 = 1.96  # two-sided 95% normal quantile: a difference below Z95 × its resolution is a tie
+TIE_MARK = "≈"  # appended to an accuracy tied with the best
+
+
+def difference_se(a: dict, b: dict) -> float | None:
     """Standard error of ``a.mean - b.mean``: each row's spread over its networks (std/√n) and
     its test split's binomial error, combined; None when a row records neither."""
     var = 0.0
@@ -87,7 +91,7 @@ def fairness_section(accuracy: dict[str, dict]) -> dict:
         for key, (a, b) in pairs.items():
             if a in rows and b in rows:
                 m[key] = rows[a]["mean"] - rows[b]["mean"]
-                m[f"{key}_se"] = _resolution(rows[a], rows[b])
+                m[f"{key}_se"] = difference_se(rows[a], rows[b])
         if "hlr" in m:
             ior = m.get("ior_soft", m["ior_hard"])
             alpha = LRS_WEIGHT * ior - (1 - LRS_WEIGHT) * m["hlr"]

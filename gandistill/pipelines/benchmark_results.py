@@ -28,6 +28,7 @@ import torch
 
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
 from gandistill.errors import ArtifactError
+from gandistill.evaluation.sections import TIE_MARK, Z95
 from gandistill.files import atomic_write
 from gandistill.pipelines.benchmark_settings import METHODS
 from gandistill.runtime import format_seconds
@@ -45,8 +46,6 @@ TABLE_HEADER = (
 )  # fmt: skip
 TABLE_ALIGN = ("---:", "---", "---", "---:", "---:", "---:", "---:", "---:", "---:")
 BYTES_HEADER = ("stored", "uint8 images per class it buys", "IPC", "method", "accuracy (%)")
-Z95 = 1.96  # two-sided 95% normal quantile: a difference below Z95 × its resolution is a tie
-TIE_MARK = "≈"  # appended to the accuracy of a method tied with the best of its IPC
 BASELINE = "random"  # the coreset that IOR subtracts: a random real subset
 
 
