@@ -224,6 +224,11 @@ def test_generator_report(tmp_path, setup):
     assert rep["fidelity"]["generated"]["fid"] > rep["fidelity"]["real_train"]["fid"]
     assert (out / "report.json").is_file() and (out / "grid.png").is_file()
     assert "Class consistency" in (out / "report.md").read_text()
+    div = rep["diversity"]
+    assert len(div["per_class"]) == data.info.num_classes and div["min"] == min(div["per_class"])
+    assert (
+        0 < div["min"] <= div["mean"] and "Intra-class diversity" in (out / "report.md").read_text()
+    )
     (proc,) = run_cli_many(
         [(["evaluate", "--distilled", "a.pt", "--generator", generator, "--out", out], tmp_path)]
     )

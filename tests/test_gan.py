@@ -144,7 +144,31 @@ def test_tensorboard_scalars_and_images(smoke_cfg, tiny_data):
         "train/dist_loss",
         "train/d_acc_real",
         "train/d_acc_fake",
+        "diversity/ema",
+        "diversity/ema_min",
+        "diversity/raw",
+        "diversity/raw_min",
     }
     assert expected <= scalars
+    for tag in ("diversity/ema", "diversity/raw_min"):
+        assert all(e.value > 0 for e in acc.Scalars(tag))
     assert any(tag.startswith("train/lr_g") for tag in scalars)
     assert "images/samples" in acc.Tags()["images"]
+
+
+def test_ema_warms_up_then_keeps_its_decay():
+    """decay min(0.999, (1 + n) / (10 + n)): the random initial generator is forgotten fast."""
+    from torch.optim.swa_utils import AveragedModel
+
+    from gandistill.gan.step import ema_decay_at, ema_with_warmup
+
+    decays = [float(ema_decay_at(0.999, torch.tensor(float(n)))) for n in (0, 90, 10**6)]
+    assert decays == pytest.approx([0.1, 0.91, 0.999])
+    net = torch.nn.Linear(1, 1, bias=False)
+    ema = AveragedModel(net, multi_avg_fn=ema_with_warmup(0.999), use_buffers=True)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+        ema.update_parameters(net)  # the first update copies
+        net.weight.fill_(3.0)
+        ema.update_parameters(net)  # n = 1: decay 2/11
+    assert float(ema.module.weight) == pytest.approx(2 / 11 * 1.0 + 9 / 11 * 3.0)

@@ -1,6 +1,14 @@
+import statistics
+
+import pytest
 import torch
 
-from gandistill.distances import mean_feature_distance, mmd2
+from gandistill.distances import (
+    diversity_ratios,
+    mean_feature_distance,
+    mean_pairwise_distance,
+    mmd2,
+)
 from gandistill.gan.losses import class_conditional, hinge_d, hinge_g, ns_d, ns_g
 
 
@@ -20,6 +28,40 @@ def test_mmd_has_gradients():
     y = torch.randn(8, 4, requires_grad=True)
     mmd2(x, y).backward()
     assert y.grad is not None and y.grad.abs().sum() > 0
+
+
+def test_unbiased_mmd_is_centred_and_does_not_reward_clustering():
+    """Two small samples of one distribution: the unbiased MMD² averages 0 (the biased one
+    does not), and a gradient step on it spreads the generated sample further apart than the
+    biased estimate's, which under-weights the repulsion between a set's own points."""
+    gen = torch.Generator().manual_seed(0)
+    values, spread = {True: [], False: []}, {True: [], False: []}
+    for _ in range(300):
+        x, y0 = torch.randn(6, 8, generator=gen), torch.randn(6, 8, generator=gen)
+        for unbiased in (True, False):
+            y = y0.clone().requires_grad_(True)
+            value = mmd2(x, y, unbiased=unbiased)
+            (grad,) = torch.autograd.grad(value, y)
+            values[unbiased].append(float(value.detach()))
+            after = mean_pairwise_distance(y0 - 0.1 * grad) - mean_pairwise_distance(y0)
+            spread[unbiased].append(float(after))
+    se = statistics.stdev(values[True]) / len(values[True]) ** 0.5
+    assert abs(statistics.fmean(values[True])) < 3 * se
+    assert statistics.fmean(values[False]) > 0.5
+    gap = [u - b for u, b in zip(spread[True], spread[False], strict=True)]
+    assert statistics.fmean(gap) > 5 * statistics.stdev(gap) / len(gap) ** 0.5
+    with pytest.raises(ValueError, match="two samples"):
+        mmd2(x, x[:1], unbiased=True)
+
+
+def test_diversity_ratio_sees_within_class_collapse():
+    gen = torch.Generator().manual_seed(0)
+    real = torch.rand(40, 1, 8, 8, generator=gen)
+    labels = torch.arange(2).repeat_interleave(20)
+    other = torch.rand(40, 1, 8, 8, generator=gen)  # as diverse as the real images
+    assert diversity_ratios(other, labels, real, labels, 2) == pytest.approx([1.0, 1.0], abs=0.1)
+    collapsed = real[[0] * 20 + [20] * 20] + 0.01 * torch.rand(40, 1, 8, 8, generator=gen)
+    assert max(diversity_ratios(collapsed, labels, real, labels, 2)) < 0.1
 
 
 def test_feature_matching():
@@ -46,3 +88,20 @@ def test_adversarial_losses():
     # non-saturating losses fall as D gets real/fake right
     assert ns_d(real, fake) < ns_d(fake, real)
     assert ns_g(torch.tensor([3.0])) < ns_g(torch.tensor([-3.0]))
+
+
+def test_mode_seeking_pairs_one_class_and_penalises_collapse():
+    from gandistill.gan.losses import mode_seeking, same_class_pairs
+
+    labels = torch.tensor([2, 0, 1, 0, 2, 0, 1, 2, 0])
+    a, b = same_class_pairs(labels)
+    assert torch.equal(labels[a], labels[b]) and len(set(a.tolist()) | set(b.tolist())) == 8
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(9, 4, generator=gen)
+    diverse = torch.randn(9, 1, 4, 4, generator=gen)
+    collapsed = diverse[:1] + 0.01 * diverse  # every sample nearly the same image
+    assert mode_seeking(collapsed, z, labels) > 10 * mode_seeking(diverse, z, labels)
+    fake = collapsed.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(mode_seeking(fake, z, labels), fake)
+    before = mean_pairwise_distance(collapsed)
+    assert mean_pairwise_distance(collapsed - 1e-4 * grad) > before  # descending spreads them

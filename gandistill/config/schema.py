@@ -90,6 +90,12 @@ class TrainConfig:
         "disc", "features for the distribution term", choices=("disc", "random")
     )
     augment: str = _f("translation,cutout,color", "DiffAugment policy before D ('' for none)")
+    mode_seeking_weight: float = _f(
+        0.0,
+        "weight of the mode-seeking term (Mao et al. 2019): G is rewarded for samples of one "
+        "class that differ as much as their latents do (0 turns it off)",
+        min=0.0,
+    )
     ema_decay: float = _f(0.999, "decay of the generator's weight EMA", min=0.0, max=1.0)
     log_every: int = _f(10, "iterations between TensorBoard scalars", min=1)
     sample_every: int = _f(250, "iterations between image grids", min=1)

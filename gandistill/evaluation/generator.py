@@ -3,9 +3,11 @@
 Samples ``n`` images per class from the (EMA) generator and reports their fidelity to the real
 test split (FID, stratified KID ×10³ with bootstrap intervals, IS, precision/recall; the
 independent network's features by default) beside real training images of the same number per
-class (the floor), their class consistency under the real-data classifier, and how well a fresh
-network tells held-out real images from new samples (a classifier two-sample test: 50% means it
-cannot). Files and TensorBoard scalars as for a distilled set
+class (the floor), their class consistency under the real-data classifier, their intra-class
+diversity (mean pairwise distance among a class's samples over the same among its real images:
+near 0 for a class collapsed to one image, which consistency and FID do not show), and how well
+a fresh network tells held-out real images from new samples (a classifier two-sample test: 50%
+means it cannot). Files and TensorBoard scalars as for a distilled set
 (:func:`~gandistill.evaluation.render.write_generator_report`).
 """
 
@@ -22,6 +24,7 @@ from gandistill.classifier import get_classifier
 from gandistill.config import Config
 from gandistill.data import DatasetInfo, Splits, load_dataset, require_same_shape
 from gandistill.defaults import EVAL_PROFILE, FEATURE_EXTRACTOR
+from gandistill.distances import diversity_ratios
 from gandistill.errors import ConfigError
 from gandistill.evaluation.fidelity import check_extractor, fidelity_table
 from gandistill.evaluation.render import write_generator_report
@@ -38,6 +41,7 @@ GENERATOR_REPORT_KEYS = (
     "samples_per_class",
     "fidelity",
     "class_consistency",
+    "diversity",
     "real_vs_generated",
     "wall_seconds",
     "versions",
@@ -184,6 +188,9 @@ def evaluate_generator(
     )
     predicted = clf.predict(fake01[first].to(device))
     consistency = float((predicted == fake_labels[first]).float().mean())
+    ratios = diversity_ratios(
+        fake01[first], fake_labels[first], real01, real_labels, info.num_classes
+    )
     test01 = test.images.float() / 255.0
     c2st = real_vs_generated_accuracy(
         real01, fake01[first], test01, fake01[second][: len(test01)], info, epochs, cfg.seed, device
@@ -195,6 +202,7 @@ def evaluate_generator(
         "samples_per_class": n,
         "fidelity": fidelity,
         "class_consistency": consistency,
+        "diversity": {"per_class": ratios, "mean": sum(ratios) / len(ratios), "min": min(ratios)},
         "real_vs_generated": {"accuracy": c2st, "epochs": epochs},
         "wall_seconds": time.perf_counter() - wall,
         "versions": library_versions(),

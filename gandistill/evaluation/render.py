@@ -203,6 +203,20 @@ def headline(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _diversity_lines(diversity: dict | None) -> list[str]:
+    """Intra-class diversity of a generator report (absent from older reports)."""
+    if not diversity:
+        return []
+    per_class = " ".join(f"{r:.2f}" for r in diversity["per_class"])
+    return [
+        f"Intra-class diversity (mean pairwise distance of a class's samples over that of its "
+        f"real images; 1 = as diverse as the data, near 0 = collapsed): mean "
+        f"{diversity['mean']:.2f}, least diverse class {diversity['min']:.2f}; per class "
+        f"{per_class}.",
+        "",
+    ]
+
+
 def generator_markdown(report: dict) -> list[str]:
     """``report.md`` of a generator report, as lines."""
     fid = report["fidelity"]
@@ -223,6 +237,7 @@ def generator_markdown(report: dict) -> list[str]:
         f"Fidelity extractor: `{fid['extractor']}`. FID against the whole test split; KID ×10³ "
         "against test subsets with the samples' class counts; [95% bootstrap intervals]; the "
         "floor is as many real training images per class.",
+        *_diversity_lines(report.get("diversity")),
         f"Class consistency: {100 * report['class_consistency']:.1f}%. A fresh network tells "
         f"held-out real images from new samples with "
         f"{100 * report['real_vs_generated']['accuracy']:.1f}% accuracy (50% = indistinguishable).",
@@ -422,6 +437,11 @@ def write_generator_report(report: dict, out: Path, grid01: torch.Tensor, step: 
     8 images a row) and TensorBoard ``eval/*`` at ``step`` (the generator's iteration)."""
     scalars = fidelity_scalars(report["fidelity"]) | {
         "class_consistency": report["class_consistency"],
+        **(
+            {"diversity": report["diversity"]["mean"], "diversity_min": report["diversity"]["min"]}
+            if "diversity" in report
+            else {}
+        ),
         "real_vs_generated_accuracy": report["real_vs_generated"]["accuracy"],
     }
     write_files(out, report, generator_markdown(report), grid01, 8, scalars, step)

@@ -37,12 +37,54 @@ ADVERSARIAL: dict[str, tuple[Callable[[Tensor, Tensor], Tensor], Callable[[Tenso
     "ns": (ns_d, ns_g),
 }
 
+# --- diversity ------------------------------------------------------------------------------------
+
+MODE_SEEKING_EPS = 1e-5
+
+
+def same_class_pairs(labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Indices ``(a, b)`` of disjoint pairs of batch entries of one class: within each class,
+    entries in batch order taken two at a time (an odd one out is left)."""
+    order = torch.sort(labels, stable=True).indices
+    sorted_labels = labels[order]
+    first = torch.ones_like(sorted_labels, dtype=torch.bool)
+    first[1:] = sorted_labels[1:] != sorted_labels[:-1]
+    # position within its class run: even positions start a pair with the next entry
+    run_start = torch.cummax(torch.where(first, torch.arange(len(labels)), 0), dim=0).values
+    pos = torch.arange(len(labels)) - run_start
+    starts = torch.nonzero((pos % 2 == 0)[:-1] & (sorted_labels[1:] == sorted_labels[:-1]))
+    a = order[starts.squeeze(1)]
+    return a, order[starts.squeeze(1) + 1]
+
+
+def mode_seeking(fake: Tensor, z: Tensor, labels: Tensor) -> Tensor:
+    """The mode-seeking term of Mao et al. 2019 (MSGAN), to minimise: ``1 / (ratio + eps)`` with
+    ``ratio`` the mean over same-class pairs of ``mean|G(z1) − G(z2)| / mean|z1 − z2|``. A
+    generator whose samples of a class ignore their latents (within-class collapse) pays for it.
+    """
+    a, b = same_class_pairs(labels.cpu())
+    if len(a) == 0:
+        return fake.sum() * 0.0
+    a, b = a.to(fake.device), b.to(fake.device)
+    image_gap = (fake[a] - fake[b]).abs().flatten(1).mean(1)
+    latent_gap = (z[a] - z[b]).abs().mean(1)
+    return 1.0 / ((image_gap / latent_gap).mean() + MODE_SEEKING_EPS)
+
+
 # --- distribution matching ----------------------------------------------------------------------
 
+
+def mmd2_unbiased(x: Tensor, y: Tensor) -> Tensor:
+    """The unbiased MMD² (:func:`~gandistill.distances.mmd2`): a class's generated samples are
+    repelled from each other with their full weight, so clustering is not rewarded."""
+    return mmd2(x, y, unbiased=True)
+
+
 DIST_TERMS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "mmd": mmd2,
+    "mmd": mmd2_unbiased,
     "fm": mean_feature_distance,
 }
+DIST_MIN_SAMPLES = {"mmd": 2, "fm": 1}  # per class and batch, for the term to be defined
 
 
 def class_conditional(
@@ -51,14 +93,16 @@ def class_conditional(
     real_labels: Tensor,
     fake: Tensor,
     fake_labels: Tensor,
+    min_samples: int = 1,
 ) -> Tensor:
-    """Average of ``term(real_c, fake_c)`` over the classes present in both batches."""
+    """Average of ``term(real_c, fake_c)`` over the classes with at least ``min_samples``
+    images in both batches (2 for the unbiased MMD², which has no within-set pair otherwise)."""
     losses = []
     for c in torch.unique(real_labels):
-        fake_c = fake[fake_labels == c]
-        if fake_c.shape[0] == 0:
+        fake_c, real_c = fake[fake_labels == c], real[real_labels == c]
+        if min(fake_c.shape[0], real_c.shape[0]) < min_samples:
             continue
-        losses.append(term(real[real_labels == c], fake_c))
+        losses.append(term(real_c, fake_c))
     if not losses:
         return fake.sum() * 0.0
     return torch.stack(losses).mean()

@@ -16,11 +16,13 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from gandistill.config import TrainConfig
+from gandistill.distances import diversity_ratios
 from gandistill.files import image_grid
 from gandistill.handlers import ImageGrid
 from gandistill.models import from_gan_range
 
 GRID_COLUMNS = 8  # samples per class in the TensorBoard grid
+DIVERSITY_SAMPLES = 32  # samples (and real images) per class of the logged diversity
 SAMPLES_TAG = "images/samples"
 
 
@@ -30,6 +32,27 @@ def class_samples(generator: nn.Module, z: Tensor, num_classes: int) -> Tensor:
     n = z.shape[0]
     labels = torch.arange(num_classes, device=z.device).repeat_interleave(n)
     return from_gan_range(generator(z.repeat(num_classes, 1), labels).float())
+
+
+@torch.no_grad()
+def diversity_scalars(
+    generators: dict[str, nn.Module], z: Tensor, real01: Tensor, real_labels: Tensor
+) -> dict[str, float]:
+    """``diversity/<name>`` (mean over classes) and ``diversity/<name>_min`` (the least diverse
+    class) of each generator's samples of latents ``z``, each class against ``real01``'s
+    images of it (see :func:`~gandistill.evaluation.metrics.diversity_ratios`)."""
+    num_classes = int(real_labels.max()) + 1
+    out = {}
+    for name, g in generators.items():
+        was_training = g.training
+        g.eval()
+        fake = class_samples(g, z, num_classes).cpu()
+        g.train(was_training)
+        labels = torch.arange(num_classes).repeat_interleave(z.shape[0])
+        ratios = diversity_ratios(fake, labels, real01, real_labels, num_classes)
+        out[f"diversity/{name}"] = sum(ratios) / len(ratios)
+        out[f"diversity/{name}_min"] = min(ratios)
+    return out
 
 
 def class_grid(generator: nn.Module, z: Tensor, num_classes: int) -> Tensor:
@@ -43,6 +66,7 @@ def attach_monitor(
     tc: TrainConfig,
     optimizers: dict[str, Optimizer],
     samples01: Callable[[], Tensor],
+    diversity: Callable[[], dict[str, float]] | None = None,
 ) -> tuple[TensorboardLogger, ImageGrid]:
     """Log the step's outputs and learning rates to TensorBoard, samples, and show progress.
 
@@ -53,6 +77,8 @@ def attach_monitor(
         optimizers: tag suffix (``lr_g``, ...) → optimiser whose learning rate is logged.
         samples01: the samples (N, C, H, W) in [0, 1] whose grid (a row of
             :data:`GRID_COLUMNS` per class) is logged every ``sample_every`` iterations.
+        diversity: scalars (tag → value) logged at the same iterations: the intra-class
+            diversity that shows a collapse as it happens.
 
     Returns:
         The TensorBoard logger (for further writes, to close at the end) and the grid
@@ -73,6 +99,13 @@ def attach_monitor(
         )
     grid = ImageGrid(tb, SAMPLES_TAG, samples01, GRID_COLUMNS)
     engine.add_event_handler(Events.ITERATION_COMPLETED(every=tc.sample_every), grid)
+    if diversity is not None:
+
+        def log_diversity(e: Engine) -> None:
+            for tag, value in diversity().items():
+                tb.writer.add_scalar(tag, value, e.state.iteration)
+
+        engine.add_event_handler(Events.ITERATION_COMPLETED(every=tc.sample_every), log_diversity)
     if tc.progress:
         ProgressBar(persist=True, desc="train").attach(
             engine, output_transform=lambda out: {k: out[k] for k in ("loss_d", "loss_g")}

@@ -14,13 +14,41 @@ import ignite.distributed as idist
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from gandistill.augment import diff_augment
 from gandistill.config import Config
 from gandistill.data import DatasetInfo
-from gandistill.gan.losses import ADVERSARIAL, DIST_TERMS, class_conditional
+from gandistill.gan.losses import (
+    ADVERSARIAL,
+    DIST_MIN_SAMPLES,
+    DIST_TERMS,
+    class_conditional,
+    mode_seeking,
+)
 from gandistill.models import ConvNet, Discriminator, Generator
+
+
+def ema_decay_at(decay: float, n_averaged: Tensor) -> Tensor:
+    """The EMA's decay at its update ``n_averaged + 1``: ``min(decay, (1 + n) / (10 + n))``, a
+    warm-up in which the average forgets the random initial generator quickly (with a fixed
+    0.999, 5% of the weights after 3000 steps would still come from it)."""
+    return torch.clamp((1.0 + n_averaged) / (10.0 + n_averaged), max=decay)
+
+
+def ema_with_warmup(decay: float):
+    """``multi_avg_fn`` of ``AveragedModel``: an EMA of decay :func:`ema_decay_at`."""
+
+    @torch.no_grad()
+    def update(ema_params: list[Tensor], params: list[Tensor], n_averaged: Tensor) -> None:
+        weight = 1.0 - ema_decay_at(decay, n_averaged.float())
+        for e, p in zip(ema_params, params, strict=True):
+            if e.is_floating_point():
+                e.lerp_(p, weight.to(e.dtype))
+            else:  # counters (batch norm's batches seen) are copied
+                e.copy_(p)
+
+    return update
 
 
 def _no_sync(module: nn.Module):
@@ -55,7 +83,7 @@ class GANStep:
             net = ConvNet(info.num_classes, info.channels, info.image_size, width=64)
             self.feature_net = net.to(device).eval().requires_grad_(False)
         self.ema = AveragedModel(
-            self.generator, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay), use_buffers=True
+            self.generator, multi_avg_fn=ema_with_warmup(tc.ema_decay), use_buffers=True
         )
         self.opt_g = torch.optim.Adam(self.generator.parameters(), tc.lr_g, (tc.beta1, tc.beta2))
         self.opt_d = torch.optim.Adam(
@@ -131,10 +159,32 @@ class GANStep:
         Returns:
             G's adversarial loss and the distribution-matching term (0 when it is off).
         """
-        tc, D = self.tc, self._D
+        tc = self.tc
         z = self.generator.sample_latents(len(labels), gen)
         use_dist = tc.dist_kind != "none" and tc.dist_weight > 0
-        with self.autocast(), _no_sync(D):  # D's gradients here are discarded: do not sync them
+        # D needs no gradients of its own here: frozen, it costs G's backward nothing, and no
+        # DDP reduction is started for it
+        self.discriminator.requires_grad_(False)
+        try:
+            loss_adv, dist = self._g_backward(real, real_aug, labels, z, gen, use_dist)
+        finally:
+            self.discriminator.requires_grad_(True)
+        self.opt_g.step()
+        self.ema.update_parameters(self.generator)
+        return loss_adv, dist
+
+    def _g_backward(
+        self,
+        real: Tensor,
+        real_aug: Tensor,
+        labels: Tensor,
+        z: Tensor,
+        gen: torch.Generator,
+        use_dist: bool,
+    ) -> tuple[Tensor, Tensor]:
+        """G's losses and their backward pass (D frozen by the caller)."""
+        tc, D = self.tc, self._D
+        with self.autocast(), _no_sync(D):
             fake = self._G(z, labels)
             logits, fake_feat = D(diff_augment(fake, tc.augment, gen), labels, return_features=True)
             loss_adv = self.loss_g_fn(logits.float())
@@ -142,10 +192,10 @@ class GANStep:
             if use_dist:
                 dist = self._dist_term(real, real_aug, labels, fake, fake_feat)
             loss_g = loss_adv + tc.dist_weight * dist
+            if tc.mode_seeking_weight > 0:
+                loss_g = loss_g + tc.mode_seeking_weight * mode_seeking(fake.float(), z, labels)
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
-        self.opt_g.step()
-        self.ema.update_parameters(self.generator)
         return loss_adv, dist
 
     def _dist_term(
@@ -160,5 +210,12 @@ class GANStep:
             with torch.no_grad():
                 real_feat = self.feature_net.embed(real)
             fake_feat = self.feature_net.embed(fake)
-        term = DIST_TERMS[self.tc.dist_kind]
-        return class_conditional(term, real_feat.float(), labels, fake_feat.float(), labels)
+        kind = self.tc.dist_kind
+        return class_conditional(
+            DIST_TERMS[kind],
+            real_feat.float(),
+            labels,
+            fake_feat.float(),
+            labels,
+            DIST_MIN_SAMPLES[kind],
+        )

@@ -55,7 +55,13 @@ from gandistill.gan.checkpoints import (
     make_checkpoint,
     resume_from_newest,
 )
-from gandistill.gan.monitor import GRID_COLUMNS, attach_monitor, class_samples
+from gandistill.gan.monitor import (
+    DIVERSITY_SAMPLES,
+    GRID_COLUMNS,
+    attach_monitor,
+    class_samples,
+    diversity_scalars,
+)
 from gandistill.gan.step import GANStep
 from gandistill.handlers import ImageGrid, StopOnInterrupt
 from gandistill.locks import RunLock
@@ -178,6 +184,12 @@ class GANTrainer:
         self.generator, self.discriminator, self.ema = step.generator, step.discriminator, step.ema
         self.opt_g, self.opt_d = step.opt_g, step.opt_d
         self.fixed_z = self.generator.sample_latents(GRID_COLUMNS, step_generator(cfg.seed, -1))
+        # the logged diversity's latents and real reference, fixed for the run
+        self.diversity_z = self.generator.sample_latents(
+            DIVERSITY_SAMPLES, step_generator(cfg.seed, -2)
+        )
+        counts = [min(DIVERSITY_SAMPLES, n) for n in self.train_set.class_counts()]
+        self.diversity_real = self.train_set.sample_per_class(counts, step_generator(cfg.seed, -3))
         self.engine = Engine(self._step)
         self.to_save = {
             "generator": self.generator,
@@ -223,7 +235,7 @@ class GANTrainer:
         if is_main():  # rank 0 alone logs and shows progress
             optimizers = {"lr_g": self.opt_g, "lr_d": self.opt_d}
             self.tb, self.grid = attach_monitor(
-                engine, self.run_dir / TB_DIR, tc, optimizers, self._samples01
+                engine, self.run_dir / TB_DIR, tc, optimizers, self._samples01, self.diversity
             )
 
     # --- the step ----------------------------------------------------------------------------
@@ -253,6 +265,17 @@ class GANTrainer:
         self.ema.module.eval()
         with self.gan_step.autocast():
             return class_samples(self.ema.module, self.fixed_z, self.info.num_classes).cpu()
+
+    def diversity(self) -> dict[str, float]:
+        """Intra-class diversity of the EMA and the raw generator (``diversity/ema``,
+        ``diversity/raw`` and their least diverse class, ``*_min``): 1 is as diverse as the
+        real images of a class, near 0 a class collapsed to one image."""
+        with self.gan_step.autocast():
+            return diversity_scalars(
+                {"ema": self.ema.module, "raw": self.generator},
+                self.diversity_z,
+                *self.diversity_real,
+            )
 
     def _on_terminate(self, engine: Engine) -> None:
         if engine.state.output is not None and not _finite(engine.state.output):
