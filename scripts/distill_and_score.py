@@ -39,10 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--random-real", action="store_true", help="also score a random real subset of the IPC"
     )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the distillation saved next to --out"
+    )
     args = parser.parse_args(argv)
 
     cfg = load_config(args.config, ["distill.progress=false", *args.set])
-    distiller = Distiller(cfg, generator=args.generator, out=args.out)
+    distiller = Distiller(cfg, generator=args.generator, out=args.out, resume=args.resume)
     initial = distiller.syn().detach().clone()
     ds = distiller.run()
     data = distiller.data
