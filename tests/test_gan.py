@@ -35,7 +35,7 @@ def test_one_iteration_gives_finite_losses_and_changes_both_networks(smoke_cfg, 
     "overrides",
     [
         ["train.dist_kind=fm"],
-        ["train.dist_features=random"],
+        ["train.dist_features=random", "train.mode_seeking_weight=0.5"],
         ["train.dist_kind=none", "train.loss=ns", "train.augment="],
     ],
 )

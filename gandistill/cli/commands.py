@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from gandistill import defaults
 from gandistill.config import Config, apply_overrides, config_from_dict, load_config, to_dict
 from gandistill.coreset.baselines import build_baseline
 from gandistill.distillation.loop import Distiller, state_path
+from gandistill.distillation.sampled import sample_set
 from gandistill.errors import ArtifactError, ConfigError, GandistillError
 from gandistill.evaluation.compare import compare_reports, report_file
 from gandistill.evaluation.generator import evaluate_generator
@@ -301,8 +303,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     """``gandistill sample``: a generator's class grid, or the export of a distilled set."""
     out = Path(args.out)
+    if args.ipc is not None and (args.distilled or not args.generator):
+        raise GandistillError("--ipc draws a set from a generator: pass --generator FILE")
     if args.distilled:
         _export(args, out)
+    elif args.ipc is not None:
+        _sampled_set(args, out)
     elif args.generator:
         _grid(args, out)
     else:
@@ -330,6 +336,33 @@ def _grid(args: argparse.Namespace, out: Path) -> None:
     atomic_write(out, lambda fh: save_image(grid, fh, format="png"))
     names = ", ".join(ckpt.info.class_names)
     print(f"wrote {out}: {g.num_classes} rows ({names}) × {args.n_per_class} samples")
+
+
+def _sampled_set(args: argparse.Namespace, out: Path) -> None:
+    """A static set of ``--ipc`` samples per class: a distilled-set file (``.pt``, the default)
+    or its images in ``--format``."""
+    if args.no_ema:  # a set decodes through the EMA weights its file names by hash
+        raise GandistillError("--no-ema draws a grid only; a set is drawn from the EMA weights")
+    fmt = args.format or (out.suffix.lstrip(".").lower() if out.suffix else "imagefolder")
+    if fmt not in EXPORT_FORMATS:
+        raise GandistillError(f"unknown format '{fmt}' (use {', '.join(EXPORT_FORMATS)})")
+    _check_output(out, args.overwrite, folder=fmt == "imagefolder")
+    start = time.perf_counter()
+    device = resolve_device(args.device)
+    ckpt = load_generator_checkpoint(args.generator, device=device)
+    print(
+        f"note: {args.generator} is a generator as trained (not distilled into): the set is "
+        "its plain samples"
+    )
+    ds = sample_set(ckpt, args.ipc, args.seed, device)
+    if fmt == "pt":
+        ds.save(out)
+    else:
+        export_images(ds.images_uint8, ds.labels, ds.info.class_names, fmt, out)
+    print(
+        f"wrote {out} ({fmt}): {len(ds.labels)} images, {args.ipc} per class, seed {args.seed}, "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
 
 
 def _export(args: argparse.Namespace, out: Path) -> None:

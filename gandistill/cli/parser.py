@@ -340,6 +340,12 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         default=defaults.SAMPLE_N_PER_CLASS,
         help=f"columns of the grid (at most {defaults.SAMPLE_MAX_N_PER_CLASS})",
     )
+    own.add_argument(
+        "--ipc",
+        type=_Bounded(int, low=1),
+        help="with --generator: draw a static set of IPC samples per class (a distilled-set "
+        ".pt file, or --format png|npz|imagefolder)",
+    )
     own.add_argument("--out", required=True, help="output file (or folder for imagefolder)")
     own.add_argument("--seed", type=int, default=defaults.SAMPLE_SEED, help="seed of the latents")
     own.add_argument("--no-ema", action="store_true", help="use the raw, not the EMA, weights")
@@ -347,7 +353,9 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         device_default=defaults.SAMPLE_DEVICE, overwrite="replace an existing output"
     )
     p = sub.add_parser(
-        "sample", help="generator grid, or export of a distilled set", parents=[own, shared]
+        "sample",
+        help="generator grid, a set of any IPC drawn from a generator, or export of a set",
+        parents=[own, shared],
     )
     p.set_defaults(func=cmd_sample)
 
