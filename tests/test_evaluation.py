@@ -229,6 +229,12 @@ def test_generator_report(tmp_path, setup):
     assert (
         0 < div["min"] <= div["mean"] and "Intra-class diversity" in (out / "report.md").read_text()
     )
+    cas = rep["cas"]
+    assert list(cas["rows"]) == ["1", "10"] and cas["protocol"]["epochs"] == 3
+    for row in cas["rows"].values():
+        assert len(row["generated"]["accuracies"]) == 1 and 0 <= row["real"]["mean"] <= 1
+    text = (out / "report.md").read_text()
+    assert (out / "cas.png").is_file() and "CAS (Ravuri & Vinyals 2019)" in text
     (proc,) = run_cli_many(
         [(["evaluate", "--distilled", "a.pt", "--generator", generator, "--out", out], tmp_path)]
     )

@@ -13,6 +13,7 @@ means it cannot). Files and TensorBoard scalars as for a distilled set
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -27,10 +28,12 @@ from gandistill.defaults import EVAL_PROFILE, FEATURE_EXTRACTOR
 from gandistill.distances import diversity_ratios
 from gandistill.errors import ConfigError
 from gandistill.evaluation.fidelity import check_extractor, fidelity_table
+from gandistill.evaluation.options import PROFILES as REPORT_PROFILES
+from gandistill.evaluation.options import apply_profile
 from gandistill.evaluation.render import write_generator_report
 from gandistill.evaluation.report import REPORT_VERSION, fidelity_network
 from gandistill.files import GeneratorCheckpoint, load_generator_checkpoint, to_uint8
-from gandistill.fit import fit
+from gandistill.fit import evaluate_set, fit
 from gandistill.models import ConvNet, from_gan_range
 from gandistill.runtime import library_versions, resolve_device, step_generator
 
@@ -42,12 +45,15 @@ GENERATOR_REPORT_KEYS = (
     "fidelity",
     "class_consistency",
     "diversity",
+    "cas",
     "real_vs_generated",
     "wall_seconds",
     "versions",
 )
 # samples per class, epochs of the two-sample classifier
 GENERATOR_PROFILES = {"quick": (100, 3), "full": (1000, 10)}
+# samples per class of the classification accuracy score, per profile
+CAS_SAMPLES = {"quick": (1, 10), "full": (1, 10, 50)}
 
 
 @torch.no_grad()
@@ -102,6 +108,39 @@ def real_vs_generated_accuracy(
                 pred = net(info.normalize(batch.to(device))).argmax(1)
                 correct += int((pred == label).sum())
     return correct / (len(real_test) + len(fake_test))
+
+
+def cas_section(
+    generator: nn.Module, data: Splits, cfg: Config, profile: str, device: torch.device
+) -> dict:
+    """The classification accuracy score (CAS, Ravuri & Vinyals 2019): fresh networks trained on
+    ``k`` generated samples per class only, tested on the real test split, beside the same
+    networks trained on ``k`` random real training images per class, for each ``k`` of the
+    profile's :data:`CAS_SAMPLES`, under the evaluation report's protocol of that profile.
+    A generator whose samples of a class are near-duplicates scores far below real images."""
+    ec = apply_profile(cfg.eval, REPORT_PROFILES[profile])
+    train, test, info = data.train, data.test, data.info
+    rows = {}
+    for k in CAS_SAMPLES[profile]:
+        fake01, fake_labels = sample_images(generator, info.num_classes, k, cfg.seed + k)
+        real_k = [min(k, n) for n in train.class_counts()]
+        real01, real_labels = train.sample_per_class(real_k, step_generator(cfg.seed, -32 - k))
+        row = {}
+        for name, (x, y) in (("generated", (fake01, fake_labels)), ("real", (real01, real_labels))):
+            result = evaluate_set(info.normalize(x), y, test, info, ec, cfg.seed, device)
+            p = result.mean
+            row[name] = {
+                "mean": p,
+                "std": result.std,
+                "accuracies": result.accuracies,
+                "binomial_se": math.sqrt(p * (1 - p) / len(test)),
+            }
+        rows[str(k)] = row
+    return {
+        "protocol": {"epochs": ec.epochs, "augment": ec.augment, "n_models": ec.n_models},
+        "samples_per_class": list(CAS_SAMPLES[profile]),
+        "rows": rows,
+    }
 
 
 def _checked_inputs(
@@ -203,6 +242,7 @@ def evaluate_generator(
         "fidelity": fidelity,
         "class_consistency": consistency,
         "diversity": {"per_class": ratios, "mean": sum(ratios) / len(ratios), "min": min(ratios)},
+        "cas": cas_section(ckpt.generator, data, cfg, profile, device),
         "real_vs_generated": {"accuracy": c2st, "epochs": epochs},
         "wall_seconds": time.perf_counter() - wall,
         "versions": library_versions(),

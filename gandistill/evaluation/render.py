@@ -217,6 +217,46 @@ def _diversity_lines(diversity: dict | None) -> list[str]:
     ]
 
 
+def _cas_lines(cas: dict | None) -> list[str]:
+    """The classification accuracy score table of a generator report (absent from older ones)."""
+    if not cas:
+        return []
+    p = cas["protocol"]
+    lines = [
+        "| samples per class | CAS: trained on generated samples | trained on real images |",
+        "|---:|---|---|",
+    ]
+    for k, row in cas["rows"].items():
+        lines.append(f"| {k} | {_pct(row['generated'])} | {_pct(row['real'])} |")
+    return [
+        *lines,
+        "",
+        f"CAS (Ravuri & Vinyals 2019): fresh networks trained only on k samples per class, "
+        f"tested on the real test split, beside k random real training images per class "
+        f"({p['n_models']} network(s), {p['epochs']} epochs, augmentation {p['augment']}).",
+        "",
+        "![CAS](cas.png)",
+        "",
+    ]
+
+
+def _plot_cas(report: dict, fh: BinaryIO) -> None:
+    """CAS against samples per class: generated and real, with error bars."""
+    cas = report["cas"]
+    ks = [int(k) for k in cas["rows"]]
+    plt, fig, ax = _figure()
+    for name, label in (("generated", "generated samples"), ("real", "real images")):
+        stats = [cas["rows"][str(k)][name] for k in ks]
+        means = [100 * s["mean"] for s in stats]
+        errs = [100 * math.hypot(s["std"], s.get("binomial_se", 0.0)) for s in stats]
+        ax.errorbar(ks, means, yerr=errs, marker="o", capsize=3, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("training images per class")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8)
+    _save(plt, fig, fh)
+
+
 def generator_markdown(report: dict) -> list[str]:
     """``report.md`` of a generator report, as lines."""
     fid = report["fidelity"]
@@ -238,6 +278,7 @@ def generator_markdown(report: dict) -> list[str]:
         "against test subsets with the samples' class counts; [95% bootstrap intervals]; the "
         "floor is as many real training images per class.",
         *_diversity_lines(report.get("diversity")),
+        *_cas_lines(report.get("cas")),
         f"Class consistency: {100 * report['class_consistency']:.1f}%. A fresh network tells "
         f"held-out real images from new samples with "
         f"{100 * report['real_vs_generated']['accuracy']:.1f}% accuracy (50% = indistinguishable).",
@@ -444,4 +485,8 @@ def write_generator_report(report: dict, out: Path, grid01: torch.Tensor, step: 
         ),
         "real_vs_generated_accuracy": report["real_vs_generated"]["accuracy"],
     }
-    write_files(out, report, generator_markdown(report), grid01, 8, scalars, step)
+    for k, row in report.get("cas", {}).get("rows", {}).items():
+        scalars[f"cas_{k}"] = row["generated"]["mean"]
+        scalars[f"cas_real_{k}"] = row["real"]["mean"]
+    plots = {"cas.png": lambda fh: _plot_cas(report, fh)} if "cas" in report else {}
+    write_files(out, report, generator_markdown(report), grid01, 8, scalars, step, plots)
