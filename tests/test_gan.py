@@ -171,4 +171,4 @@ def test_ema_warms_up_then_keeps_its_decay():
         ema.update_parameters(net)  # the first update copies
         net.weight.fill_(3.0)
         ema.update_parameters(net)  # n = 1: decay 2/11
-    assert float(ema.module.weight) == pytest.approx(2 / 11 * 1.0 + 9 / 11 * 3.0)
+    assert ema.module.weight.item() == pytest.approx(2 / 11 * 1.0 + 9 / 11 * 3.0)
