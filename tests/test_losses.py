@@ -1,3 +1,4 @@
+import math
 import statistics
 
 import pytest
@@ -105,3 +106,21 @@ def test_mode_seeking_pairs_one_class_and_penalises_collapse():
     (grad,) = torch.autograd.grad(mode_seeking(fake, z, labels), fake)
     before = mean_pairwise_distance(collapsed)
     assert mean_pairwise_distance(collapsed - 1e-4 * grad) > before  # descending spreads them
+
+
+def test_mode_seeking_cap_stops_rewarding_pairs_already_as_far_apart_as_real_ones():
+    from gandistill.gan.losses import mode_seeking, real_pair_ratio
+
+    labels = torch.tensor([0, 0, 1, 1])
+    z = torch.tensor([[0.0], [1.0], [0.0], [1.0]])
+    fake = torch.tensor([[0.0], [0.5], [0.0], [0.1]]).requires_grad_(True)  # ratios 0.5, 0.1
+    (grad,) = torch.autograd.grad(mode_seeking(fake, z, labels, cap=0.3), fake)
+    assert grad[:2].abs().sum() == 0 and grad[2:].abs().sum() > 0  # only the close pair moves
+    (uncapped,) = torch.autograd.grad(mode_seeking(fake, z, labels), fake)
+    assert uncapped[:2].abs().sum() > 0
+    gen = torch.Generator().manual_seed(0)
+    same = torch.zeros(6, 1, 2, 2)
+    assert real_pair_ratio(same, torch.tensor([0, 0, 0, 1, 1, 1]), gen) == 0.0
+    spread = torch.tensor([-1.0, 1.0] * 4).view(8, 1, 1, 1)  # pairs differ by 2 or 0
+    ratio = real_pair_ratio(spread, torch.zeros(8, dtype=torch.long), gen)
+    assert 0.0 <= ratio <= 2.0 / (2.0 / math.pi**0.5)

@@ -3,6 +3,7 @@ distribution-matching term (its distances live in :mod:`gandistill.distances`)."
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -57,10 +58,15 @@ def same_class_pairs(labels: Tensor) -> tuple[Tensor, Tensor]:
     return a, order[starts.squeeze(1) + 1]
 
 
-def mode_seeking(fake: Tensor, z: Tensor, labels: Tensor) -> Tensor:
+def mode_seeking(fake: Tensor, z: Tensor, labels: Tensor, cap: float | None = None) -> Tensor:
     """The mode-seeking term of Mao et al. 2019 (MSGAN), to minimise: ``1 / (ratio + eps)`` with
     ``ratio`` the mean over same-class pairs of ``mean|G(z1) − G(z2)| / mean|z1 − z2|``. A
     generator whose samples of a class ignore their latents (within-class collapse) pays for it.
+
+    ``cap`` bounds each pair's ratio (as the diversity-sensitive loss of Yang et al. 2019 does):
+    a pair already as far apart as real images of a class are (:func:`real_pair_ratio`) gains
+    nothing by moving further, which the unbounded term rewards with artefacts (blotches
+    that make two samples differ in many pixels).
     """
     a, b = same_class_pairs(labels.cpu())
     if len(a) == 0:
@@ -68,7 +74,27 @@ def mode_seeking(fake: Tensor, z: Tensor, labels: Tensor) -> Tensor:
     a, b = a.to(fake.device), b.to(fake.device)
     image_gap = (fake[a] - fake[b]).abs().flatten(1).mean(1)
     latent_gap = (z[a] - z[b]).abs().mean(1)
-    return 1.0 / ((image_gap / latent_gap).mean() + MODE_SEEKING_EPS)
+    ratio = image_gap / latent_gap
+    if cap is not None:
+        ratio = ratio.clamp(max=cap)
+    return 1.0 / (ratio.mean() + MODE_SEEKING_EPS)
+
+
+def real_pair_ratio(images: Tensor, labels: Tensor, generator: torch.Generator) -> float:
+    """The mode-seeking ratio real data have: the mean ``|x1 − x2|`` (pixels in [−1, 1]) over
+    random pairs of one class, divided by the mean ``|z1 − z2|`` of standard-normal latents
+    (``2 / √π``). ``images`` are in [−1, 1]; classes with one image are skipped."""
+    gaps = []
+    for c in torch.unique(labels):
+        x = images[labels == c].flatten(1).float()
+        if len(x) < 2:
+            continue
+        order = torch.randperm(len(x), generator=generator)
+        half = len(x) // 2
+        gaps.append((x[order[:half]] - x[order[half : 2 * half]]).abs().mean())
+    if not gaps:
+        raise ValueError("the real pair ratio needs a class with two images")
+    return float(torch.stack(gaps).mean()) / (2.0 / math.sqrt(math.pi))
 
 
 # --- distribution matching ----------------------------------------------------------------------

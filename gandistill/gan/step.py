@@ -98,6 +98,8 @@ class GANStep:
         self.opt_g, self.opt_d = idist.auto_optim(self.opt_g), idist.auto_optim(self.opt_d)
         self.loss_d_fn, self.loss_g_fn = ADVERSARIAL[tc.loss]
         self.use_amp = tc.amp and device.type == "cuda"
+        # the mode-seeking term's bound per pair: the real images' ratio (set by the trainer)
+        self.mode_seeking_cap: float | None = None
 
     def autocast(self):
         """bfloat16 autocast on CUDA with ``train.amp``, a no-op context otherwise."""
@@ -193,7 +195,8 @@ class GANStep:
                 dist = self._dist_term(real, real_aug, labels, fake, fake_feat)
             loss_g = loss_adv + tc.dist_weight * dist
             if tc.mode_seeking_weight > 0:
-                loss_g = loss_g + tc.mode_seeking_weight * mode_seeking(fake.float(), z, labels)
+                ms = mode_seeking(fake.float(), z, labels, self.mode_seeking_cap)
+                loss_g = loss_g + tc.mode_seeking_weight * ms
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
         return loss_adv, dist

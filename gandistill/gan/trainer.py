@@ -55,6 +55,7 @@ from gandistill.gan.checkpoints import (
     make_checkpoint,
     resume_from_newest,
 )
+from gandistill.gan.losses import real_pair_ratio
 from gandistill.gan.monitor import (
     DIVERSITY_SAMPLES,
     GRID_COLUMNS,
@@ -180,6 +181,12 @@ class GANTrainer:
         _check_image_size(self.info)
         torch.manual_seed(cfg.seed)  # the networks' initial weights
         step = self.gan_step = GANStep(cfg, self.info, self.device, self.world)
+        # the mode-seeking term stops rewarding a pair of samples once it is as far apart as
+        # real images of a class are (measured on the training split, drawn from the seed)
+        train01 = self.train_set.images.float() / 255.0
+        step.mode_seeking_cap = real_pair_ratio(
+            to_gan_range(train01), self.train_set.labels, step_generator(cfg.seed, -4)
+        )
         # the step's modules and optimisers, under the names that checkpoints and callers use
         self.generator, self.discriminator, self.ema = step.generator, step.discriminator, step.ema
         self.opt_g, self.opt_d = step.opt_g, step.opt_d
