@@ -91,9 +91,10 @@ class TrainConfig:
     )
     augment: str = _f("translation,cutout,color", "DiffAugment policy before D ('' for none)")
     mode_seeking_weight: float = _f(
-        0.0,
+        0.2,
         "weight of the mode-seeking term (Mao et al. 2019): G is rewarded for samples of one "
-        "class that differ as much as their latents do (0 turns it off)",
+        "class that differ as much as their latents do, up to real images' spread; without it "
+        "the generator collapses within each class (0 turns it off)",
         min=0.0,
     )
     ema_decay: float = _f(0.999, "decay of the generator's weight EMA", min=0.0, max=1.0)
