@@ -71,3 +71,39 @@ def smoke_cfg(tmp_path: Path) -> Config:
             "train.eval_samples_per_class=0",
         ],
     )
+
+
+def tiny_pixel_set(folder: Path, overrides: list[str]) -> tuple[Config, Path, Splits]:
+    """A tiny tensors dataset written under ``folder``, the smoke config reading it (plus
+    ``overrides``), and a 2-per-class pixel-space set of its training images saved there."""
+    from gandistill.data import load_dataset
+    from gandistill.files import DistilledSet
+
+    train, test, _ = tiny_parts(per_class=12)
+    data_file = folder / "tiny.pt"
+    torch.save(
+        {
+            "images": train.images,
+            "labels": train.labels,
+            "test_images": test.images,
+            "test_labels": test.labels,
+        },
+        data_file,
+    )
+    cfg = load_config(
+        SMOKE,
+        [f"cache_dir={folder}", "data.name=tensors", f"data.root={data_file}", *overrides],
+    )
+    data = load_dataset(cfg.data)
+    train, info = data.train, data.info
+    pick = torch.cat([train.class_indices[c][:2] for c in range(info.num_classes)])
+    ds = DistilledSet(
+        labels=train.labels[pick],
+        images_float=info.normalize(train.images[pick].float() / 255),
+        images_uint8=train.images[pick],
+        info=info,
+        config=cfg,
+        space="pixel",
+        stop_reason="max_iterations",
+    )
+    return cfg, ds.save(folder / "set.pt"), data

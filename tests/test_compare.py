@@ -7,17 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from cli_batch import run_cli_many
-from conftest import SMOKE, tiny_parts
+from conftest import tiny_pixel_set
 from test_cli import assert_user_error, run_cli
 
-from gandistill.config import load_config
-from gandistill.data import load_dataset
 from gandistill.errors import ArtifactError, ConfigError
 from gandistill.evaluation import report as report_mod
 from gandistill.evaluation.compare import TIE_MARK, compare_reports, load_report
-from gandistill.files import DistilledSet
 
 FAST = ["eval.epochs=3", "eval.n_models=2", "classifier.epochs=1", "classifier.width=8"]
 
@@ -27,33 +23,7 @@ def base(tmp_path_factory) -> dict:
     """One real quick report of a 2-per-class pixel-space set of a tiny tensors dataset (the
     ``setup`` of test_evaluation), as written to its folder's report.json."""
     tmp = tmp_path_factory.mktemp("compare_base")
-    train, test, _ = tiny_parts(per_class=12)
-    data_file = tmp / "tiny.pt"
-    torch.save(
-        {
-            "images": train.images,
-            "labels": train.labels,
-            "test_images": test.images,
-            "test_labels": test.labels,
-        },
-        data_file,
-    )
-    cfg = load_config(
-        SMOKE, [f"cache_dir={tmp}", "data.name=tensors", f"data.root={data_file}", *FAST]
-    )
-    data = load_dataset(cfg.data)
-    train, info = data.train, data.info
-    pick = torch.cat([train.class_indices[c][:2] for c in range(info.num_classes)])
-    ds = DistilledSet(
-        labels=train.labels[pick],
-        images_float=info.normalize(train.images[pick].float() / 255),
-        images_uint8=train.images[pick],
-        info=info,
-        config=cfg,
-        space="pixel",
-        stop_reason="max_iterations",
-    )
-    path = ds.save(tmp / "set.pt")
+    cfg, path, data = tiny_pixel_set(tmp, FAST)
     out = tmp / "report"
     report_mod.evaluate_distilled(path, cfg, out=out, profile="quick", data=data, progress=False)
     return json.loads((out / "report.json").read_text())

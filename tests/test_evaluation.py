@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from cli_batch import run_cli_many
-from conftest import SMOKE, make_tiny_data, tiny_parts
+from conftest import SMOKE, make_tiny_data, tiny_pixel_set
 
 from gandistill.config import load_config
 from gandistill.errors import ConfigError
@@ -28,35 +28,7 @@ def _cfg(tmp_path, data_file, *extra):
 @pytest.fixture
 def setup(tmp_path):
     """A tiny tensors dataset on disk and a 2-per-class pixel-space set made from it."""
-    train, test, info = tiny_parts(per_class=12)
-    data_file = tmp_path / "tiny.pt"
-    torch.save(
-        {
-            "images": train.images,
-            "labels": train.labels,
-            "test_images": test.images,
-            "test_labels": test.labels,
-        },
-        data_file,
-    )
-    cfg = _cfg(tmp_path, data_file)
-    from gandistill.data import load_dataset
-
-    data = load_dataset(cfg.data)
-    train, info = data.train, data.info
-    pick = torch.cat([train.class_indices[c][:2] for c in range(info.num_classes)])
-    images01 = train.images[pick].float() / 255
-    ds = DistilledSet(
-        labels=train.labels[pick],
-        images_float=info.normalize(images01),
-        images_uint8=train.images[pick],
-        info=info,
-        config=cfg,
-        space="pixel",
-        stop_reason="max_iterations",
-    )
-    path = ds.save(tmp_path / "set.pt")
-    return cfg, path, data
+    return tiny_pixel_set(tmp_path, FAST)
 
 
 def test_report_content_and_files(tmp_path, setup, monkeypatch):
