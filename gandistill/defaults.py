@@ -24,6 +24,11 @@ BENCHMARK_SEEDS = 1  # seeds per row: cfg.seed + 0..N-1
 BENCHMARK_MAX_SEEDS = 100  # more would run a row's method that many times: for ages
 BENCHMARK_OUT = "checkpoints/benchmark"  # the command line's output folder (required in the API)
 
+# gandistill distill-generator: the match section it sets unless the config or --set says
+# otherwise (see docs/benchmarks.md, "Distilling into the generator")
+DISTILL_GENERATOR_PRESET = ("match.weight=1.0",)
+DISTILL_GENERATOR_DIR = "distilled"  # its run folder, beside the source's generator file
+
 # gandistill sample (a generator's grid)
 SAMPLE_N_PER_CLASS = 8  # columns of the grid
 SAMPLE_MAX_N_PER_CLASS = 256  # a wider grid would not show a sample per column on any screen

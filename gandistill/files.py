@@ -192,8 +192,10 @@ def save_generator(
     config: Config,
     info: DatasetInfo,
     iteration: int,
+    derived_from: dict | None = None,
 ) -> Path:
-    """Write a self-describing generator checkpoint (raw and EMA weights)."""
+    """Write a self-describing generator checkpoint (raw and EMA weights); ``derived_from``
+    names the generator file whose training this one continued (path, sha256, iteration)."""
     payload = _header(KIND_GENERATOR, config) | {
         "model_kwargs": dict(generator.kwargs),
         "state_dict": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
@@ -201,6 +203,8 @@ def save_generator(
         "dataset": info.to_dict(),
         "iteration": iteration,
     }
+    if derived_from:
+        payload["derived_from"] = dict(derived_from)
     return atomic_save(payload, path)
 
 
@@ -214,6 +218,14 @@ class GeneratorCheckpoint:
     iteration: int
     path: Path
     sha256: str
+    # the generator file this one was distilled from ({"path", "sha256", "iteration"}); None for
+    # a generator trained from scratch
+    derived_from: dict | None = None
+
+    @property
+    def distilled(self) -> bool:
+        """Whether the pool-matching term shaped this generator (``match.weight`` > 0)."""
+        return self.config.match.weight > 0
 
 
 def load_generator_checkpoint(
@@ -236,6 +248,7 @@ def load_generator_checkpoint(
         iteration=int(payload.get("iteration", 0)),
         path=Path(path),
         sha256=sha256_file(path),
+        derived_from=payload.get("derived_from"),
     )
 
 

@@ -13,6 +13,7 @@ import argparse
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,24 @@ def _train_worker(local_rank: int, cfg: Config, resume: bool, overwrite: bool) -
     procs = f", {world_size()} processes" if world_size() > 1 else ""
     print(f"iterations: {result.iterations}, wall time: {_fmt_seconds(result.seconds)}{procs}")
     print(f"follow it with: tensorboard --logdir {Path(cfg.run_dir).parent}")
+
+
+def cmd_distill_generator(args: argparse.Namespace) -> int:
+    """``gandistill distill-generator``: continue a generator's training run with the
+    pool-matching term (:mod:`gandistill.gan.pool`) for ``match.iterations``, in a run folder of
+    its own; the result is an ordinary generator file that records its source."""
+    source = load_generator_checkpoint(args.generator)
+    run_dir = args.run_dir or str(Path(args.generator).parent / defaults.DISTILL_GENERATOR_DIR)
+    flags = {"device": args.device or None, "run_dir": run_dir}
+    preset = [] if source.config.match.weight > 0 else list(defaults.DISTILL_GENERATOR_PRESET)
+    overrides = [*preset, *_overrides(args, flags), f"train.init_from={args.generator}"]
+    cfg = _config(args.config, overrides, source)
+    if cfg.match.weight <= 0:
+        raise ConfigError("match.weight 0 turns the pool-matching term off: nothing to distil")
+    cfg = replace(cfg, train=replace(cfg.train, iterations=source.iteration + cfg.match.iterations))
+    _check_output_folder(Path(cfg.run_dir))
+    _launch(args, cfg, _train_worker, cfg, args.resume, args.overwrite)
+    return 0
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
@@ -350,10 +369,11 @@ def _sampled_set(args: argparse.Namespace, out: Path) -> None:
     start = time.perf_counter()
     device = resolve_device(args.device)
     ckpt = load_generator_checkpoint(args.generator, device=device)
-    print(
-        f"note: {args.generator} is a generator as trained (not distilled into): the set is "
-        "its plain samples"
-    )
+    if not ckpt.distilled:
+        print(
+            f"note: {args.generator} is a generator as trained (not distilled into): the set "
+            "is its plain samples"
+        )
     ds = sample_set(ckpt, args.ipc, args.seed, device)
     if fmt == "pt":
         ds.save(out)

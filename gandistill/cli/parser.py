@@ -18,6 +18,7 @@ from gandistill.cli.commands import (
     cmd_benchmark,
     cmd_compare,
     cmd_distill,
+    cmd_distill_generator,
     cmd_evaluate,
     cmd_quickstart,
     cmd_sample,
@@ -31,7 +32,8 @@ from gandistill.parallel import BACKENDS, DEFAULT_TIMEOUT_MINUTES
 from gandistill.pipelines.benchmark_settings import PROFILES as BENCHMARK_PROFILES
 
 DESCRIPTION = (
-    "Command line: ``gandistill train|distill|baseline|evaluate|compare|benchmark|sample``."
+    "Command line: ``gandistill train|distill|distill-generator|baseline|evaluate|compare|"
+    "benchmark|sample``."
 )
 DEVICE_HELP = "auto | cpu | cuda | cuda:N"
 
@@ -209,6 +211,28 @@ def _add_distill(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_distill)
 
 
+def _add_distill_generator(sub: argparse._SubParsersAction) -> None:
+    own = _flags()
+    own.add_argument(
+        "--generator", required=True, help="generator.pt in its run folder (with state/)"
+    )
+    shared = _shared_flags(
+        config="the generator's own run config",
+        example="match.iterations=300",
+        device=f"{DEVICE_HELP} (overrides the config)",
+        run_dir=f"output folder (default: {defaults.DISTILL_GENERATOR_DIR}/ beside --generator)",
+        resume="continue from the last checkpoint",
+        overwrite="discard an earlier run in the output folder",
+    )
+    p = sub.add_parser(
+        "distill-generator",
+        help="distil the training set into a generator, so that any set sampled from it is "
+        "informative",
+        parents=[own, shared, _parallel_flags()],
+    )
+    p.set_defaults(func=cmd_distill_generator)
+
+
 def _add_baseline(sub: argparse._SubParsersAction) -> None:
     own = _flags()
     own.add_argument(
@@ -363,6 +387,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
 _SUBCOMMANDS = (
     _add_train,
     _add_distill,
+    _add_distill_generator,
     _add_baseline,
     _add_evaluate,
     _add_compare,

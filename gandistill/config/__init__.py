@@ -23,6 +23,7 @@ from gandistill.config.schema import (
     DataConfig,
     DistillConfig,
     EvalConfig,
+    MatchConfig,
     ModelConfig,
     TrainConfig,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "DataConfig",
     "DistillConfig",
     "EvalConfig",
+    "MatchConfig",
     "ModelConfig",
     "TrainConfig",
     "apply_overrides",

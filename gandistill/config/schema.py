@@ -98,6 +98,11 @@ class TrainConfig:
         min=0.0,
     )
     ema_decay: float = _f(0.999, "decay of the generator's weight EMA", min=0.0, max=1.0)
+    init_from: str = _f(
+        "",
+        "a generator file whose training run this one continues, from its run folder's newest "
+        "checkpoint (distill-generator sets it; '' starts from scratch)",
+    )
     log_every: int = _f(10, "iterations between TensorBoard scalars", min=1)
     sample_every: int = _f(250, "iterations between image grids", min=1)
     checkpoint_every: int = _f(500, "iterations between resumable checkpoints", min=1)
@@ -109,6 +114,37 @@ class TrainConfig:
         "EMA samples per class scored by the real-data classifier at the end (0: skip)",
         min=0,
         max=MAX_SAMPLES_PER_CLASS,
+    )
+
+
+@dataclass
+class MatchConfig:
+    """The pool-matching term that distils the training set into the generator (after DiM, Wang
+    et al. 2023): networks trained on real data to different stages see a real batch and a
+    generated batch of the same labels, and G is pulled to make them look alike to them."""
+
+    weight: float = _f(
+        0.0,
+        "weight of the pool-matching term in G's loss (0: off; distill-generator turns it on)",
+        min=0.0,
+    )
+    objective: str = _f(
+        "logits",
+        "logits: the pool network's log-probabilities of each real image and the generated "
+        "image in its place (DiM); embed: each class's mean embedding (distribution matching "
+        "with trained networks)",
+        choices=("logits", "embed"),
+    )
+    iterations: int = _f(600, "iterations that distill-generator adds to the source run", min=1)
+    pool_size: int = _f(4, "networks in the pool, each at its own stage of training", min=1)
+    max_age: int = _f(
+        200, "SGD steps on real batches after which a pool network starts again", min=1
+    )
+    net_width: int = _f(128, "ConvNet width of the pool networks", min=1, max=MAX_WIDTH)
+    net_depth: int = _f(3, "ConvNet depth of the pool networks", min=1, max=MAX_DEPTH)
+    lr_net: float = _f(0.01, "SGD learning rate of the pool networks (momentum 0.9)", min=0.0)
+    augment: str = _f(
+        "dsa", "augmentation of both batches before the pool network", choices=("dsa", "none")
     )
 
 
@@ -289,6 +325,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    match: MatchConfig = field(default_factory=MatchConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

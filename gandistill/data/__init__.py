@@ -8,7 +8,7 @@ from gandistill.data.tensors import (
     BalancedBatches,
     DatasetInfo,
     ImageTensors,
-    require_same_shape,
+    require_compatible,
 )
 
 __all__ = [
@@ -21,5 +21,5 @@ __all__ = [
     "Splits",
     "load_dataset",
     "register_dataset",
-    "require_same_shape",
+    "require_compatible",
 ]

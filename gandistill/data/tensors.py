@@ -195,12 +195,19 @@ class BalancedBatches(Dataset):
         return self.split.sample_balanced(self.batch_size, gen)
 
 
-def require_same_shape(source: DatasetInfo, info: DatasetInfo, what: str) -> None:
+def require_compatible(source: DatasetInfo, info: DatasetInfo, what: str) -> None:
     """One-line :class:`DataError` unless ``what`` (described by ``source``) has the classes and
-    image shape of dataset ``info``."""
+    image shape of dataset ``info``: the number of classes, channels and size, then the class
+    names (a generator of Fashion-MNIST has the shape of MNIST's, not its classes)."""
     src = (source.num_classes, source.channels, source.image_size)
     if src != (info.num_classes, info.channels, info.image_size):
         raise DataError(
             f"{what} has {src[0]} classes of {src[1]}×{src[2]}² images; dataset '{info.name}' "
             f"has {info.num_classes} classes of {info.channels}×{info.image_size}²"
+        )
+    if tuple(source.class_names) != tuple(info.class_names):
+        theirs, ours = ", ".join(source.class_names[:3]), ", ".join(info.class_names[:3])
+        raise DataError(
+            f"{what} comes from dataset '{source.name}' (classes {theirs}, ...), not from "
+            f"'{info.name}' (classes {ours}, ...)"
         )

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from gandistill.classifier import RealClassifier, get_classifier
 from gandistill.config import Config, DistillConfig, resolve
-from gandistill.data import Splits, load_dataset, require_same_shape
+from gandistill.data import Splits, load_dataset, require_compatible
 from gandistill.distillation.init import check_init, initial_set
 from gandistill.distillation.monitor import attach_progress, attach_tensorboard
 from gandistill.distillation.state import (
@@ -190,7 +190,7 @@ class Distiller(ResumableState):
         info, dc = self.info, self.cfg.distill
         check_depth(dc.net_depth, info.image_size, "distill.net_depth")
         if self.ckpt is not None:
-            require_same_shape(self.ckpt.info, info, "the generator")
+            require_compatible(self.ckpt.info, info, "the generator")
         check_init(dc.init, dc.ipc, self.train_set)
 
     def _attach_handlers(self) -> None:

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from gandistill.classifier import get_classifier
 from gandistill.config import Config
-from gandistill.data import DatasetInfo, Splits, load_dataset, require_same_shape
+from gandistill.data import DatasetInfo, Splits, load_dataset, require_compatible
 from gandistill.defaults import EVAL_PROFILE, FEATURE_EXTRACTOR
 from gandistill.distances import diversity_ratios
 from gandistill.errors import ConfigError
@@ -202,7 +202,7 @@ def evaluate_generator(
     device = resolve_device(cfg.device)
     data = data if data is not None else load_dataset(cfg.data)
     train, test, info = data.train, data.test, data.info
-    require_same_shape(ckpt.info, info, "the generator")
+    require_compatible(ckpt.info, info, "the generator")
     n, epochs = GENERATOR_PROFILES[profile]
     ckpt.generator.to(device)
     # 2n per class: the first n are scored and train the two-sample test, the rest test it

@@ -31,7 +31,7 @@ import torch
 
 from gandistill.classifier import RealClassifier, get_classifier, get_independent_network
 from gandistill.config import Config, EvalConfig, to_dict
-from gandistill.data import DatasetInfo, ImageTensors, Splits, load_dataset, require_same_shape
+from gandistill.data import DatasetInfo, ImageTensors, Splits, load_dataset, require_compatible
 from gandistill.defaults import EVAL_PROFILE, FEATURE_EXTRACTOR
 from gandistill.evaluation.fidelity import (
     EXTRACTOR_CLASSIFIER,
@@ -386,7 +386,7 @@ def evaluate_distilled(
         cfg = cfg or ds.config
         device = resolve_device(cfg.device)
         data = data if data is not None else load_dataset(cfg.data)
-        require_same_shape(ds.info, data.info, "the distilled set")
+        require_compatible(ds.info, data.info, "the distilled set")
         clf = get_classifier(
             cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, data, device, progress
         )

@@ -19,7 +19,13 @@ from ignite.handlers import Checkpoint
 
 from gandistill.config import Config, check_unchanged, config_from_dict, dump_yaml, to_dict
 from gandistill.errors import ArtifactError, ConfigError
-from gandistill.files import GENERATOR_FILE, atomic_write
+from gandistill.files import (
+    GENERATOR_FILE,
+    KIND_GENERATOR,
+    atomic_write,
+    load_payload,
+    sha256_file,
+)
 from gandistill.handlers import make_checkpoint as checkpoint_handler
 from gandistill.parallel import barrier, is_main
 
@@ -27,7 +33,16 @@ STATE_DIR = "state"
 TB_DIR = "tb"
 CONFIG_FILE = "config.yaml"
 # Sections whose change makes a saved training state meaningless.
-RESUME_LOCKED = ("seed", "data", "model", "train.batch_size", "train.loss", "train.iterations")
+RESUME_LOCKED = (
+    "seed",
+    "data",
+    "model",
+    "match",
+    "train.batch_size",
+    "train.loss",
+    "train.iterations",
+    "train.init_from",
+)
 
 
 class ConfigRecord:
@@ -136,8 +151,10 @@ def check_resumable(saved: dict, cfg: Config, run_dir: Path) -> None:
     Raises:
         ConfigError: a locked setting differs, or the saved config is invalid.
     """
+    # validated, and with the defaults of keys newer than the file (a run saved before a
+    # section existed ran with its defaults)
+    saved = to_dict(config_from_dict(saved))
     check_unchanged(saved, cfg, RESUME_LOCKED, f"in {run_dir}")
-    config_from_dict(saved)  # validates
 
 
 def resume_from_newest(
@@ -190,3 +207,71 @@ def adopt_checkpoints(checkpoint: Checkpoint, files: list[Path], run_dir: Path, 
         disk_saver = name.startswith("tmp") and not stray.suffix
         if (ours or disk_saver) and stray.is_file():
             stray.unlink(missing_ok=True)
+
+
+# --- continuing another run (distillation into its generator) ---------------------------------
+
+# what a continued run takes over from the source run's newest checkpoint (not the engine: its
+# iteration is set, and the run's length is this config's)
+CONTINUED = ("generator", "discriminator", "ema", "opt_g", "opt_d")
+# settings a continued run must share with its source
+CONTINUE_LOCKED = ("data", "model", "train.batch_size", "train.loss")
+
+
+class SourceRecord:
+    """The generator file a run continues ({"path", "sha256", "iteration"}), in its checkpoints
+    so that a resumed run still knows it."""
+
+    def __init__(self, source: dict | None = None) -> None:
+        self.source = dict(source or {})
+
+    def state_dict(self) -> dict:
+        return dict(self.source)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.source = dict(state)
+
+
+def continue_from(
+    generator_file: str | Path, cfg: Config, device: torch.device, to_save: dict[str, Any]
+) -> dict:
+    """Load the training state behind ``generator_file`` (its run folder's newest checkpoint)
+    into ``to_save``'s :data:`CONTINUED` objects.
+
+    Args:
+        generator_file: a ``generator.pt`` beside the ``state/`` folder of its run.
+        cfg: the continuing run's config (its :data:`CONTINUE_LOCKED` settings must match).
+        device: where the loaded tensors go.
+        to_save: the continuing run's checkpointed objects.
+
+    Returns:
+        The source's record: path, sha256 and iteration of the generator file.
+
+    Raises:
+        ArtifactError: no checkpoint beside the file, or its newest is not the file's iteration.
+        ConfigError: a locked setting differs, or ``train.iterations`` does not go beyond the
+            source's.
+    """
+    path = Path(generator_file)
+    payload = load_payload(path, KIND_GENERATOR)
+    iteration = int(payload.get("iteration", 0))
+    files = checkpoint_files(path.parent)
+    if not files:
+        raise ArtifactError(
+            f"distilling into {path} continues its training: its run folder's "
+            f"{path.parent / STATE_DIR} holds no checkpoint (keep the file in its run folder)"
+        )
+    if step_of(files[-1]) != iteration:
+        raise ArtifactError(
+            f"the newest checkpoint in {path.parent / STATE_DIR} is of iteration "
+            f"{step_of(files[-1])}, {path.name} of iteration {iteration}: retrain or restore it"
+        )
+    if cfg.train.iterations <= iteration:
+        raise ConfigError(
+            f"train.iterations {cfg.train.iterations} must go beyond the source's {iteration}"
+        )
+    state = read_checkpoint(files[-1], device)
+    saved = to_dict(config_from_dict(state["config"]))
+    check_unchanged(saved, cfg, CONTINUE_LOCKED, f"that made {path.name} (in {path.parent})")
+    Checkpoint.load_objects({k: to_save[k] for k in CONTINUED}, state)
+    return {"path": str(path), "sha256": sha256_file(path), "iteration": iteration}

@@ -26,7 +26,9 @@ from gandistill.gan.losses import (
     class_conditional,
     mode_seeking,
 )
+from gandistill.gan.pool import MatchingPool
 from gandistill.models import ConvNet, Discriminator, Generator
+from gandistill.runtime import step_generator
 
 
 def ema_decay_at(decay: float, n_averaged: Tensor) -> Tensor:
@@ -100,6 +102,12 @@ class GANStep:
         self.use_amp = tc.amp and device.type == "cuda"
         # the mode-seeking term's bound per pair: the real images' ratio (set by the trainer)
         self.mode_seeking_cap: float | None = None
+        # the pool-matching term (distillation into the generator), built after the networks
+        # from its own stream so that it leaves their initial weights as they were
+        self.mc = cfg.match
+        self.pool: MatchingPool | None = None
+        if cfg.match.weight > 0:
+            self.pool = MatchingPool(cfg.match, info, device, step_generator(cfg.seed, -5))
 
     def autocast(self):
         """bfloat16 autocast on CUDA with ``train.amp``, a no-op context otherwise."""
@@ -121,14 +129,19 @@ class GANStep:
         self._G.train()
         self._D.train()
         loss_d, d_real, d_fake, real_aug = self._d_step(real, labels, gen)
-        loss_adv, dist = self._g_step(real, real_aug, labels, gen)
-        return {
+        if self.pool is not None:
+            self.pool.train_step(real, labels, gen)
+        loss_adv, dist, match = self._g_step(real, real_aug, labels, gen)
+        out = {
             "loss_d": loss_d.item(),
             "loss_g": loss_adv.item(),
             "dist_loss": dist.item(),
             "d_acc_real": (d_real > 0).float().mean().item(),
             "d_acc_fake": (d_fake < 0).float().mean().item(),
         }
+        if self.pool is not None:
+            out["match_loss"] = match.item()
+        return out
 
     def _d_step(
         self, real: Tensor, labels: Tensor, gen: torch.Generator
@@ -155,11 +168,12 @@ class GANStep:
 
     def _g_step(
         self, real: Tensor, real_aug: Tensor, labels: Tensor, gen: torch.Generator
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Update G (then its EMA); with D features, one D pass gives both logits and features.
 
         Returns:
-            G's adversarial loss and the distribution-matching term (0 when it is off).
+            G's adversarial loss, the distribution-matching term and the pool-matching term
+            (each 0 when it is off).
         """
         tc = self.tc
         z = self.generator.sample_latents(len(labels), gen)
@@ -168,12 +182,12 @@ class GANStep:
         # DDP reduction is started for it
         self.discriminator.requires_grad_(False)
         try:
-            loss_adv, dist = self._g_backward(real, real_aug, labels, z, gen, use_dist)
+            loss_adv, dist, match = self._g_backward(real, real_aug, labels, z, gen, use_dist)
         finally:
             self.discriminator.requires_grad_(True)
         self.opt_g.step()
         self.ema.update_parameters(self.generator)
-        return loss_adv, dist
+        return loss_adv, dist, match
 
     def _g_backward(
         self,
@@ -183,7 +197,7 @@ class GANStep:
         z: Tensor,
         gen: torch.Generator,
         use_dist: bool,
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """G's losses and their backward pass (D frozen by the caller)."""
         tc, D = self.tc, self._D
         with self.autocast(), _no_sync(D):
@@ -197,9 +211,13 @@ class GANStep:
             if tc.mode_seeking_weight > 0:
                 ms = mode_seeking(fake.float(), z, labels, self.mode_seeking_cap)
                 loss_g = loss_g + tc.mode_seeking_weight * ms
+            match = torch.zeros((), device=self.device)
+            if self.pool is not None:
+                match = self.pool.term(real, fake, labels, gen)
+                loss_g = loss_g + self.mc.weight * match
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
-        return loss_adv, dist
+        return loss_adv, dist, match
 
     def _dist_term(
         self, real: Tensor, real_aug: Tensor, labels: Tensor, fake: Tensor, fake_feat: Tensor

@@ -50,7 +50,9 @@ from gandistill.gan.checkpoints import (
     STATE_DIR,
     TB_DIR,
     ConfigRecord,
+    SourceRecord,
     check_run_dir,
+    continue_from,
     init_run_dir,
     make_checkpoint,
     resume_from_newest,
@@ -207,12 +209,34 @@ class GANTrainer:
             "trainer": self.engine,
             "config": ConfigRecord(cfg),
         }
+        # a run that continues another (distillation into its generator) records its source;
+        # the pool-matching term's networks are part of the training state
+        self.source = SourceRecord()
+        if cfg.train.init_from:
+            self.to_save["source"] = self.source
+        if step.pool is not None:
+            self.to_save["match_pool"] = step.pool
         self.diverged_at: int | None = None
         self.interrupt = InterruptFlag()
         main_only(init_run_dir, self.run_dir, cfg, clear=overwrite and not resume)
         self._attach_handlers()
         if resume:
             resume_from_newest(self.run_dir, cfg, self.device, self.to_save, self.checkpoint)
+        elif cfg.train.init_from:
+            self.source.source = continue_from(cfg.train.init_from, cfg, self.device, self.to_save)
+            # the loaded optimisers keep their moments but take this run's settings
+            tc = cfg.train
+            for opt, lr in ((self.opt_g, tc.lr_g), (self.opt_d, tc.lr_d)):
+                for group in opt.param_groups:
+                    group.update(lr=lr, betas=(tc.beta1, tc.beta2))
+            # the engine goes on from the source's iteration to this run's train.iterations
+            self.engine.load_state_dict(
+                {
+                    "iteration": self.source.source["iteration"],
+                    "epoch_length": cfg.train.iterations,
+                    "max_epochs": 1,
+                }
+            )
 
     # --- set-up -----------------------------------------------------------------------------
 
@@ -307,6 +331,7 @@ class GANTrainer:
             self.cfg,
             self.info,
             engine.state.iteration,
+            derived_from=self.source.source or None,
         )
 
     # --- the run -----------------------------------------------------------------------------
