@@ -10,6 +10,7 @@ from gandistill import cli
 from gandistill.config import load_config
 from gandistill.data import load_dataset
 from gandistill.errors import ConfigError
+from gandistill.files import DistilledSet
 from gandistill.gan.trainer import train
 from gandistill.pipelines import benchmark
 from gandistill.pipelines.benchmark import (
@@ -58,18 +59,37 @@ def generator_file(cache):
     return train(cfg).generator_path
 
 
+@pytest.fixture(scope="module")
+def distilled_file(cache, generator_file):
+    """The smoke generator distilled into for two more iterations."""
+    cfg = load_config(
+        SMOKE,
+        [
+            f"run_dir={cache / 'distilled'}",
+            f"cache_dir={cache}",
+            "train.eval_samples_per_class=0",
+            "train.iterations=6",
+            f"train.init_from={generator_file}",
+            "match.weight=1",
+            "match.net_width=8",
+        ],
+    )
+    return train(cfg).generator_path
+
+
 def _cfg(cache, *extra):
     return benchmark_config(SMOKE, [f"cache_dir={cache}", *TINY, *extra])
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, cache, generator_file):
+def finished(tmp_path_factory, cache, generator_file, distilled_file):
     """One benchmark of every method at IPC 1 and 2 (one seed), as a user runs it."""
     out = tmp_path_factory.mktemp("bench")
     lines = []
     run_benchmark(
-        _cfg(cache), out, (1, 2), METHODS, 1, BUDGET, "quick", generator_file, "cmd", lines.append
-    )
+        _cfg(cache), out, (1, 2), METHODS, 1, BUDGET, "quick", generator_file, "cmd", lines.append,
+        distilled_file,
+    )  # fmt: skip
     return out, lines
 
 
@@ -97,7 +117,8 @@ def test_table_and_results_are_well_formed(finished):
         assert len(r["accuracies"]) == 2 and 0 <= r["mean"] <= 1 and r["fid"] >= 0
         # bytes as stored: uint8 images with their labels (and soft labels, if any) per image
         per_image = data.train.images[0].numel() + 8
-        assert r["bytes"] >= 10 * r["ipc"] * per_image
+        if r["method"] not in benchmark.SAMPLED_METHODS:  # sampled sets store latents
+            assert r["bytes"] >= 10 * r["ipc"] * per_image
         full = data.train.images.numel() + 8 * n_train
         assert r["compression"] == pytest.approx(full / r["bytes"])
         assert r["images_per_class_equivalent"] == pytest.approx(r["bytes"] / (10 * per_image))
@@ -137,10 +158,21 @@ def test_table_and_results_are_well_formed(finished):
     assert kb == sorted(kb)
     latent = next(r for r in rows if r["method"] == "latent-dm")
     assert latent["generator_bytes"] > 0 and f"{latent['bytes'] / 1024:.1f} KB" in text
-    assert len(lines) == 16 and lines[-1].startswith("[16/16] IPC 2 latent-dm seed 0:")
+    n = 2 * len(METHODS)
+    assert len(lines) == n and lines[-1].startswith(f"[{n}/{n}] IPC 2 distilled-generator seed 0:")
+    # sets drawn from the trained and the distilled generator: latents stored, generator apart
+    for method in benchmark.SAMPLED_METHODS:
+        for r in (r for r in rows if r["method"] == method):
+            ds = DistilledSet.load(out / r["set_file"])
+            assert ds.stop_reason == "sampled" and ds.ipc == r["ipc"]
+            assert r["generator_bytes"] > 0 and r["bytes"] < 10 * r["ipc"] * per_image
+            assert 0 < r["distill_seconds"] < 60
+    assert "a static set drawn once" in text
 
 
-def test_second_call_skips_finished_rows(finished, cache, generator_file, tmp_path, monkeypatch):
+def test_second_call_skips_finished_rows(
+    finished, cache, generator_file, distilled_file, tmp_path, monkeypatch
+):
     out = tmp_path / "bench"
     shutil.copytree(finished[0], out)
     results = (out / RESULTS_FILE).read_text().splitlines()
@@ -157,15 +189,30 @@ def test_second_call_skips_finished_rows(finished, cache, generator_file, tmp_pa
     built_at = last_set.stat().st_mtime_ns
     lines = []
     rows = run_benchmark(
-        _cfg(cache), out, (1, 2), METHODS, 1, BUDGET, "quick", generator_file, "cmd", lines.append
-    )
-    assert computed == [(2, "latent-dm", 0)] and len(rows) == 16
-    assert last_set.stat().st_mtime_ns == built_at  # its set was finished: scored, not rebuilt
+        _cfg(cache), out, (1, 2), METHODS, 1, BUDGET, "quick", generator_file, "cmd", lines.append,
+        distilled_file,
+    )  # fmt: skip
+    n = 2 * len(METHODS)
+    assert computed == [(2, "distilled-generator", 0)] and len(rows) == n
+    assert last_set.stat().st_mtime_ns == built_at  # its set was finished: scored, not redrawn
     assert rows[-1]["distill_seconds"] == json.loads(results[-1])["distill_seconds"]
-    assert sum("done earlier, skipped" in line for line in lines) == 15
+    assert sum("done earlier, skipped" in line for line in lines) == n - 1
     assert (out / RESULTS_FILE).read_text().splitlines()[:-1] == results[:-1]
-    run_benchmark(_cfg(cache), out, (1, 2), METHODS, 1, BUDGET, "quick", generator_file, "cmd")
+    run_benchmark(
+        _cfg(cache), out, (1, 2), METHODS, 1, BUDGET, "quick", generator_file, "cmd",
+        distilled_generator=distilled_file,
+    )  # fmt: skip
     assert len(computed) == 1  # everything finished: nothing recomputed
+
+
+def test_a_generator_not_distilled_into_is_refused_for_the_distilled_row(
+    cache, generator_file, tmp_path
+):
+    with pytest.raises(ConfigError, match="was not distilled into"):
+        run_benchmark(
+            _cfg(cache), tmp_path, (1,), ("distilled-generator",), 1, BUDGET, "quick",
+            distilled_generator=generator_file,
+        )  # fmt: skip
 
 
 def test_another_protocol_in_the_same_folder_is_refused(finished, cache):

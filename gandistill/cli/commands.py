@@ -88,7 +88,13 @@ def _check_output_folder(path: Path) -> None:
     _existing_parent(path)
 
 
-INPUT_FILES = ("config", "generator", "distilled", "inception_weights")  # flags naming a file
+INPUT_FILES = (  # flags naming a file
+    "config",
+    "generator",
+    "distilled",
+    "distilled_generator",
+    "inception_weights",
+)
 
 
 def check_inputs(args: argparse.Namespace) -> None:
@@ -251,7 +257,17 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     ckpt = load_generator_checkpoint(args.generator) if args.generator else None
     cfg = benchmark_config(args.config, overrides, ckpt)
     _check_output_folder(Path(args.out))
-    run_benchmark(cfg, args.out, ipcs, methods, args.seeds, args.minutes, args.profile, ckpt)
+    run_benchmark(
+        cfg,
+        args.out,
+        ipcs,
+        methods,
+        args.seeds,
+        args.minutes,
+        args.profile,
+        ckpt,
+        distilled_generator=args.distilled_generator,
+    )
     print(f"wrote {Path(args.out) / TABLE_FILE} and {Path(args.out) / RESULTS_FILE}")
     return 0
 

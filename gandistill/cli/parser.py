@@ -324,7 +324,9 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     own = _flags()
     ipcs = ",".join(map(str, defaults.BENCHMARK_IPCS))
     own.add_argument("--ipc", default=ipcs, help="comma-separated images per class")
-    own.add_argument("--methods", help="comma-separated methods (default: all eight)")
+    own.add_argument(
+        "--methods", help="comma-separated methods (default: all those the given files allow)"
+    )
     own.add_argument(
         "--minutes",
         type=_Bounded(float, above=0),
@@ -340,7 +342,13 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     own.add_argument(
         "--profile", choices=BENCHMARK_PROFILES, default=defaults.EVAL_PROFILE, help="eval protocol"
     )
-    own.add_argument("--generator", help="generator checkpoint (for latent-gm, latent-dm)")
+    own.add_argument(
+        "--generator", help="generator checkpoint (for latent-gm, latent-dm, generator-sample)"
+    )
+    own.add_argument(
+        "--distilled-generator",
+        help="a generator made by distill-generator (for distilled-generator)",
+    )
     own.add_argument("--out", default=defaults.BENCHMARK_OUT, help="output folder")
     shared = _shared_flags(config="the generator's run config")
     p = sub.add_parser(

@@ -21,18 +21,22 @@ subset of the same IPC and seed trained the same way.
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
+
+import torch
 
 from gandistill.classifier import get_classifier, get_independent_network
 from gandistill.config import Config, apply_overrides, from_dict, to_dict
 from gandistill.config.derived import resolve
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
 from gandistill.coreset.baselines import build_baseline
-from gandistill.data import Splits, load_dataset
+from gandistill.data import Splits, load_dataset, require_compatible
 from gandistill.defaults import BENCHMARK_IPCS, BENCHMARK_MINUTES, BENCHMARK_SEEDS, EVAL_PROFILE
 from gandistill.distillation.loop import QUICK_CHECK_SEED, Distiller
+from gandistill.distillation.sampled import sample_set
 from gandistill.errors import ConfigError, DataError, GandistillError
 from gandistill.evaluation.fidelity import KEY_EXTRACTOR, KEY_FID, fidelity_metrics
 from gandistill.evaluation.sections import full_bytes, image_cost, needed_bytes
@@ -56,8 +60,11 @@ from gandistill.pipelines.benchmark_results import (
     render_table,
 )
 from gandistill.pipelines.benchmark_settings import (
+    DISTILLED_GENERATOR,
+    GENERATOR_SAMPLE,
     METHODS,
     OPTIMISED_METHODS,
+    SAMPLED_METHODS,
     parse_ipcs,
     parse_methods,
     protocol,
@@ -132,10 +139,11 @@ class _Bench:
         profile: str,
         ckpt: GeneratorCheckpoint | None,
         data: Splits,
+        distilled: GeneratorCheckpoint | None = None,
     ) -> None:
         self.cfg, self.out, self.minutes, self.profile = cfg, out, minutes, profile
         self.device = resolve_device(cfg.device)
-        self.data, self.ckpt = data, ckpt
+        self.data, self.ckpt, self.distilled = data, ckpt, distilled
         self.machine = f"{machine()}, {self.device}"
         self.protocol = protocol(cfg.eval, profile)
         self.targets: dict[tuple[int, int], float] = {}
@@ -169,6 +177,22 @@ class _Bench:
             )  # fmt: skip
         return self.targets[ipc, cfg.seed]
 
+    def sample(self, cfg: Config, method: str, path: Path) -> DistilledSet:
+        """A set drawn from the trained or the distilled generator and saved to ``path``, its
+        history the seconds the draw took; a set whose scoring was killed is reused if it was
+        drawn from the same generator with the same seed and IPC."""
+        ckpt = self.ckpt if method == GENERATOR_SAMPLE else self.distilled
+        if path.is_file():
+            ds = DistilledSet.load(path)
+            same = (ds.generator_sha256, ds.config.seed, ds.ipc)
+            if same == (ckpt.sha256, cfg.seed, cfg.distill.ipc):
+                return ds
+        start = time.perf_counter()
+        ds = sample_set(ckpt, cfg.distill.ipc, cfg.seed, self.device)
+        ds.history = [{"seconds": time.perf_counter() - start}]
+        ds.save(path)
+        return ds
+
     def build(self, cfg: Config, method: str, path: Path) -> DistilledSet:
         if path.is_file():  # a set whose scoring was killed: reuse it if made the same way
             ds = DistilledSet.load(path)
@@ -188,7 +212,11 @@ class _Bench:
     def row(self, method: str, ipc: int, seed: int) -> dict:
         cfg = self.row_config(method, ipc, seed)
         path = self.out / SETS_DIR / f"ipc{ipc}_{method}_seed{seed}.pt"
-        ds = self.build(cfg, method, path)
+        ds = (
+            self.sample(cfg, method, path)
+            if method in SAMPLED_METHODS
+            else self.build(cfg, method, path)
+        )
         train, test, info = self.data.train, self.data.test, self.data.info
         start = datetime.datetime.now()
         res = evaluate_set(ds.images_float, ds.labels, test, info, self.protocol, seed, self.device)
@@ -264,17 +292,39 @@ def _check_settings(rows: list[dict], path: Path, profile: str, minutes: float, 
             )
 
 
-def _without_latent(
+def _without_generators(
     methods: list[str],
     generator: str | Path | GeneratorCheckpoint | None,
+    distilled: str | Path | GeneratorCheckpoint | None,
     say: Callable[[str], None],
 ) -> tuple[list[str], list[str]]:
-    """``(methods to run, latent methods skipped)``: without a generator the latent ones go."""
-    skipped = [m for m in methods if m.startswith("latent-")] if generator is None else []
-    if skipped:
-        say(f"note: skipping {', '.join(skipped)} (latent methods need --generator FILE)")
-        methods = [m for m in methods if m not in skipped]
-    return methods, skipped
+    """``(methods to run, methods skipped)``: without a generator the latent methods and
+    ``generator-sample`` go, without a distilled generator ``distilled-generator``."""
+    skipped = []
+    if generator is None:
+        skipped += [m for m in methods if m.startswith("latent-") or m == GENERATOR_SAMPLE]
+        if skipped:
+            say(f"note: skipping {', '.join(skipped)} (they need --generator FILE)")
+    if distilled is None and DISTILLED_GENERATOR in methods:
+        skipped.append(DISTILLED_GENERATOR)
+        say(f"note: skipping {DISTILLED_GENERATOR} (it needs --distilled-generator FILE)")
+    return [m for m in methods if m not in skipped], skipped
+
+
+def _distilled_generator(
+    distilled: str | Path | GeneratorCheckpoint | None, device: torch.device
+) -> GeneratorCheckpoint | None:
+    """The ``distilled-generator`` row's generator, refused unless it was distilled into."""
+    if distilled is None:
+        return None
+    if not isinstance(distilled, GeneratorCheckpoint):
+        distilled = load_generator_checkpoint(distilled, device=device)
+    if not distilled.distilled:
+        raise ConfigError(
+            f"{distilled.path} was not distilled into (make one with gandistill "
+            "distill-generator); pass it as --generator for the generator-sample row"
+        )
+    return distilled
 
 
 def _load_data(cfg: Config, ipcs: list[int]) -> Splits:
@@ -320,6 +370,7 @@ def run_benchmark(
     generator: str | Path | GeneratorCheckpoint | None = None,
     command: str | None = None,
     say: Callable[[str], None] = print,
+    distilled_generator: str | Path | GeneratorCheckpoint | None = None,
 ) -> list[dict]:
     """Build and score every (IPC, method, seed) not yet in ``<out>/results.jsonl``.
 
@@ -333,12 +384,18 @@ def run_benchmark(
         seeds: seeds per (IPC, method).
         minutes: wall-clock budget of each optimised set (``distill.max_minutes``).
         profile: evaluation protocol of every row (see :func:`protocol`).
-        generator: generator checkpoint (path or loaded) for the latent methods.
+        generator: generator checkpoint (path or loaded) for the latent methods and
+            ``generator-sample``.
         command: the command line for the caption (default: ``sys.argv``).
         say: where progress lines go.
+        distilled_generator: a generator made by ``distill-generator`` (path or loaded), for
+            ``distilled-generator``.
 
     Returns:
         All rows of ``results.jsonl`` (keys :data:`RESULT_KEYS`).
+
+    Raises:
+        ConfigError: ``distilled_generator`` was not distilled into, or bad arguments.
     """
     methods = parse_methods(",".join(methods))
     ipcs = parse_ipcs(",".join(map(str, ipcs)))
@@ -350,10 +407,16 @@ def run_benchmark(
         results_path = out / RESULTS_FILE
         rows = load_results(results_path)
         _check_settings(rows, results_path, profile, minutes, prot)
-        methods, skipped = _without_latent(methods, generator, say)
+        methods, skipped = _without_generators(methods, generator, distilled_generator, say)
+        device = resolve_device(cfg.device)
         if isinstance(generator, (str, Path)):
-            generator = load_generator_checkpoint(generator, device=resolve_device(cfg.device))
-        bench = _Bench(cfg, out, minutes, profile, generator, _load_data(cfg, ipcs))
+            generator = load_generator_checkpoint(generator, device=device)
+        distilled = _distilled_generator(distilled_generator, device)
+        data = _load_data(cfg, ipcs)
+        for ckpt, what in ((generator, "the generator"), (distilled, "the distilled generator")):
+            if ckpt is not None:
+                require_compatible(ckpt.info, data.info, what)
+        bench = _Bench(cfg, out, minutes, profile, generator, data, distilled)
         command = command or command_line()
         caption = _caption(
             cfg,
@@ -366,6 +429,14 @@ def run_benchmark(
         )
         if skipped:
             caption += ["", f"Not run: {', '.join(skipped)} (no generator given)."]
+        if any(m in SAMPLED_METHODS for m in methods):
+            caption += [
+                "",
+                f"{GENERATOR_SAMPLE}, {DISTILLED_GENERATOR}: a static set drawn once from the "
+                "generator's EMA weights (the distilled one made by `gandistill "
+                "distill-generator`); distillation time is the draw's, not the generator's "
+                "training; bytes are the set's latents, the generator's apart.",
+            ]
 
         done = {(r["ipc"], r["method"], r["seed"]) for r in rows}
         todo = [(i, m, cfg.seed + s) for i in ipcs for m in methods for s in range(seeds)]

@@ -52,7 +52,11 @@ def _read_preset() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
 # DEFAULT_OVERRIDES: before the user's --set; OPTIMISED_METHODS: the overrides of each optimised
 # method, after the user's --set
 DEFAULT_OVERRIDES, OPTIMISED_METHODS = _read_preset()
-METHODS = (*CORESET_METHODS, *OPTIMISED_METHODS)
+# sets drawn from a generator (gandistill sample --ipc): the trained one (--generator), and one
+# distilled into (--distilled-generator, made by gandistill distill-generator)
+GENERATOR_SAMPLE, DISTILLED_GENERATOR = "generator-sample", "distilled-generator"
+SAMPLED_METHODS = (GENERATOR_SAMPLE, DISTILLED_GENERATOR)
+METHODS = (*CORESET_METHODS, *OPTIMISED_METHODS, *SAMPLED_METHODS)
 PROFILES = ("quick", "full")
 
 
