@@ -26,7 +26,7 @@ BENCHMARK_OUT = "checkpoints/benchmark"  # the command line's output folder (req
 
 # gandistill distill-generator: the match section it sets unless the config or --set says
 # otherwise (see docs/benchmarks.md, "Distilling into the generator")
-DISTILL_GENERATOR_PRESET = ("match.weight=1.0",)
+DISTILL_GENERATOR_PRESET = ("match.weight=0.05",)
 DISTILL_GENERATOR_DIR = "distilled"  # its run folder, beside the source's generator file
 
 # gandistill sample (a generator's grid)

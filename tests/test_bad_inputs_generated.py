@@ -201,6 +201,10 @@ PATH_FLAGS = {
     ("sample", "--generator"): "generator",
     ("sample", "--distilled"): "distilled",
     ("sample", "--out"): "out-file",
+    ("distill-generator", "--config"): "config",
+    ("distill-generator", "--generator"): "generator",
+    ("distill-generator", "--run-dir"): "out-dir",
+    ("benchmark", "--distilled-generator"): "generator",
 }
 
 # string flags that are not paths: (command, flag) -> (bad value, what the message names)
@@ -244,6 +248,7 @@ ABSURD_FLAGS = {
     ("sample", "--n-per-class"): "--n-per-class",
     ("train", "--nproc-per-node"): "--nproc-per-node",
     ("distill", "--nproc-per-node"): "--nproc-per-node",
+    ("distill-generator", "--nproc-per-node"): "--nproc-per-node",
     ("benchmark", "--seeds"): "--seeds",
 }
 
@@ -263,6 +268,10 @@ def _base(command: str, f: SimpleNamespace, d: Path) -> list:
             *["--minutes", 0.01, "--out", out],
         ],
         "sample": ["sample", "--generator", f.generator, "--out", out / "g.png"],
+        "distill-generator": [
+            *["distill-generator", "--generator", f.generator, "--run-dir", out],
+            *["--set", "match.iterations=2", "--set", "match.net_width=8"],
+        ],
     }[command]
 
 

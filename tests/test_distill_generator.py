@@ -12,6 +12,7 @@ from test_cli import assert_user_error
 
 from gandistill.config import MatchConfig
 from gandistill.errors import ArtifactError, ConfigError, DataError
+from gandistill.evaluation.generator import _source as generator_source
 from gandistill.evaluation.generator import evaluate_generator
 from gandistill.files import GENERATOR_FILE, load_generator_checkpoint, sha256_file
 from gandistill.gan.checkpoints import STATE_DIR, checkpoint_files
@@ -67,6 +68,8 @@ def test_a_distilled_generator_starts_from_its_source_changes_it_and_records_how
     assert ckpt.config.train.init_from == str(source) and ckpt.config.match.weight == 1.0
     before, after = ema_weights(source), ema_weights(result.generator_path)
     assert any(not torch.equal(before[k], after[k]) for k in before)
+    # a generator report names the source
+    assert generator_source(ckpt, tiny_data.info)["derived_from"] == ckpt.derived_from
     # the pool's networks are part of the run's training state
     state = torch.load(checkpoint_files(tmp_path / "d")[-1], weights_only=True)
     assert len(state["match_pool"]["nets"]) == smoke_cfg.match.pool_size

@@ -129,13 +129,13 @@ class MatchConfig:
         min=0.0,
     )
     objective: str = _f(
-        "logits",
-        "logits: the pool network's log-probabilities of each real image and the generated "
-        "image in its place (DiM); embed: each class's mean embedding (distribution matching "
-        "with trained networks)",
-        choices=("logits", "embed"),
+        "embed",
+        "embed: each class's mean embedding under the pool network (distribution matching with "
+        "trained networks); logits: its log-probabilities of each real image and of the "
+        "generated image in its place (DiM)",
+        choices=("embed", "logits"),
     )
-    iterations: int = _f(600, "iterations that distill-generator adds to the source run", min=1)
+    iterations: int = _f(400, "iterations that distill-generator adds to the source run", min=1)
     pool_size: int = _f(4, "networks in the pool, each at its own stage of training", min=1)
     max_age: int = _f(
         200, "SGD steps on real batches after which a pool network starts again", min=1

@@ -171,6 +171,8 @@ def _source(ckpt: GeneratorCheckpoint, info: DatasetInfo) -> dict:
         "kind": "generator",
         "dataset": info.name,
         "iteration": ckpt.iteration,
+        # the generator file it was distilled from (distill-generator), else None
+        "derived_from": ckpt.derived_from,
     }
 
 

@@ -264,11 +264,19 @@ def generator_markdown(report: dict) -> list[str]:
         f"| {label} | " + " | ".join(_fidelity_cells(fid[key]))
         for key, label in (("generated", "generated samples"), ("real_train", "real (floor)"))
     ]
+    src = report["source"]
+    parent = src.get("derived_from")
+    distilled = (
+        f" Distilled into (gandistill distill-generator) from `{parent['path']}` (iteration "
+        f"{parent['iteration']}, sha256 {parent['sha256'][:12]})."
+        if parent
+        else ""
+    )
     return [
         f"# Generator report ({report['profile']} profile)",
         "",
-        f"Source: `{report['source']['path']}` (iteration {report['source']['iteration']}, "
-        f"dataset {report['source']['dataset']}); {report['samples_per_class']} samples per class.",
+        f"Source: `{src['path']}` (iteration {src['iteration']}, dataset {src['dataset']}); "
+        f"{report['samples_per_class']} samples per class.{distilled}",
         "",
         "| set (against the test split) | FID | KID | IS |",
         "|---|---|---|---|",
