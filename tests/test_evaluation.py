@@ -202,9 +202,15 @@ def test_generator_report(tmp_path, setup):
         0 < div["min"] <= div["mean"] and "Intra-class diversity" in (out / "report.md").read_text()
     )
     cas = rep["cas"]
-    assert list(cas["rows"]) == ["1", "10"] and cas["protocol"]["epochs"] == 3
+    assert list(cas["rows"]) == ["1", "10", "full"] and cas["protocol"]["epochs"] == 3
     for row in cas["rows"].values():
         assert len(row["generated"]["accuracies"]) == 1 and 0 <= row["real"]["mean"] <= 1
+    full = cas["rows"]["full"]
+    counts = data.train.class_counts()
+    assert full["samples_per_class"] == round(sum(counts) / len(counts))
+    # the real side of the full row is the report's converged full-data reference
+    assert full["generated"]["epochs"][0] <= cas["protocol"]["full_max_epochs"]
+    assert "converged" in full["real"] and "all (" in (out / "report.md").read_text()
     text = (out / "report.md").read_text()
     assert (out / "cas.png").is_file() and "CAS (Ravuri & Vinyals 2019)" in text
     (proc,) = run_cli_many(

@@ -31,7 +31,12 @@ from gandistill.evaluation.fidelity import check_extractor, fidelity_table
 from gandistill.evaluation.options import PROFILES as REPORT_PROFILES
 from gandistill.evaluation.options import apply_profile
 from gandistill.evaluation.render import write_generator_report
-from gandistill.evaluation.report import REPORT_VERSION, fidelity_network
+from gandistill.evaluation.report import (
+    REPORT_VERSION,
+    converged_accuracy,
+    fidelity_network,
+    full_data_reference,
+)
 from gandistill.files import GeneratorCheckpoint, load_generator_checkpoint, to_uint8
 from gandistill.fit import evaluate_set, fit
 from gandistill.models import ConvNet, from_gan_range
@@ -56,15 +61,23 @@ GENERATOR_PROFILES = {"quick": (100, 3), "full": (1000, 10)}
 CAS_SAMPLES = {"quick": (1, 10), "full": (1, 10, 50)}
 
 
-@torch.no_grad()
 def sample_images(
     generator: nn.Module, num_classes: int, n_per_class: int, seed: int, batch_size: int = 500
 ) -> tuple[Tensor, Tensor]:
     """``n_per_class`` samples of each class: images in [0, 1] (CPU) and their labels."""
+    return sample_per_class_counts(generator, [n_per_class] * num_classes, seed, batch_size)
+
+
+@torch.no_grad()
+def sample_per_class_counts(
+    generator: nn.Module, counts: list[int], seed: int, batch_size: int = 500
+) -> tuple[Tensor, Tensor]:
+    """``counts[c]`` samples of class ``c``, ordered by class: images in [0, 1] (CPU) and their
+    labels."""
     generator.eval()
     device = next(generator.parameters()).device
     gen = step_generator(seed, -30)
-    labels = torch.arange(num_classes).repeat_interleave(n_per_class)
+    labels = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
     images = []
     for y in labels.split(batch_size):
         z = generator.sample_latents(len(y), gen)
@@ -110,6 +123,12 @@ def real_vs_generated_accuracy(
     return correct / (len(real_test) + len(fake_test))
 
 
+def _cas_stats(stats: dict) -> dict:
+    """The fields of an accuracy result a CAS row keeps."""
+    keep = ("mean", "std", "accuracies", "binomial_se", "epochs", "best_epochs", "converged")
+    return {k: stats[k] for k in keep if k in stats}
+
+
 def cas_section(
     generator: nn.Module, data: Splits, cfg: Config, profile: str, device: torch.device
 ) -> dict:
@@ -117,7 +136,11 @@ def cas_section(
     ``k`` generated samples per class only, tested on the real test split, beside the same
     networks trained on ``k`` random real training images per class, for each ``k`` of the
     profile's :data:`CAS_SAMPLES`, under the evaluation report's protocol of that profile.
-    A generator whose samples of a class are near-duplicates scores far below real images."""
+    A generator whose samples of a class are near-duplicates scores far below real images.
+
+    The row ``full`` draws as many samples per class as the training split holds and trains
+    until validation accuracy stalls, beside the report's converged full-data reference (the
+    whole training split): whether the generator could stand in for the data."""
     ec = apply_profile(cfg.eval, REPORT_PROFILES[profile])
     train, test, info = data.train, data.test, data.info
     rows = {}
@@ -125,7 +148,7 @@ def cas_section(
         fake01, fake_labels = sample_images(generator, info.num_classes, k, cfg.seed + k)
         real_k = [min(k, n) for n in train.class_counts()]
         real01, real_labels = train.sample_per_class(real_k, step_generator(cfg.seed, -32 - k))
-        row = {}
+        row: dict = {"samples_per_class": k}
         for name, (x, y) in (("generated", (fake01, fake_labels)), ("real", (real01, real_labels))):
             result = evaluate_set(info.normalize(x), y, test, info, ec, cfg.seed, device)
             p = result.mean
@@ -136,8 +159,27 @@ def cas_section(
                 "binomial_se": math.sqrt(p * (1 - p) / len(test)),
             }
         rows[str(k)] = row
+    counts = train.class_counts()
+    fake01, fake_labels = sample_per_class_counts(generator, counts, cfg.seed - 1)
+    prof = REPORT_PROFILES[profile]
+    stop = {"max_epochs": prof.full_epochs, "patience": prof.full_patience}
+    generated, _ = converged_accuracy(
+        info.normalize(fake01), fake_labels, data, ec, cfg.seed, device, stop, progress=False
+    )
+    real, _ = full_data_reference(data, cfg, ec, profile, device, progress=False)
+    rows["full"] = {
+        "samples_per_class": round(sum(counts) / len(counts)),
+        "generated": _cas_stats(generated),
+        "real": _cas_stats(real),
+    }
     return {
-        "protocol": {"epochs": ec.epochs, "augment": ec.augment, "n_models": ec.n_models},
+        "protocol": {
+            "epochs": ec.epochs,
+            "augment": ec.augment,
+            "n_models": ec.n_models,
+            "full_max_epochs": prof.full_epochs,
+            "full_patience": prof.full_patience,
+        },
         "samples_per_class": list(CAS_SAMPLES[profile]),
         "rows": rows,
     }

@@ -227,13 +227,21 @@ def _cas_lines(cas: dict | None) -> list[str]:
         "|---:|---|---|",
     ]
     for k, row in cas["rows"].items():
-        lines.append(f"| {k} | {_pct(row['generated'])} | {_pct(row['real'])} |")
+        label = f"all ({row['samples_per_class']} on average)" if k == "full" else k
+        lines.append(f"| {label} | {_pct(row['generated'])} | {_pct(row['real'])} |")
+    full = ""
+    if "full" in cas["rows"]:
+        full = (
+            " Row *all*: as many samples per class as the training split holds, beside the whole "
+            "training split, each trained until validation accuracy stalls (at most "
+            f"{p['full_max_epochs']} epochs)."
+        )
     return [
         *lines,
         "",
         f"CAS (Ravuri & Vinyals 2019): fresh networks trained only on k samples per class, "
         f"tested on the real test split, beside k random real training images per class "
-        f"({p['n_models']} network(s), {p['epochs']} epochs, augmentation {p['augment']}).",
+        f"({p['n_models']} network(s), {p['epochs']} epochs, augmentation {p['augment']}).{full}",
         "",
         "![CAS](cas.png)",
         "",
@@ -243,10 +251,14 @@ def _cas_lines(cas: dict | None) -> list[str]:
 def _plot_cas(report: dict, fh: BinaryIO) -> None:
     """CAS against samples per class: generated and real, with error bars."""
     cas = report["cas"]
-    ks = [int(k) for k in cas["rows"]]
+    rows = list(cas["rows"].values())
+    ks = [
+        row["samples_per_class"] if "samples_per_class" in row else int(k)
+        for k, row in cas["rows"].items()
+    ]
     plt, fig, ax = _figure()
     for name, label in (("generated", "generated samples"), ("real", "real images")):
-        stats = [cas["rows"][str(k)][name] for k in ks]
+        stats = [row[name] for row in rows]
         means = [100 * s["mean"] for s in stats]
         errs = [100 * math.hypot(s["std"], s.get("binomial_se", 0.0)) for s in stats]
         ax.errorbar(ks, means, yerr=errs, marker="o", capsize=3, label=label)

@@ -134,12 +134,50 @@ class _Trainer:
         return _stats(EvalResult(accs), seconds, len(self.test)), logits
 
 
-def _full_data_baseline(
-    trainer: _Trainer,
+def converged_accuracy(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    data: Splits,
+    ec: EvalConfig,
+    seed: int,
+    device: torch.device,
+    stop: dict,
+    progress: bool,
+) -> tuple[dict, torch.Tensor]:
+    """Accuracy stats (as :func:`_stats`, plus the epochs, best epochs and validation accuracies
+    of the runs) and the first network's test logits, of ``ec.n_models`` networks trained on the
+    normalised ``images`` until their accuracy on the validation split stops improving
+    (:func:`~gandistill.fit.train_to_convergence` with ``stop``'s ``max_epochs`` and
+    ``patience``)."""
+    info, test = data.info, data.test
+    accs, seconds, runs, logits = [], [], [], None
+    for i in range(ec.n_models):
+        start = time.perf_counter()
+        net, run = train_to_convergence(
+            images, labels, data.val, info, ec, seed + 1000 * i, device, progress=progress, **stop
+        )
+        seconds.append(time.perf_counter() - start)
+        runs.append(run)
+        accs.append(test_accuracy(net, test, info, device))
+        if logits is None:
+            logits = test_logits(net, test, info, device)
+    stats = _stats(EvalResult(accs), seconds, len(test))
+    stats.update(
+        epochs=[r["epochs"] for r in runs],
+        best_epochs=[r["best_epoch"] for r in runs],
+        val_accuracies=[r["val_accuracy"] for r in runs],
+        converged=all(r["converged"] for r in runs),
+        **{f"stop_{k}": v for k, v in stop.items()},
+    )
+    return stats, logits
+
+
+def full_data_reference(
     data: Splits,
     cfg: Config,
     ec: EvalConfig,
     profile_name: str,
+    device: torch.device,
     progress: bool,
 ) -> tuple[dict, torch.Tensor]:
     """Accuracy of the protocol's networks trained on all of the training split until their
@@ -162,34 +200,10 @@ def _full_data_baseline(
     if path.is_file():
         cached = torch.load(path, weights_only=True)
         return json.loads(cached["stats"]), cached["logits"]
-    info, train = trainer.info, data.train
-    images = info.normalize(train.images.float() / 255.0)
-    accs, seconds, runs, logits = [], [], [], None
-    for i in range(ec.n_models):
-        start = time.perf_counter()
-        net, run = train_to_convergence(
-            images,
-            train.labels,
-            data.val,
-            info,
-            ec,
-            cfg.seed + 1000 * i,
-            trainer.device,
-            progress=progress,
-            **stop,
-        )
-        seconds.append(time.perf_counter() - start)
-        runs.append(run)
-        accs.append(test_accuracy(net, trainer.test, info, trainer.device))
-        if logits is None:
-            logits = test_logits(net, trainer.test, info, trainer.device)
-    stats = _stats(EvalResult(accs), seconds, len(trainer.test))
-    stats.update(
-        epochs=[r["epochs"] for r in runs],
-        best_epochs=[r["best_epoch"] for r in runs],
-        val_accuracies=[r["val_accuracy"] for r in runs],
-        converged=all(r["converged"] for r in runs),
-        **{f"stop_{k}": v for k, v in stop.items()},
+    train = data.train
+    images = data.info.normalize(train.images.float() / 255.0)
+    stats, logits = converged_accuracy(
+        images, train.labels, data, ec, cfg.seed, device, stop, progress
     )
     atomic_write(path, lambda fh: torch.save({"stats": json.dumps(stats), "logits": logits}, fh))
     return stats, logits
@@ -256,8 +270,8 @@ def _accuracy_section(
                 random_images, rand_labels, arch_ec, progress, teacher=teacher
             )
         if len(accuracy) == 1:  # the first architecture
-            rows["full_data"], logits_full = _full_data_baseline(
-                trainer, data, cfg, arch_ec, profile, progress
+            rows["full_data"], logits_full = full_data_reference(
+                data, cfg, arch_ec, profile, trainer.device, progress
             )
             logits_pair = (logits_full, logits)
             reference = _Reference(arch, rows["distilled"], rows["full_data"], logits_pair)
