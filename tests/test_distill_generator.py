@@ -104,6 +104,11 @@ def test_continuing_needs_the_source_run_folder_and_more_iterations(
     cfg = replace(cfg, train=replace(cfg.train, iterations=smoke_cfg.train.iterations))
     with pytest.raises(ConfigError, match="must go beyond the source's"):
         train(cfg, data=tiny_data)
+    # the networks' shapes are the source's: another latent size cannot continue its weights
+    cfg = continued(smoke_cfg, source, tmp_path / "d")
+    cfg = replace(cfg, model=replace(cfg.model, latent_dim=cfg.model.latent_dim + 1))
+    with pytest.raises(ConfigError, match=r"cannot distil into it: 'model' differs from the run"):
+        train(cfg, data=tiny_data)
     # the run folder's newest checkpoint must be the one the file was written from
     checkpoint_files(Path(source).parent)[-1].unlink()
     with pytest.raises(ArtifactError, match="newest checkpoint .* is of iteration"):
@@ -175,3 +180,25 @@ def test_a_generator_of_another_dataset_is_refused_at_evaluation(source, tiny_da
     letters = replace(tiny_data, info=info)
     with pytest.raises(DataError, match="comes from dataset 'tiny'.*not from 'letters'"):
         evaluate_generator(source, data=letters, profile="quick", progress=False)
+
+
+def test_the_command_records_its_source_by_absolute_path(smoke_cfg, tmp_path):
+    """Run from the source's folder with a relative path: the result names the source so that
+    a resume from any other folder compares the same file."""
+    source = Path(train(smoke_cfg).generator_path)  # the smoke run on the embedded data
+    (proc,) = run_cli_many(
+        [
+            (
+                [
+                    *["distill-generator", "--generator", source.name, "--run-dir", "d"],
+                    *["--set", "match.iterations=2", "--set", "match.net_width=8"],
+                ],
+                source.parent,
+            )
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr
+    made = load_generator_checkpoint(source.parent / "d" / GENERATOR_FILE)
+    assert made.config.train.init_from == str(source.resolve())
+    assert made.derived_from["path"] == str(source.resolve()) and made.distilled
+    assert made.iteration == smoke_cfg.train.iterations + 2

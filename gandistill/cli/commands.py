@@ -195,7 +195,9 @@ def cmd_distill_generator(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or str(Path(args.generator).parent / defaults.DISTILL_GENERATOR_DIR)
     flags = {"device": args.device or None, "run_dir": run_dir}
     preset = [] if source.config.match.weight > 0 else list(defaults.DISTILL_GENERATOR_PRESET)
-    overrides = [*preset, *_overrides(args, flags), f"train.init_from={args.generator}"]
+    # absolute, so that a resume from another folder names the same source
+    init_from = Path(args.generator).resolve()
+    overrides = [*preset, *_overrides(args, flags), f"train.init_from={init_from}"]
     cfg = _config(args.config, overrides, source)
     if cfg.match.weight <= 0:
         raise ConfigError("match.weight 0 turns the pool-matching term off: nothing to distil")

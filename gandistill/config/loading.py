@@ -152,8 +152,11 @@ def lookup(data: typing.Mapping, dotted: str) -> Any:
     return data
 
 
-def check_unchanged(saved: dict, cfg: Config, keys: typing.Iterable[str], where: str) -> None:
-    """Refuse to resume a run whose saved config (dict) differs from ``cfg`` in ``keys``.
+def check_unchanged(
+    saved: dict, cfg: Config, keys: typing.Iterable[str], where: str, action: str = "resume"
+) -> None:
+    """Refuse to ``action`` (resume, continue) a run whose saved config (dict) differs from
+    ``cfg`` in ``keys``.
 
     Raises:
         ConfigError: naming the first differing key, both values and ``where`` the run lies
@@ -166,6 +169,6 @@ def check_unchanged(saved: dict, cfg: Config, keys: typing.Iterable[str], where:
         now = lookup(mine, key)
         if there != now:
             raise ConfigError(
-                f"cannot resume: '{key}' differs from the run {where} ({there!r} there, "
+                f"cannot {action}: '{key}' differs from the run {where} ({there!r} there, "
                 f"{now!r} now)"
             )

@@ -272,6 +272,8 @@ def continue_from(
         )
     state = read_checkpoint(files[-1], device)
     saved = to_dict(config_from_dict(state["config"]))
-    check_unchanged(saved, cfg, CONTINUE_LOCKED, f"that made {path.name} (in {path.parent})")
+    check_unchanged(
+        saved, cfg, CONTINUE_LOCKED, f"that made {path.name} (in {path.parent})", "distil into it"
+    )
     Checkpoint.load_objects({k: to_save[k] for k in CONTINUED}, state)
     return {"path": str(path), "sha256": sha256_file(path), "iteration": iteration}
