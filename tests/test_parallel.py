@@ -98,6 +98,28 @@ def test_training_resumes_on_another_world_size(two_process_run, tmp_path):
     assert load_generator_checkpoint(tmp_path / "run" / "generator.pt").iteration == 4
 
 
+def test_distilling_into_a_generator_runs_on_two_processes(two_process_run, tmp_path):
+    """distill-generator continues the 2-process run on 2 processes: its pool trains on each
+    process's real batch, and the result (rank 0's) records its source."""
+    out = tmp_path / "distilled"
+    proc = _cli(
+        tmp_path,
+        "distill-generator",
+        "--generator",
+        two_process_run / "generator.pt",
+        "--run-dir",
+        out,
+        *set_args(["match.iterations=2", "match.net_width=8"]),
+        "--nproc-per-node",
+        2,
+    )
+    assert proc.returncode == 0, proc.stderr
+    made = load_generator_checkpoint(out / "generator.pt")
+    assert made.iteration == 6 and made.distilled
+    assert made.derived_from["iteration"] == 4
+    assert len(list((out / "tb").glob("events.out.tfevents.*"))) == 1
+
+
 def test_torchrun_runs_the_same_training(tmp_path):
     """``torchrun -m gandistill train`` joins the group torchrun made instead of spawning."""
     run = tmp_path / "run"
