@@ -34,6 +34,10 @@ SAMPLE_N_PER_CLASS = 8  # columns of the grid
 SAMPLE_MAX_N_PER_CLASS = 256  # a wider grid would not show a sample per column on any screen
 SAMPLE_SEED = 0  # seed of the latents
 SAMPLE_DEVICE = "auto"  # CUDA when present
+# how a set drawn with sample --ipc keeps its images among candidates, chosen on the validation
+# split (docs/benchmarks.md, "Sets drawn from a generator")
+SAMPLE_SELECT = "kmeans"
+SAMPLE_CANDIDATES = 10  # candidates per kept image
 
 # several processes (gandistill train|distill, gandistill.parallel.launch)
 NPROC_PER_NODE = 1  # one process: no process group at all

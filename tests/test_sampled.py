@@ -7,10 +7,15 @@ import pytest
 import torch
 from cli_batch import run_cli_many
 from test_cli import assert_user_error
+from torch.nn import functional as F
 
-from gandistill.distillation.sampled import STOP_REASON, sample_set
-from gandistill.files import DistilledSet
+from gandistill.classifier import get_classifier
+from gandistill.distillation.sampled import SAMPLE_KEY, STOP_REASON, sample_set, selection_of
+from gandistill.errors import ConfigError
+from gandistill.files import DistilledSet, load_generator_checkpoint
 from gandistill.gan.trainer import train
+from gandistill.models import from_gan_range
+from gandistill.runtime import step_generator
 
 
 @pytest.fixture
@@ -19,12 +24,13 @@ def generator(smoke_cfg, tiny_data):
 
 
 def test_a_sampled_set_is_static_seeded_and_an_ordinary_set(generator, tmp_path):
-    ds = sample_set(generator, ipc=3, seed=0)
+    ds = sample_set(generator, ipc=3, seed=0, select="none")
     assert torch.bincount(ds.labels).tolist() == [3, 3, 3]
     assert torch.equal(ds.labels, ds.labels.sort().values)
     assert ds.space == "latent" and ds.stop_reason == STOP_REASON and ds.ipc == 3
     assert ds.config.seed == 0 and ds.config.distill.ipc == 3
-    again, other = sample_set(generator, ipc=3, seed=0), sample_set(generator, ipc=3, seed=1)
+    again = sample_set(generator, ipc=3, seed=0, select="none")
+    other = sample_set(generator, ipc=3, seed=1, select="none")
     assert torch.equal(again.images_uint8, ds.images_uint8)
     assert not torch.equal(other.latents, ds.latents)
     # saved and loaded like any distilled set; its latents decode to its images again
@@ -38,8 +44,15 @@ def test_cli_samples_a_set_of_any_size_and_refuses_bad_input(generator, tmp_path
     out, npz = tmp_path / "s.pt", tmp_path / "s.npz"
     ok, exported, *refused = run_cli_many(
         [
-            (["sample", "--generator", generator, "--ipc", 4, "--out", out], here),
-            (["sample", "--generator", generator, "--ipc", 2, "--out", npz], here),
+            # the tiny data's generator: no selection, which would read the embedded dataset
+            (
+                ["sample", "--generator", generator, "--ipc", 4, "--select", "none", "--out", out],
+                here,
+            ),
+            (
+                ["sample", "--generator", generator, "--ipc", 2, "--select", "none", "--out", npz],
+                here,
+            ),
             (["sample", "--generator", generator, "--ipc", 0, "--out", tmp_path / "a.pt"], here),
             (
                 ["sample", "--generator", generator, "--ipc", 10**9, "--out", tmp_path / "b.pt"],
@@ -51,6 +64,7 @@ def test_cli_samples_a_set_of_any_size_and_refuses_bad_input(generator, tmp_path
     )
     assert ok.returncode == 0, ok.stderr
     assert "not distilled into" in ok.stdout and "12 images, 4 per class" in ok.stdout
+    assert "the first draws" in ok.stdout
     ds = DistilledSet.load(out)
     assert torch.bincount(ds.labels).tolist() == [4, 4, 4]
     assert exported.returncode == 0, exported.stderr
@@ -62,3 +76,33 @@ def test_cli_samples_a_set_of_any_size_and_refuses_bad_input(generator, tmp_path
     ):
         assert_user_error(proc, fragment)
     assert not (tmp_path / "a.pt").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_selected_set_keeps_the_candidate_the_rule_names_and_records_how(generator, tiny_data):
+    """herding at one image per class keeps, of each class's candidates, the one whose
+    classifier feature lies nearest their mean; the set says how it was drawn."""
+    k = 6
+    ds = sample_set(generator, ipc=1, seed=0, select="herding", candidates=k, data=tiny_data)
+    assert torch.bincount(ds.labels).tolist() == [1, 1, 1]
+    assert (ds.config.distill.init, ds.config.distill.select) == ("best_of_k", "herding")
+    assert selection_of(ds) == ("herding", k)
+    ckpt = load_generator_checkpoint(generator)
+    g, cfg = ckpt.generator.eval(), ckpt.config
+    clf = get_classifier(cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, tiny_data, "cpu")
+    gen = step_generator(0, SAMPLE_KEY)
+    with torch.no_grad():
+        for c in range(3):
+            z = g.sample_latents(k, gen)
+            x = from_gan_range(g(z, torch.full((k,), c)))
+            feats = F.normalize(clf.features(x), dim=1)
+            nearest = int((feats - feats.mean(0)).norm(dim=1).argmin())
+            assert torch.allclose(ds.latents[c], z[nearest])
+    again = sample_set(generator, ipc=1, seed=0, select="herding", candidates=k, data=tiny_data)
+    assert torch.equal(again.latents, ds.latents)
+    plain = sample_set(generator, ipc=1, seed=0, select="none")
+    assert selection_of(plain) == ("none", 1) and plain.config.distill.init == "normal"
+    assert not torch.equal(plain.latents, ds.latents)
+    with pytest.raises(ConfigError, match="unknown selection 'bogus'"):
+        sample_set(generator, ipc=1, select="bogus")
+    with pytest.raises(ConfigError, match="--candidates must lie in"):
+        sample_set(generator, ipc=1, select="kmeans", candidates=0)

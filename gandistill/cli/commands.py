@@ -392,14 +392,21 @@ def _sampled_set(args: argparse.Namespace, out: Path) -> None:
             f"note: {args.generator} is a generator as trained (not distilled into): the set "
             "is its plain samples"
         )
-    ds = sample_set(ckpt, args.ipc, args.seed, device)
+    ds = sample_set(
+        ckpt, args.ipc, args.seed, device, select=args.select, candidates=args.candidates
+    )
+    chosen = (
+        "the first draws"
+        if args.select == "none"
+        else f"{args.select} among {args.candidates} draws per image"
+    )
     if fmt == "pt":
         ds.save(out)
     else:
         export_images(ds.images_uint8, ds.labels, ds.info.class_names, fmt, out)
     print(
         f"wrote {out} ({fmt}): {len(ds.labels)} images, {args.ipc} per class, seed {args.seed}, "
-        f"in {time.perf_counter() - start:.1f} s"
+        f"{chosen}, in {time.perf_counter() - start:.1f} s"
     )
 
 

@@ -24,7 +24,9 @@ from gandistill.cli.commands import (
     cmd_sample,
     cmd_train,
 )
+from gandistill.config.schema import MAX_CANDIDATES
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
+from gandistill.distillation.sampled import SELECTIONS
 from gandistill.errors import EXIT_USER_ERROR
 from gandistill.evaluation.options import PROFILES as EVAL_PROFILES
 from gandistill.files import EXPORT_FORMATS
@@ -377,6 +379,20 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         type=_Bounded(int, low=1),
         help="with --generator: draw a static set of IPC samples per class (a distilled-set "
         ".pt file, or --format png|npz|imagefolder)",
+    )
+    own.add_argument(
+        "--select",
+        choices=SELECTIONS,
+        default=defaults.SAMPLE_SELECT,
+        help="with --ipc: keep each class's images among --candidates draws per image in the "
+        "real-data classifier's features: kmeans (the draw nearest each centroid), herding, "
+        f"kcenter; none: the first draws (default: {defaults.SAMPLE_SELECT})",
+    )
+    own.add_argument(
+        "--candidates",
+        type=_Bounded(int, low=1, high=MAX_CANDIDATES),
+        default=defaults.SAMPLE_CANDIDATES,
+        help=f"with --select: draws per kept image (default: {defaults.SAMPLE_CANDIDATES})",
     )
     own.add_argument("--out", required=True, help="output file (or folder for imagefolder)")
     own.add_argument("--seed", type=int, default=defaults.SAMPLE_SEED, help="seed of the latents")

@@ -181,6 +181,13 @@ class DistillConfig:
     init_candidates: int = _f(
         16, "candidates per slot for best_of_k and inversion", min=1, max=MAX_CANDIDATES
     )
+    select: str = _f(
+        "kcenter",
+        "how best_of_k keeps ipc of its candidates in the real-data classifier's features: "
+        "kcenter (the confident half, spread out), herding (mean matching), kmeans (a candidate "
+        "per cluster)",
+        choices=("kcenter", "herding", "kmeans"),
+    )
     invert_steps: int = _f(300, "Adam steps of the GAN inversion behind latent init 'real'", min=0)
     outer_loop: int = _f(0, "matching steps per iteration (0: DC schedule by ipc)", min=0)
     inner_loop: int = _f(0, "network steps between matching steps (0: DC schedule)", min=0)

@@ -21,7 +21,7 @@ from gandistill.errors import DataError
 from gandistill.models import Generator, from_gan_range, to_gan_range
 from gandistill.registry import Registry
 from gandistill.runtime import available_memory, step_generator
-from gandistill.selection import select_coreset
+from gandistill.selection import select_coreset, select_herding, select_kmeans
 
 
 def truncated_normal(n: int, dim: int, bound: float, gen: torch.Generator) -> Tensor:
@@ -39,25 +39,46 @@ def best_of_k(
     k: int,
     gen: torch.Generator,
     device: torch.device,
+    select: str = "kcenter",
+    batch_size: int = 500,
 ) -> Tensor:
-    """Per class, draw ``k · ipc`` candidates, keep the half the classifier is most confident
-    about, then pick ``ipc`` of them by k-center greedy in its feature space (starting from the
-    most confident) so the chosen latents are both typical and spread out."""
+    """Per class, draw ``k · ipc`` candidate latents and keep ``ipc`` of them, chosen in the
+    real-data classifier's (L2-normalised) feature space by ``select``:
+
+    - ``kcenter``: the half the classifier is most confident about, then k-center greedy from
+      the most confident, so the chosen latents are both typical and spread out;
+    - ``herding``: greedy mean matching over all candidates (the set's mean feature follows the
+      class's generated mean; at ``ipc`` 1 the candidate nearest it);
+    - ``kmeans``: ``ipc`` clusters of all candidates, the candidate nearest each centroid.
+
+    Returns:
+        The chosen latents (num_classes · ipc, latent_dim), class by class, on ``device``.
+    """
     chosen = []
     for c in range(generator.num_classes):
         z = generator.sample_latents(k * ipc, gen).to(device)
-        y = torch.full((len(z),), c, device=device)
-        x = from_gan_range(generator(z, y))
-        conf = clf.logits(x).softmax(1)[:, c]
-        keep = conf.argsort(descending=True)[: max(ipc, len(z) // 2)]
-        feats = F.normalize(clf.features(x[keep]), dim=1)
-        picks = [0]
-        dist = (feats - feats[0]).norm(dim=1)
-        for _ in range(ipc - 1):
-            nxt = int(dist.argmax())
-            picks.append(nxt)
-            dist = torch.minimum(dist, (feats - feats[nxt]).norm(dim=1))
-        chosen.append(z[keep[picks]])
+        conf, feats = [], []
+        for zb in z.split(batch_size):
+            x = from_gan_range(generator(zb, torch.full((len(zb),), c, device=device)))
+            conf.append(clf.logits(x).softmax(1)[:, c])
+            feats.append(F.normalize(clf.features(x).float(), dim=1))
+        conf, feats = torch.cat(conf), torch.cat(feats)
+        if select == "herding":
+            picks = select_herding(feats.cpu(), ipc).to(device)
+        elif select == "kmeans":
+            seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
+            picks = select_kmeans(feats.cpu(), ipc, seed).to(device)
+        else:
+            keep = conf.argsort(descending=True)[: max(ipc, len(z) // 2)]
+            feats = feats[keep]
+            first = [0]
+            dist = (feats - feats[0]).norm(dim=1)
+            for _ in range(ipc - 1):
+                nxt = int(dist.argmax())
+                first.append(nxt)
+                dist = torch.minimum(dist, (feats - feats[nxt]).norm(dim=1))
+            picks = keep[first]
+        chosen.append(z[picks])
     return torch.cat(chosen)
 
 
@@ -130,7 +151,13 @@ LATENT_INITS: Registry[Callable[[Start], Tensor]] = Registry(
             len(s.labels), s.generator.latent_dim, s.dc.truncation, s.gen
         ),
         "best_of_k": lambda s: best_of_k(
-            s.generator, s.classifier(), s.dc.ipc, s.dc.init_candidates, s.gen, s.device
+            s.generator,
+            s.classifier(),
+            s.dc.ipc,
+            s.dc.init_candidates,
+            s.gen,
+            s.device,
+            s.dc.select,
         ),
         "real": lambda s: invert(
             s.generator,

@@ -34,9 +34,16 @@ from gandistill.config.derived import resolve
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
 from gandistill.coreset.baselines import build_baseline
 from gandistill.data import Splits, load_dataset, require_compatible
-from gandistill.defaults import BENCHMARK_IPCS, BENCHMARK_MINUTES, BENCHMARK_SEEDS, EVAL_PROFILE
+from gandistill.defaults import (
+    BENCHMARK_IPCS,
+    BENCHMARK_MINUTES,
+    BENCHMARK_SEEDS,
+    EVAL_PROFILE,
+    SAMPLE_CANDIDATES,
+    SAMPLE_SELECT,
+)
 from gandistill.distillation.loop import QUICK_CHECK_SEED, Distiller
-from gandistill.distillation.sampled import sample_set
+from gandistill.distillation.sampled import sample_set, selection_of
 from gandistill.errors import ConfigError, DataError, GandistillError
 from gandistill.evaluation.fidelity import KEY_EXTRACTOR, KEY_FID, fidelity_metrics
 from gandistill.evaluation.sections import full_bytes, image_cost, needed_bytes
@@ -182,13 +189,22 @@ class _Bench:
         history the seconds the draw took; a set whose scoring was killed is reused if it was
         drawn from the same generator with the same seed and IPC."""
         ckpt = self.ckpt if method == GENERATOR_SAMPLE else self.distilled
+        select = (SAMPLE_SELECT, SAMPLE_CANDIDATES)
         if path.is_file():
             ds = DistilledSet.load(path)
-            same = (ds.generator_sha256, ds.config.seed, ds.ipc)
-            if same == (ckpt.sha256, cfg.seed, cfg.distill.ipc):
+            same = (ds.generator_sha256, ds.config.seed, ds.ipc, selection_of(ds))
+            if same == (ckpt.sha256, cfg.seed, cfg.distill.ipc, select):
                 return ds
         start = time.perf_counter()
-        ds = sample_set(ckpt, cfg.distill.ipc, cfg.seed, self.device)
+        ds = sample_set(
+            ckpt,
+            cfg.distill.ipc,
+            cfg.seed,
+            self.device,
+            select=select[0],
+            candidates=select[1],
+            data=self.data,
+        )
         ds.history = [{"seconds": time.perf_counter() - start}]
         ds.save(path)
         return ds
