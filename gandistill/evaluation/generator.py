@@ -34,6 +34,7 @@ from gandistill.evaluation.render import write_generator_report
 from gandistill.evaluation.report import (
     REPORT_VERSION,
     converged_accuracy,
+    convergence_stop,
     fidelity_network,
     full_data_reference,
 )
@@ -161,8 +162,7 @@ def cas_section(
         rows[str(k)] = row
     counts = train.class_counts()
     fake01, fake_labels = sample_per_class_counts(generator, counts, cfg.seed - 1)
-    prof = REPORT_PROFILES[profile]
-    stop = {"max_epochs": prof.full_epochs, "patience": prof.full_patience}
+    stop = convergence_stop(profile)
     generated, _ = converged_accuracy(
         info.normalize(fake01), fake_labels, data, ec, cfg.seed, device, stop, progress=False
     )
@@ -177,8 +177,8 @@ def cas_section(
             "epochs": ec.epochs,
             "augment": ec.augment,
             "n_models": ec.n_models,
-            "full_max_epochs": prof.full_epochs,
-            "full_patience": prof.full_patience,
+            "full_max_epochs": stop["max_epochs"],
+            "full_patience": stop["patience"],
         },
         "samples_per_class": list(CAS_SAMPLES[profile]),
         "rows": rows,

@@ -172,6 +172,13 @@ def converged_accuracy(
     return stats, logits
 
 
+def convergence_stop(profile_name: str) -> dict:
+    """The stop rule of a run trained to convergence under a report profile: ``max_epochs`` and
+    ``patience`` for :func:`converged_accuracy`."""
+    prof = PROFILES[profile_name]
+    return {"max_epochs": prof.full_epochs, "patience": prof.full_patience}
+
+
 def full_data_reference(
     data: Splits,
     cfg: Config,
@@ -183,8 +190,7 @@ def full_data_reference(
     """Accuracy of the protocol's networks trained on all of the training split until their
     validation accuracy stops improving (at most the profile's ``full_epochs``; cached on
     disk): the reference a set is measured against, so it must be a converged one."""
-    prof = PROFILES[profile_name]
-    stop = {"max_epochs": prof.full_epochs, "patience": prof.full_patience}
+    stop = convergence_stop(profile_name)
     key = json.dumps(
         {
             "data": to_dict(cfg.data),
