@@ -76,6 +76,17 @@ def test_a_distilled_generator_starts_from_its_source_changes_it_and_records_how
     assert state["source"]["sha256"] == sha256_file(source)
 
 
+@pytest.mark.parametrize("tune", ["embed", "blocks"])
+def test_distilling_into_a_part_of_the_generator_leaves_the_rest_as_it_was(
+    smoke_cfg, tiny_data, source, tmp_path, tune
+):
+    result = train(continued(smoke_cfg, source, tmp_path / "d", tune=tune), data=tiny_data)
+    before, after = raw_parameters(source), raw_parameters(result.generator_path)
+    changed = {name for name, value in before.items() if not torch.equal(value, after[name])}
+    assert changed and all(name.startswith(f"{tune}.") for name in changed), changed
+    assert load_generator_checkpoint(result.generator_path).config.match.tune == tune
+
+
 def test_a_resumed_distillation_ends_where_an_uninterrupted_one_does(
     smoke_cfg, tiny_data, source, tmp_path
 ):

@@ -135,6 +135,12 @@ class MatchConfig:
         "generated image in its place (DiM)",
         choices=("embed", "logits"),
     )
+    tune: str = _f(
+        "all",
+        "which of G's weights the distillation updates (the adversarial and pool terms alike): "
+        "all; blocks (the upsampling blocks after the stem); embed (the class embeddings)",
+        choices=("all", "blocks", "embed"),
+    )
     iterations: int = _f(400, "iterations that distill-generator adds to the source run", min=1)
     pool_size: int = _f(4, "networks in the pool, each at its own stage of training", min=1)
     max_age: int = _f(

@@ -87,6 +87,11 @@ class GANStep:
         self.ema = AveragedModel(
             self.generator, multi_avg_fn=ema_with_warmup(tc.ema_decay), use_buffers=True
         )
+        if cfg.match.weight > 0 and cfg.match.tune != "all":
+            # distillation into a part of G: the rest keeps its weights (Adam skips parameters
+            # without gradients; the EMA copy keeps averaging all of them)
+            self.generator.requires_grad_(False)
+            getattr(self.generator, cfg.match.tune).requires_grad_(True)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), tc.lr_g, (tc.beta1, tc.beta2))
         self.opt_d = torch.optim.Adam(
             self.discriminator.parameters(), tc.lr_d, (tc.beta1, tc.beta2)
