@@ -142,3 +142,51 @@ def test_bench_fidelity_compares_extractors_and_kid_estimates(tmp_path):
         assert set(table) == {"extractor", "distilled", "random_real", "herding"}
     assert numbers["kid_random_real"]["draws"] == 2
     assert "stratified estimate" in proc.stdout and "| uint8 images + labels |" in proc.stdout
+
+
+@pytest.mark.slow
+def test_bench_sampled_pairs_sampled_sets_with_random_real_ones(tmp_path):
+    made = subprocess.run(
+        [sys.executable, "-m", "gandistill", "train", "--config", str(SMOKE), "--run-dir",
+         str(tmp_path / "g"), "--set", f"cache_dir={tmp_path}", "--set", "train.progress=false"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    result = tmp_path / "sampled.json"
+    proc = run_script(
+        "bench_sampled.py",
+        "--generator", tmp_path / "g" / "generator.pt",
+        "--ipc", "1,2",
+        "--draws", 2,
+        "--select", "none",
+        "--set", f"cache_dir={tmp_path}",
+        "--json", result,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    numbers = json.loads(result.read_text())
+    assert numbers["images"] == {"val": 400, "test": 1000}
+    rows = numbers["rows"]
+    assert [(r["set"], r["ipc"]) for r in rows] == [
+        ("g/generator.pt select=none", 1),
+        ("random real subset", 1),
+        ("g/generator.pt select=none", 2),
+        ("random real subset", 2),
+    ]
+    for row in rows:
+        for split, n in (("val", 400), ("test", 1000)):
+            stats = row[split]
+            assert len(stats["accuracies"]) == 2
+            assert stats["mean"] == pytest.approx(sum(stats["accuracies"]) / 2)
+            assert stats["binomial_se"] == pytest.approx(
+                (stats["mean"] * (1 - stats["mean"]) / n) ** 0.5
+            )
+    assert "| random real subset | 2 |" in proc.stdout
+
+
+def test_bench_sampled_refuses_zero_draws_in_one_line(tmp_path):
+    proc = run_script("bench_sampled.py", "--generator", "missing.pt", "--draws", 0, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "bench_sampled: error: --draws and every --ipc must be at least 1"
+    ]
