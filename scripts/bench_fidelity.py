@@ -30,12 +30,11 @@ from gandistill.config import Config, apply_overrides, from_dict, to_dict
 from gandistill.coreset.baselines import build_baseline
 from gandistill.data import load_dataset
 from gandistill.evaluation.fidelity import FEATURE_LAYERS, _resolve_extractor, fidelity_table
+from gandistill.evaluation.report import random_real_subset
 from gandistill.evaluation.sections import compression_section
 from gandistill.evaluation.stratified import KID_SCALE, extract_features, stratified_scores
 from gandistill.files import DistilledSet, to_uint8
 from gandistill.runtime import resolve_device, step_generator
-
-RANDOM_REAL_KEY = -20  # the evaluation report's draw of its random real subset
 
 
 def _table(fid: dict, names: list[str]) -> list[str]:
@@ -64,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(cfg.device)
     data = load_dataset(cfg.data)
     train, test, k = data.train, data.test, data.info.num_classes
-    rand01, rand_labels = train.sample_per_class(
-        [ds.ipc] * k, step_generator(cfg.seed, RANDOM_REAL_KEY)
-    )
+    rand01, rand_labels = random_real_subset(train, ds.ipc, cfg.seed)
     quiet = replace(cfg, distill=replace(cfg.distill, teacher_logits=False, progress=False))
     herding = build_baseline(quiet, "herding", ds.ipc, data=data)
     sets = {

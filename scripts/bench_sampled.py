@@ -33,11 +33,11 @@ from gandistill.defaults import SAMPLE_CANDIDATES
 from gandistill.distillation.sampled import sample_set
 from gandistill.errors import GandistillError
 from gandistill.evaluation.options import PROFILES, apply_profile
+from gandistill.evaluation.report import random_real_subset
 from gandistill.files import load_generator_checkpoint
 from gandistill.fit import test_accuracy, train_network
-from gandistill.runtime import resolve_device, step_generator
+from gandistill.runtime import resolve_device
 
-RANDOM_REAL_KEY = -20  # the evaluation report's stream for its random real subset
 SPLITS = ("val", "test")
 
 
@@ -124,8 +124,7 @@ def _run(args: argparse.Namespace) -> int:
 
             def real(ipc=ipc):
                 for s in seeds:
-                    gen = step_generator(s, RANDOM_REAL_KEY)
-                    x, y = data.train.sample_per_class([ipc] * info.num_classes, gen)
+                    x, y = random_real_subset(data.train, ipc, s)
                     yield s, (info.normalize(x).to(device), y.to(device))
 
             score("random real subset", ipc, real())

@@ -20,10 +20,8 @@ import sys
 
 from gandistill.config import load_config
 from gandistill.distillation.loop import Distiller
+from gandistill.evaluation.report import random_real_subset
 from gandistill.fit import EvalResult, test_accuracy, train_network
-from gandistill.runtime import step_generator
-
-RANDOM_REAL_KEY = -20  # the evaluation report's draw of its random real subset
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     start = None if args.skip_initial else score(initial, ds.labels)
     randomly = None
     if args.random_real:
-        gen = step_generator(cfg.seed, RANDOM_REAL_KEY)
-        rand01, rand_labels = data.train.sample_per_class([ds.ipc] * data.info.num_classes, gen)
+        rand01, rand_labels = random_real_subset(data.train, ds.ipc, cfg.seed)
         randomly = score(data.info.normalize(rand01), rand_labels)
     history = ds.history
     result = {

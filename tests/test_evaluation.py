@@ -267,7 +267,7 @@ def test_ior_of_the_random_subset_against_itself_is_zero(tmp_path, setup):
     """The set *is* the report's random real subset: same images, same networks, IOR 0."""
     cfg, path, data = setup
     ds = DistilledSet.load(path)
-    rand01, labels = report_mod._random_subset(data.train, ds.ipc, cfg.seed)
+    rand01, labels = report_mod.random_real_subset(data.train, ds.ipc, cfg.seed)
     pixels = (rand01 * 255).round().to(torch.uint8)
     ds.images_uint8, ds.labels = pixels, labels
     ds.images_float = data.info.normalize(pixels.float() / 255.0)

@@ -215,8 +215,11 @@ def full_data_reference(
     return stats, logits
 
 
-def _random_subset(train: ImageTensors, ipc: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``ipc`` random training images per class (in [0, 1]) and their labels: the real baseline."""
+def random_real_subset(
+    train: ImageTensors, ipc: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ipc`` random training images per class (in [0, 1]) and their labels: the real baseline
+    (the benchmark scripts draw theirs with it too, so their subsets are the report's)."""
     return train.sample_per_class([ipc] * train.num_classes, step_generator(seed, -20))
 
 
@@ -325,7 +328,7 @@ def _measure(
     prof = PROFILES[profile]
     ec = apply_profile(cfg.eval, prof)
     # the sections run in this order, which fixes the random draws and the order of trainings
-    random_real = _random_subset(train, ds.ipc, cfg.seed)
+    random_real = random_real_subset(train, ds.ipc, cfg.seed)
     trainer = _Trainer(test, info, cfg.seed, device)
     accuracy, ref = _accuracy_section(
         trainer, ds, random_real, data, cfg, ec, archs or [ec.arch], profile, teacher, progress
