@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from gandistill.cli import main
+from gandistill.evaluation import options
 from gandistill.files import DistilledSet
 from gandistill.pipelines.quickstart import quickstart_config, quickstart_preset
 
@@ -24,11 +28,22 @@ def _argv(tmp_path: Path) -> list[str]:
         "--set",
         "train.eval_samples_per_class=0",
         "--set",
-        "eval.epochs=1",  # the quick profile's full-data run on 4000 images: one epoch
+        "eval.epochs=1",  # one epoch for each set's network
         "--no-progress",
     ]
 
 
+@pytest.fixture
+def one_epoch_full_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quick profile's full-data reference (the 3600 training images, trained until the
+    validation split stalls, up to 30 epochs) cut to one epoch, and one network for the gradient
+    similarity: the stage's wiring is under test here, not the reference's convergence
+    (test_evaluation covers that)."""
+    quick = replace(options.PROFILES["quick"], full_epochs=1, full_patience=1, grad_networks=1)
+    monkeypatch.setitem(options.PROFILES, "quick", quick)
+
+
+@pytest.mark.usefixtures("one_epoch_full_data")
 def test_quickstart_runs_all_stages_then_reuses_them(tmp_path: Path, capsys) -> None:
     assert main(_argv(tmp_path)) == 0
     out = capsys.readouterr().out
