@@ -38,6 +38,7 @@ SAMPLE_DEVICE = "auto"  # CUDA when present
 # split (docs/benchmarks.md, "Sets drawn from a generator")
 SAMPLE_SELECT = "kmeans"
 SAMPLE_CANDIDATES = 10  # candidates per kept image
+SAMPLE_LATENT_SCALE = 1.0  # psi of the latent draws (1: the prior itself)
 
 # several processes (gandistill train|distill, gandistill.parallel.launch)
 NPROC_PER_NODE = 1  # one process: no process group at all

@@ -14,12 +14,13 @@ epochs with crop/scale/rotate); ``--profile quick`` trims it as ``gandistill eva
 IPC 10, 30 seconds per quick one)::
 
     python scripts/bench_sampled.py --generator checkpoints/mnist5k/distilled/generator.pt \\
-        --ipc 1,10 --draws 5 --select kmeans,none --json sampled.json
+        --ipc 1,10 --draws 5 --select kmeans,none --latent-scale 1,0.3 --json sampled.json
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import statistics
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=0, help="seed of the first draw")
     parser.add_argument("--select", default="kmeans", help="comma-separated sample --select rules")
     parser.add_argument("--candidates", type=int, default=SAMPLE_CANDIDATES)
+    parser.add_argument(
+        "--latent-scale", default="1", help="comma-separated sample --latent-scale values (psi)"
+    )
     parser.add_argument("--profile", choices=("config", "quick"), default="config")
     parser.add_argument("--no-real", action="store_true", help="skip the random real subsets")
     parser.add_argument("--json", help="write every number here")
@@ -77,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     ipcs = [int(k) for k in args.ipc.split(",")]
     rules = args.select.split(",")
+    try:
+        scales = [float(v) for v in args.latent_scale.split(",")]
+    except ValueError:
+        print(f"bench_sampled: error: --latent-scale takes numbers, got {args.latent_scale!r}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     if args.draws < 1 or min(ipcs) < 1:
         print("bench_sampled: error: --draws and every --ipc must be at least 1", file=sys.stderr)
         return 2
@@ -111,15 +121,17 @@ def _run(args: argparse.Namespace) -> int:
     seeds = range(args.first_seed, args.first_seed + args.draws)
     for ipc in ipcs:
         for path, ckpt in ckpts.items():
-            for rule in rules:
+            for rule, psi in itertools.product(rules, scales):
 
-                def drawn(ipc=ipc, ckpt=ckpt, rule=rule):
+                def drawn(ipc=ipc, ckpt=ckpt, rule=rule, psi=psi):
                     for s in seeds:
                         ds = sample_set(ckpt, ipc, s, device, select=rule,
-                                        candidates=args.candidates, data=data)  # fmt: skip
+                                        candidates=args.candidates, data=data,
+                                        latent_scale=psi)  # fmt: skip
                         yield s, (ds.images_float.to(device), ds.labels.to(device))
 
-                score(f"{Path(path).parent.name}/{Path(path).name} select={rule}", ipc, drawn())
+                name = f"{Path(path).parent.name}/{Path(path).name} select={rule}"
+                score(name + (f" latent-scale={psi:g}" if psi != 1 else ""), ipc, drawn())
         if not args.no_real:
 
             def real(ipc=ipc):

@@ -4,11 +4,13 @@ accepts has an implementation."""
 import dataclasses
 
 import pytest
+import torch
 
 from gandistill.config import DistillConfig
 from gandistill.config.derived import LATENT_INIT_CHOICES, PIXEL_INIT_CHOICES
-from gandistill.distillation.init import LATENT_INITS, PIXEL_INITS, REAL_INITS
+from gandistill.distillation.init import LATENT_INITS, PIXEL_INITS, REAL_INITS, Start
 from gandistill.distillation.objectives import OBJECTIVES, register_objective
+from gandistill.models import Generator
 from gandistill.registry import Registry
 
 
@@ -33,3 +35,20 @@ def test_every_name_the_config_accepts_has_an_implementation():
     assert set(PIXEL_INITS) | coresets == set(PIXEL_INIT_CHOICES)
     assert set(LATENT_INITS) | coresets == set(LATENT_INIT_CHOICES)
     assert set(PIXEL_INIT_CHOICES) | set(LATENT_INIT_CHOICES) | {"auto"} == set(_choices("init"))
+
+
+def test_the_latent_scale_shrinks_the_prior_draws_of_the_latent_inits():
+    """``distill.latent_scale`` (ψ) multiplies the ``normal`` init's draws; ψ = 1 leaves them."""
+    g = Generator(num_classes=3, latent_dim=8, width=4)
+    labels = torch.arange(3).repeat_interleave(2)
+
+    def draw(psi: float) -> torch.Tensor:
+        dc = dataclasses.replace(DistillConfig(), ipc=2, latent_scale=psi)
+        gen = torch.Generator().manual_seed(0)
+        start = Start(dc, None, labels, None, gen, torch.device("cpu"), g, lambda: None)
+        return LATENT_INITS["normal"](start)
+
+    plain = draw(1.0)
+    assert plain.shape == (6, 8)
+    assert torch.equal(plain, torch.randn(6, 8, generator=torch.Generator().manual_seed(0)))
+    assert torch.allclose(draw(0.3), 0.3 * plain)

@@ -106,3 +106,29 @@ def test_a_selected_set_keeps_the_candidate_the_rule_names_and_records_how(gener
         sample_set(generator, ipc=1, select="bogus")
     with pytest.raises(ConfigError, match="--candidates must lie in"):
         sample_set(generator, ipc=1, select="kmeans", candidates=0)
+
+
+def test_a_latent_scale_shrinks_every_draw_and_is_recorded(generator, tiny_data):
+    """ψ scales the latents of the first draws and of every candidate (the same stream), the set
+    records it, and ψ = 0 draws each class's typical sample whatever the seed."""
+    plain = sample_set(generator, ipc=2, seed=0, select="none")
+    half = sample_set(generator, ipc=2, seed=0, select="none", latent_scale=0.5)
+    assert torch.allclose(half.latents, 0.5 * plain.latents)
+    assert half.config.distill.latent_scale == 0.5 and plain.config.distill.latent_scale == 1.0
+    assert not torch.equal(half.images_uint8, plain.images_uint8)
+    zero = [sample_set(generator, ipc=1, seed=s, select="none", latent_scale=0.0) for s in (0, 1)]
+    assert torch.equal(zero[0].images_uint8, zero[1].images_uint8)
+    assert not zero[0].latents.any()
+    picked = sample_set(generator, 1, 0, select="herding", candidates=4, data=tiny_data)
+    scaled = sample_set(
+        generator, 1, 0, select="herding", candidates=4, data=tiny_data, latent_scale=0.25
+    )
+    # the candidates are the same draws scaled: every kept latent is a quarter of a candidate
+    gen = step_generator(0, SAMPLE_KEY)
+    g = load_generator_checkpoint(generator).generator
+    for c in range(3):
+        z = g.sample_latents(4, gen)
+        assert any(torch.allclose(scaled.latents[c], 0.25 * zi) for zi in z)
+        assert any(torch.allclose(picked.latents[c], zi) for zi in z)
+    with pytest.raises(ConfigError, match="--latent-scale must lie in 0..1"):
+        sample_set(generator, ipc=1, select="none", latent_scale=1.5)

@@ -159,6 +159,7 @@ def test_bench_sampled_pairs_sampled_sets_with_random_real_ones(tmp_path):
         "--ipc", "1,2",
         "--draws", 2,
         "--select", "none",
+        "--latent-scale", "1,0.5",
         "--set", f"cache_dir={tmp_path}",
         "--json", result,
         cwd=tmp_path,
@@ -169,8 +170,10 @@ def test_bench_sampled_pairs_sampled_sets_with_random_real_ones(tmp_path):
     rows = numbers["rows"]
     assert [(r["set"], r["ipc"]) for r in rows] == [
         ("g/generator.pt select=none", 1),
+        ("g/generator.pt select=none latent-scale=0.5", 1),
         ("random real subset", 1),
         ("g/generator.pt select=none", 2),
+        ("g/generator.pt select=none latent-scale=0.5", 2),
         ("random real subset", 2),
     ]
     for row in rows:

@@ -393,13 +393,21 @@ def _sampled_set(args: argparse.Namespace, out: Path) -> None:
             "is its plain samples"
         )
     ds = sample_set(
-        ckpt, args.ipc, args.seed, device, select=args.select, candidates=args.candidates
+        ckpt,
+        args.ipc,
+        args.seed,
+        device,
+        select=args.select,
+        candidates=args.candidates,
+        latent_scale=args.latent_scale,
     )
     chosen = (
         "the first draws"
         if args.select == "none"
         else f"{args.select} among {args.candidates} draws per image"
     )
+    if args.latent_scale != 1.0:
+        chosen += f", latents scaled by {args.latent_scale:g}"
     if fmt == "pt":
         ds.save(out)
     else:

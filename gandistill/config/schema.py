@@ -184,6 +184,13 @@ class DistillConfig:
         choices=("auto", "normal", "truncated", "best_of_k", "noise", "real", "herding", "kmeans"),
     )
     truncation: float = _f(1.0, "|z| bound of the truncated-normal init", min=0.0)
+    latent_scale: float = _f(
+        1.0,
+        "psi: the normal and best_of_k inits draw latents as psi * N(0, I); below 1 the "
+        "draws keep nearer the generator's typical sample of each class (0: that sample alone)",
+        min=0.0,
+        max=1.0,
+    )
     init_candidates: int = _f(
         16, "candidates per slot for best_of_k and inversion", min=1, max=MAX_CANDIDATES
     )

@@ -41,9 +41,10 @@ def best_of_k(
     device: torch.device,
     select: str = "kcenter",
     batch_size: int = 500,
+    scale: float = 1.0,
 ) -> Tensor:
-    """Per class, draw ``k · ipc`` candidate latents and keep ``ipc`` of them, chosen in the
-    real-data classifier's (L2-normalised) feature space by ``select``:
+    """Per class, draw ``k · ipc`` candidate latents (``scale`` · N(0, I)) and keep ``ipc`` of
+    them, chosen in the real-data classifier's (L2-normalised) feature space by ``select``:
 
     - ``kcenter``: the half the classifier is most confident about, then k-center greedy from
       the most confident, so the chosen latents are both typical and spread out;
@@ -56,7 +57,7 @@ def best_of_k(
     """
     chosen = []
     for c in range(generator.num_classes):
-        z = generator.sample_latents(k * ipc, gen).to(device)
+        z = generator.sample_latents(k * ipc, gen).to(device) * scale
         conf, feats = [], []
         for zb in z.split(batch_size):
             x = from_gan_range(generator(zb, torch.full((len(zb),), c, device=device)))
@@ -146,7 +147,9 @@ PIXEL_INITS: Registry[Callable[[Start], Tensor]] = Registry(
 LATENT_INITS: Registry[Callable[[Start], Tensor]] = Registry(
     "latent-space init",
     {
-        "normal": lambda s: torch.randn(len(s.labels), s.generator.latent_dim, generator=s.gen),
+        "normal": lambda s: (
+            s.dc.latent_scale * torch.randn(len(s.labels), s.generator.latent_dim, generator=s.gen)
+        ),
         "truncated": lambda s: truncated_normal(
             len(s.labels), s.generator.latent_dim, s.dc.truncation, s.gen
         ),
@@ -158,6 +161,7 @@ LATENT_INITS: Registry[Callable[[Start], Tensor]] = Registry(
             s.gen,
             s.device,
             s.dc.select,
+            scale=s.dc.latent_scale,
         ),
         "real": lambda s: invert(
             s.generator,

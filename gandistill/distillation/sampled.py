@@ -20,7 +20,7 @@ import torch
 from gandistill.classifier import get_classifier
 from gandistill.config.schema import MAX_CANDIDATES
 from gandistill.data import Splits, load_dataset, require_compatible
-from gandistill.defaults import SAMPLE_CANDIDATES, SAMPLE_SELECT
+from gandistill.defaults import SAMPLE_CANDIDATES, SAMPLE_LATENT_SCALE, SAMPLE_SELECT
 from gandistill.distillation.init import best_of_k
 from gandistill.errors import ConfigError
 from gandistill.files import (
@@ -61,6 +61,7 @@ def sample_set(
     candidates: int = SAMPLE_CANDIDATES,
     data: Splits | None = None,
     progress: bool = False,
+    latent_scale: float = SAMPLE_LATENT_SCALE,
 ) -> DistilledSet:
     """A static set of ``ipc`` samples per class from ``generator``'s EMA weights.
 
@@ -79,16 +80,20 @@ def sample_set(
         data: the dataset's splits for the classifier (loaded from the generator's config when
             missing and needed).
         progress: show progress while a missing classifier trains.
+        latent_scale: ψ: every latent (candidate or kept draw) is ψ · N(0, I); below 1 the
+            draws keep nearer each class's typical sample (the truncation trick), which is what
+            one image per class needs; 0 draws that sample alone.
 
     Returns:
         A latent-space set (labels sorted by class) whose config is the generator's with
         ``seed``, ``distill.ipc`` and how the latents were drawn set to the values used:
         ``distill.init`` ``normal`` (no selection) or ``best_of_k`` with ``init_candidates``
-        and ``select`` (see :func:`selection_of`).
+        and ``select`` (see :func:`selection_of`), and ``distill.latent_scale``.
 
     Raises:
         ConfigError: ``ipc`` below 1, ``candidates`` outside 1..``MAX_CANDIDATES``, an unknown
-            ``select``, or a set too large for memory (with its estimated size).
+            ``select``, ``latent_scale`` outside 0..1, or a set too large for memory (with its
+            estimated size).
     """
     ckpt = (
         generator
@@ -103,6 +108,8 @@ def sample_set(
         raise ConfigError(f"unknown selection '{select}' (use {', '.join(SELECTIONS)})")
     if not 1 <= candidates <= MAX_CANDIDATES:
         raise ConfigError(f"--candidates must lie in 1..{MAX_CANDIDATES}, got {candidates}")
+    if not 0.0 <= latent_scale <= 1.0:
+        raise ConfigError(f"--latent-scale must lie in 0..1, got {latent_scale}")
     numel = info.channels * info.image_size * info.image_size
     need = set_bytes(ipc, info.num_classes, numel, g.latent_dim)
     if select != "none":  # the candidates of one class are decoded (in batches) at a time
@@ -116,7 +123,7 @@ def sample_set(
     cfg = ckpt.config
     gen = step_generator(seed, SAMPLE_KEY)
     if select == "none":
-        latents = g.sample_latents(len(labels), gen).cpu()  # draws only: no gradients
+        latents = g.sample_latents(len(labels), gen).cpu() * latent_scale  # no gradients
         cfg = replace(cfg, distill=replace(cfg.distill, init="normal"))
     else:
         data = data if data is not None else load_dataset(cfg.data)
@@ -125,7 +132,9 @@ def sample_set(
         clf = get_classifier(
             cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, data, device, progress
         )
-        latents = best_of_k(g, clf, ipc, candidates, gen, device, select, batch_size).cpu()
+        latents = best_of_k(
+            g, clf, ipc, candidates, gen, device, select, batch_size, scale=latent_scale
+        ).cpu()
         cfg = replace(
             cfg,
             distill=replace(
@@ -139,7 +148,11 @@ def sample_set(
                 for z, y in zip(latents.split(batch_size), labels.split(batch_size), strict=True)
             ]
         )
-    cfg = replace(cfg, seed=seed, distill=replace(cfg.distill, ipc=ipc, feature_level=-1))
+    cfg = replace(
+        cfg,
+        seed=seed,
+        distill=replace(cfg.distill, ipc=ipc, feature_level=-1, latent_scale=latent_scale),
+    )
     return DistilledSet(
         labels=labels,
         images_float=info.normalize(images01),
