@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--select", default="kmeans", help="comma-separated sample --select rules")
     parser.add_argument("--candidates", type=int, default=SAMPLE_CANDIDATES)
     parser.add_argument(
-        "--latent-scale", default="1", help="comma-separated sample --latent-scale values (psi)"
+        "--latent-scale",
+        default="auto",
+        help="comma-separated sample --latent-scale values (psi; auto: sample's default)",
     )
     parser.add_argument("--profile", choices=("config", "quick"), default="config")
     parser.add_argument("--no-real", action="store_true", help="skip the random real subsets")
@@ -82,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
     ipcs = [int(k) for k in args.ipc.split(",")]
     rules = args.select.split(",")
     try:
-        scales = [float(v) for v in args.latent_scale.split(",")]
+        scales = [None if v == "auto" else float(v) for v in args.latent_scale.split(",")]
     except ValueError:
         print(f"bench_sampled: error: --latent-scale takes numbers, got {args.latent_scale!r}",
               file=sys.stderr)  # fmt: skip
@@ -131,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
                         yield s, (ds.images_float.to(device), ds.labels.to(device))
 
                 name = f"{Path(path).parent.name}/{Path(path).name} select={rule}"
-                score(name + (f" latent-scale={psi:g}" if psi != 1 else ""), ipc, drawn())
+                score(name + (f" latent-scale={psi:g}" if psi is not None else ""), ipc, drawn())
         if not args.no_real:
 
             def real(ipc=ipc):

@@ -42,7 +42,8 @@ def test_a_sampled_set_is_static_seeded_and_an_ordinary_set(generator, tmp_path)
 def test_cli_samples_a_set_of_any_size_and_refuses_bad_input(generator, tmp_path):
     here = Path.cwd()
     out, npz = tmp_path / "s.pt", tmp_path / "s.npz"
-    ok, exported, *refused = run_cli_many(
+    one = tmp_path / "one.pt"
+    ok, exported, single, *refused = run_cli_many(
         [
             # the tiny data's generator: no selection, which would read the embedded dataset
             (
@@ -51,6 +52,10 @@ def test_cli_samples_a_set_of_any_size_and_refuses_bad_input(generator, tmp_path
             ),
             (
                 ["sample", "--generator", generator, "--ipc", 2, "--select", "none", "--out", npz],
+                here,
+            ),
+            (
+                ["sample", "--generator", generator, "--ipc", 1, "--select", "none", "--out", one],
                 here,
             ),
             (["sample", "--generator", generator, "--ipc", 0, "--out", tmp_path / "a.pt"], here),
@@ -69,6 +74,11 @@ def test_cli_samples_a_set_of_any_size_and_refuses_bad_input(generator, tmp_path
     assert torch.bincount(ds.labels).tolist() == [4, 4, 4]
     assert exported.returncode == 0, exported.stderr
     assert np.load(npz)["images"].shape == (6, 1, 28, 28)
+    # one image per class: the latents are scaled by default, and the file says by how much
+    assert single.returncode == 0, single.stderr
+    assert "latents scaled by 0.3" in single.stdout
+    assert DistilledSet.load(one).config.distill.latent_scale == 0.3
+    assert ds.config.distill.latent_scale == 1.0
     for proc, fragment in zip(
         refused,
         ["argument --ipc", "GiB", "--ipc draws a set from a generator", "--no-ema"],
@@ -81,8 +91,9 @@ def test_cli_samples_a_set_of_any_size_and_refuses_bad_input(generator, tmp_path
 def test_a_selected_set_keeps_the_candidate_the_rule_names_and_records_how(generator, tiny_data):
     """herding at one image per class keeps, of each class's candidates, the one whose
     classifier feature lies nearest their mean; the set says how it was drawn."""
-    k = 6
+    k, psi = 6, 0.3  # psi: the default latent scale at one image per class
     ds = sample_set(generator, ipc=1, seed=0, select="herding", candidates=k, data=tiny_data)
+    assert ds.config.distill.latent_scale == psi
     assert torch.bincount(ds.labels).tolist() == [1, 1, 1]
     assert (ds.config.distill.init, ds.config.distill.select) == ("best_of_k", "herding")
     assert selection_of(ds) == ("herding", k)
@@ -92,7 +103,7 @@ def test_a_selected_set_keeps_the_candidate_the_rule_names_and_records_how(gener
     gen = step_generator(0, SAMPLE_KEY)
     with torch.no_grad():
         for c in range(3):
-            z = g.sample_latents(k, gen)
+            z = g.sample_latents(k, gen) * psi
             x = from_gan_range(g(z, torch.full((k,), c)))
             feats = F.normalize(clf.features(x), dim=1)
             nearest = int((feats - feats.mean(0)).norm(dim=1).argmin())
@@ -119,7 +130,9 @@ def test_a_latent_scale_shrinks_every_draw_and_is_recorded(generator, tiny_data)
     zero = [sample_set(generator, ipc=1, seed=s, select="none", latent_scale=0.0) for s in (0, 1)]
     assert torch.equal(zero[0].images_uint8, zero[1].images_uint8)
     assert not zero[0].latents.any()
-    picked = sample_set(generator, 1, 0, select="herding", candidates=4, data=tiny_data)
+    picked = sample_set(
+        generator, 1, 0, select="herding", candidates=4, data=tiny_data, latent_scale=1.0
+    )
     scaled = sample_set(
         generator, 1, 0, select="herding", candidates=4, data=tiny_data, latent_scale=0.25
     )

@@ -169,10 +169,10 @@ def test_bench_sampled_pairs_sampled_sets_with_random_real_ones(tmp_path):
     assert numbers["images"] == {"val": 400, "test": 1000}
     rows = numbers["rows"]
     assert [(r["set"], r["ipc"]) for r in rows] == [
-        ("g/generator.pt select=none", 1),
+        ("g/generator.pt select=none latent-scale=1", 1),
         ("g/generator.pt select=none latent-scale=0.5", 1),
         ("random real subset", 1),
-        ("g/generator.pt select=none", 2),
+        ("g/generator.pt select=none latent-scale=1", 2),
         ("g/generator.pt select=none latent-scale=0.5", 2),
         ("random real subset", 2),
     ]

@@ -406,8 +406,8 @@ def _sampled_set(args: argparse.Namespace, out: Path) -> None:
         if args.select == "none"
         else f"{args.select} among {args.candidates} draws per image"
     )
-    if args.latent_scale != 1.0:
-        chosen += f", latents scaled by {args.latent_scale:g}"
+    if (psi := ds.config.distill.latent_scale) != 1.0:
+        chosen += f", latents scaled by {psi:g}"
     if fmt == "pt":
         ds.save(out)
     else:

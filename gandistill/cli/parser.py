@@ -397,10 +397,9 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     own.add_argument(
         "--latent-scale",
         type=_Bounded(float, low=0.0, high=1.0),
-        default=defaults.SAMPLE_LATENT_SCALE,
         help="with --ipc: psi in 0..1, latents drawn as psi * N(0, I); below 1 the set keeps "
-        "nearer each class's typical sample (the truncation trick; 0.3 measured best at IPC 1) "
-        f"(default: {defaults.SAMPLE_LATENT_SCALE})",
+        "nearer each class's typical sample (the truncation trick) (default: 0.3 at --ipc 1, "
+        "else 1)",
     )
     own.add_argument("--out", required=True, help="output file (or folder for imagefolder)")
     own.add_argument("--seed", type=int, default=defaults.SAMPLE_SEED, help="seed of the latents")

@@ -61,7 +61,7 @@ def sample_set(
     candidates: int = SAMPLE_CANDIDATES,
     data: Splits | None = None,
     progress: bool = False,
-    latent_scale: float = SAMPLE_LATENT_SCALE,
+    latent_scale: float | None = None,
 ) -> DistilledSet:
     """A static set of ``ipc`` samples per class from ``generator``'s EMA weights.
 
@@ -82,7 +82,8 @@ def sample_set(
         progress: show progress while a missing classifier trains.
         latent_scale: ψ: every latent (candidate or kept draw) is ψ · N(0, I); below 1 the
             draws keep nearer each class's typical sample (the truncation trick), which is what
-            one image per class needs; 0 draws that sample alone.
+            one image per class needs; 0 draws that sample alone. None: 0.3 at ``ipc`` 1, else
+            1 (``defaults.SAMPLE_LATENT_SCALE``).
 
     Returns:
         A latent-space set (labels sorted by class) whose config is the generator's with
@@ -108,6 +109,8 @@ def sample_set(
         raise ConfigError(f"unknown selection '{select}' (use {', '.join(SELECTIONS)})")
     if not 1 <= candidates <= MAX_CANDIDATES:
         raise ConfigError(f"--candidates must lie in 1..{MAX_CANDIDATES}, got {candidates}")
+    if latent_scale is None:
+        latent_scale = SAMPLE_LATENT_SCALE.get(ipc, 1.0)
     if not 0.0 <= latent_scale <= 1.0:
         raise ConfigError(f"--latent-scale must lie in 0..1, got {latent_scale}")
     numel = info.channels * info.image_size * info.image_size
