@@ -165,6 +165,7 @@ def test_table_and_results_are_well_formed(finished):
         for r in (r for r in rows if r["method"] == method):
             ds = DistilledSet.load(out / r["set_file"])
             assert ds.stop_reason == "sampled" and ds.ipc == r["ipc"]
+            assert ds.config.distill.latent_scale == (0.3 if r["ipc"] == 1 else 1.0)
             assert r["generator_bytes"] > 0 and r["bytes"] < 10 * r["ipc"] * per_image
             assert 0 < r["distill_seconds"] < 60
     assert "a static set drawn once" in text

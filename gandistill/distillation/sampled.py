@@ -44,6 +44,11 @@ def set_bytes(ipc: int, num_classes: int, image_numel: int, latent_dim: int) -> 
     return n * (image_numel * 5 + latent_dim * 4 + 8)
 
 
+def default_latent_scale(ipc: int) -> float:
+    """ψ of a set of ``ipc`` per class when none is given (``defaults.SAMPLE_LATENT_SCALE``)."""
+    return SAMPLE_LATENT_SCALE.get(ipc, 1.0)
+
+
 def selection_of(ds: DistilledSet) -> tuple[str, int]:
     """How a sampled set kept its latents: (``select``, candidates per image), ``("none", 1)``
     for the first draws."""
@@ -110,7 +115,7 @@ def sample_set(
     if not 1 <= candidates <= MAX_CANDIDATES:
         raise ConfigError(f"--candidates must lie in 1..{MAX_CANDIDATES}, got {candidates}")
     if latent_scale is None:
-        latent_scale = SAMPLE_LATENT_SCALE.get(ipc, 1.0)
+        latent_scale = default_latent_scale(ipc)
     if not 0.0 <= latent_scale <= 1.0:
         raise ConfigError(f"--latent-scale must lie in 0..1, got {latent_scale}")
     numel = info.channels * info.image_size * info.image_size

@@ -43,7 +43,7 @@ from gandistill.defaults import (
     SAMPLE_SELECT,
 )
 from gandistill.distillation.loop import QUICK_CHECK_SEED, Distiller
-from gandistill.distillation.sampled import sample_set, selection_of
+from gandistill.distillation.sampled import default_latent_scale, sample_set, selection_of
 from gandistill.errors import ConfigError, DataError, GandistillError
 from gandistill.evaluation.fidelity import KEY_EXTRACTOR, KEY_FID, fidelity_metrics
 from gandistill.evaluation.sections import full_bytes, image_cost, needed_bytes
@@ -187,13 +187,15 @@ class _Bench:
     def sample(self, cfg: Config, method: str, path: Path) -> DistilledSet:
         """A set drawn from the trained or the distilled generator and saved to ``path``, its
         history the seconds the draw took; a set whose scoring was killed is reused if it was
-        drawn from the same generator with the same seed and IPC."""
+        drawn from the same generator with the same seed, IPC, selection and latent scale."""
         ckpt = self.ckpt if method == GENERATOR_SAMPLE else self.distilled
         select = (SAMPLE_SELECT, SAMPLE_CANDIDATES)
+        psi = default_latent_scale(cfg.distill.ipc)
         if path.is_file():
             ds = DistilledSet.load(path)
-            same = (ds.generator_sha256, ds.config.seed, ds.ipc, selection_of(ds))
-            if same == (ckpt.sha256, cfg.seed, cfg.distill.ipc, select):
+            how = (selection_of(ds), ds.config.distill.latent_scale)
+            same = (ds.generator_sha256, ds.config.seed, ds.ipc, how)
+            if same == (ckpt.sha256, cfg.seed, cfg.distill.ipc, (select, psi)):
                 return ds
         start = time.perf_counter()
         ds = sample_set(
@@ -204,6 +206,7 @@ class _Bench:
             select=select[0],
             candidates=select[1],
             data=self.data,
+            latent_scale=psi,
         )
         ds.history = [{"seconds": time.perf_counter() - start}]
         ds.save(path)
