@@ -71,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile", choices=("config", "quick"), default="config")
     parser.add_argument("--no-real", action="store_true", help="skip the random real subsets")
+    parser.add_argument(
+        "--no-sampled",
+        action="store_true",
+        help="skip the sampled sets (the first generator still gives the config)",
+    )
     parser.add_argument("--json", help="write every number here")
     args = parser.parse_args(argv)
     try:
@@ -122,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
 
     seeds = range(args.first_seed, args.first_seed + args.draws)
     for ipc in ipcs:
-        for path, ckpt in ckpts.items():
+        for path, ckpt in ckpts.items() if not args.no_sampled else ():
             for rule, psi in itertools.product(rules, scales):
 
                 def drawn(ipc=ipc, ckpt=ckpt, rule=rule, psi=psi):

@@ -185,6 +185,18 @@ def test_bench_sampled_pairs_sampled_sets_with_random_real_ones(tmp_path):
                 (stats["mean"] * (1 - stats["mean"]) / n) ** 0.5
             )
     assert "| random real subset | 2 |" in proc.stdout
+    only_real = run_script(
+        "bench_sampled.py",
+        "--generator", tmp_path / "g" / "generator.pt",
+        "--ipc", 1,
+        "--draws", 1,
+        "--no-sampled",
+        "--set", f"cache_dir={tmp_path}",
+        "--json", result,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert only_real.returncode == 0, only_real.stderr
+    assert [r["set"] for r in json.loads(result.read_text())["rows"]] == ["random real subset"]
 
 
 def test_bench_sampled_refuses_zero_draws_in_one_line(tmp_path):
