@@ -158,6 +158,16 @@ def test_table_and_results_are_well_formed(finished):
     assert kb == sorted(kb)
     latent = next(r for r in rows if r["method"] == "latent-dm")
     assert latent["generator_bytes"] > 0 and f"{latent['bytes'] / 1024:.1f} KB" in text
+    # the main table counts the generator a latent set is decoded through beside the set
+    stored = table[0].index("stored (compression)")
+    for cells in table[1:]:
+        row = next(r for r in rows if (str(r["ipc"]), r["method"]) == (cells[0], cells[1]))
+        mb = (
+            f" + {row['generator_bytes'] / 1024**2:.1f} MB generator"
+            if row.get("generator_bytes")
+            else ""
+        )
+        assert cells[stored].startswith(f"{row['bytes'] / 1024:.1f} KB{mb} (")
     n = 2 * len(METHODS)
     assert len(lines) == n and lines[-1].startswith(f"[{n}/{n}] IPC 2 distilled-generator seed 0:")
     # sets drawn from the trained and the distilled generator: latents stored, generator apart

@@ -454,7 +454,8 @@ def run_benchmark(
                 f"{GENERATOR_SAMPLE}, {DISTILLED_GENERATOR}: a static set drawn once from the "
                 "generator's EMA weights (the distilled one made by `gandistill "
                 "distill-generator`); distillation time is the draw's, not the generator's "
-                "training; bytes are the set's latents, the generator's apart.",
+                "training; stored: the set's latents, plus the generator's weights they are "
+                "decoded through.",
             ]
 
         done = {(r["ipc"], r["method"], r["seed"]) for r in rows}

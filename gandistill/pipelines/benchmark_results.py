@@ -194,7 +194,9 @@ def render_table(rows: list[dict], caption: Sequence[str]) -> str:
             tta = _fmt_time([r["time_to_accuracy"] for r in group], len(group))
         comp = f"{group[0]['compression']:.0f}×"
         if "bytes" in group[0]:  # older rows counted images, not bytes
-            comp = f"{_kb(group[0]['bytes'])} ({comp})"
+            gen = group[0].get("generator_bytes")
+            decoder = f" + {gen / 1024**2:.1f} MB generator" if gen else ""
+            comp = f"{_kb(group[0]['bytes'])}{decoder} ({comp})"
         cells = (str(ipc), method, acc, vs_best, ior, fid, seconds, tta, comp)
         lines.append("| " + " | ".join(cells) + " |")
     lines += _bytes_table(groups, scores)
