@@ -32,7 +32,6 @@ def truncated_normal(n: int, dim: int, bound: float, gen: torch.Generator) -> Te
 
 
 @torch.no_grad()
-@torch.no_grad()
 def best_of_k(
     generator: Generator,
     clf: RealClassifier,
