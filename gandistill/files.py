@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid, save_image
 
-from gandistill.config import Config, config_from_dict, to_dict
+from gandistill.config import GENERATOR_SPACES, Config, config_from_dict, to_dict
 from gandistill.data import DatasetInfo
 from gandistill.errors import ArtifactError, GandistillError
 from gandistill.models import Generator, build_model, from_gan_range
@@ -280,7 +280,7 @@ class DistilledSet:
     images_uint8: torch.Tensor  # (N, C, H, W) pixels
     info: DatasetInfo
     config: Config
-    space: str  # "latent", "pixel" or "real" (a coreset baseline of real training images)
+    space: str  # "latent", "hybrid", "pixel" or "real" (a coreset baseline of real images)
     latents: torch.Tensor | None = None  # (N, latent_dim)
     feature_offsets: torch.Tensor | None = None  # (N, ...) at config.distill.feature_level
     residuals: torch.Tensor | None = None  # (N, C, H, W) normalised
@@ -303,7 +303,7 @@ class DistilledSet:
 
     def decode(self, generator_path: str | Path | None = None) -> torch.Tensor:
         """Re-decode the latents through the generator (checked by hash); normalised images."""
-        if self.space != "latent" or self.latents is None:
+        if self.space not in GENERATOR_SPACES or self.latents is None:
             what = (
                 "holds real training images (a coreset baseline)"
                 if self.space == "real"
@@ -363,7 +363,12 @@ class DistilledSet:
                 images_uint8=payload["images_uint8"],
                 info=DatasetInfo.from_dict(payload["dataset"]),
                 config=config_from_dict(payload["config"]),
-                space=payload["space"],
+                # a set saved before space hybrid had a name: latents with residuals
+                space=(
+                    "hybrid"
+                    if payload["space"] == "latent" and payload.get("residuals") is not None
+                    else payload["space"]
+                ),
                 latents=payload.get("latents"),
                 feature_offsets=payload.get("feature_offsets"),
                 residuals=payload.get("residuals"),

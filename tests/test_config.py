@@ -25,6 +25,13 @@ def test_every_preset_loads(name):
     assert cfg.train.iterations >= 1
 
 
+def test_a_float_in_exponent_notation_without_a_dot_is_a_float():
+    cfg = load_config(None, ["distill.mtt_lr_lr=1e-5", "distill.lr=2E-3"])
+    assert cfg.distill.mtt_lr_lr == 1e-5 and cfg.distill.lr == 2e-3
+    with pytest.raises(ConfigError, match="expects float"):
+        load_config(None, ["distill.lr=1e-5x"])
+
+
 def test_overrides_are_typed_and_nested():
     cfg = load_config(None, ["train.iterations=7", "train.lr_g=1", "seed=3", "train.amp=false"])
     assert cfg.train.iterations == 7
@@ -54,6 +61,7 @@ def test_round_trip_through_dict_and_yaml(tmp_path):
         (["train.amp=3"], "'train.amp' expects bool"),
         (["train=5"], "section 'train' must be a mapping"),
         (["noequals"], "not of the form"),
+        (["distill.residual=true"], "'distill.residual' was replaced by distill.space: hybrid"),
     ],
 )
 def test_bad_overrides_name_the_key(overrides, message):
@@ -104,3 +112,17 @@ def test_resolve_refuses_settings_that_contradict_each_other():
     ):
         with pytest.raises(ConfigError, match=message):
             resolve(load_config(None, overrides), "cpu")
+
+
+@pytest.mark.parametrize(
+    ("saved", "space"),
+    [
+        ({"space": "latent", "residual": True}, "hybrid"),
+        ({"space": "latent", "residual": False}, "latent"),
+        ({"space": "pixel", "residual": True}, "pixel"),
+    ],
+)
+def test_a_saved_config_with_the_replaced_residual_key_loads_as_its_space(saved, space):
+    data = to_dict(Config())
+    data["distill"] = {**data["distill"], **saved}
+    assert config_from_dict(data).distill.space == space

@@ -332,7 +332,7 @@ def test_pixel_space_runs_through_the_same_path(tmp_path, tiny):
 
 
 def test_latent_real_init_inverts_a_real_subset(tmp_path, tiny, generator_file):
-    cfg = _cfg(tmp_path, "distill.init=real", "distill.residual=true", "distill.invert_steps=30")
+    cfg = _cfg(tmp_path, "distill.init=real", "distill.space=hybrid", "distill.invert_steps=30")
     d = Distiller(cfg, generator=generator_file, data=tiny)
     gen = step_generator(cfg.seed, -10)  # the init's stream: the same subset
     real = torch.cat([d.train_set.sample_class(c, 2, gen) for c in range(3)])
@@ -347,12 +347,12 @@ def test_latent_real_init_inverts_a_real_subset(tmp_path, tiny, generator_file):
 
 
 @pytest.mark.parametrize(
-    "method,space", [("herding", "pixel"), ("kmeans", "pixel"), ("herding", "latent")]
+    "method,space", [("herding", "pixel"), ("kmeans", "pixel"), ("herding", "hybrid")]
 )
 def test_coreset_init_starts_at_the_coreset(tmp_path, tiny, generator_file, method, space):
-    extra = ["distill.residual=true", "distill.invert_steps=5"] if space == "latent" else []
+    extra = ["distill.invert_steps=5"] if space == "hybrid" else []
     cfg = _cfg(tmp_path, f"distill.space={space}", f"distill.init={method}", *extra)
-    d = Distiller(cfg, generator=generator_file if space == "latent" else None, data=tiny)
+    d = Distiller(cfg, generator=generator_file if space == "hybrid" else None, data=tiny)
     coreset = build_baseline(cfg, method, data=tiny)  # the same selection, as a baseline set
     assert torch.allclose(d.syn(), coreset.images_float, atol=1e-5)
     random_start = Distiller(_cfg(tmp_path, "distill.space=pixel", "distill.init=real"), data=tiny)
@@ -363,7 +363,7 @@ def test_coreset_init_starts_at_the_coreset(tmp_path, tiny, generator_file, meth
     "extra",
     [
         [],
-        ["distill.feature_level=1", "distill.residual=true", "distill.latent_penalty=0.1"],
+        ["distill.feature_level=1", "distill.space=hybrid", "distill.latent_penalty=0.1"],
         ["distill.dsa=true", "distill.objective=dm"],
     ],
 )
@@ -467,3 +467,41 @@ def test_terms_across_all_classes_refuse_several_processes(tmp_path, tiny, monke
     cfg = _cfg(tmp_path, "distill.space=pixel", extra)
     with pytest.raises(ConfigError, match="runs in one process"):
         Distiller(cfg, data=tiny)
+
+
+@pytest.mark.parametrize("space", ["latent", "hybrid"])
+def test_latent_space_stores_latents_alone_and_hybrid_counts_its_residuals(
+    tmp_path, tiny, generator_file, space
+):
+    from gandistill.evaluation.sections import needed_bytes
+
+    out = tmp_path / "set.pt"
+    cfg = _cfg(tmp_path, f"distill.space={space}", "distill.init=truncated")
+    d = Distiller(cfg, generator=generator_file, out=out, data=tiny)
+    assert (d.syn.residuals is None) == (space == "latent")
+    assert [n for n, p in d.syn.named_parameters() if p.requires_grad] == (
+        ["latents"] if space == "latent" else ["latents", "residuals"]
+    )
+    ds = d.run()
+    loaded = DistilledSet.load(out)
+    assert loaded.space == space and (loaded.residuals is None) == (space == "latent")
+    # a pure latent set decodes to exactly its images through the generator
+    if space == "latent":
+        assert torch.allclose(loaded.decode(), ds.images_float, atol=1e-5)
+    _, as_codes, _ = needed_bytes(loaded)
+    n, extras = len(loaded.labels), 8 * len(loaded.labels) + 4 * loaded.teacher_logits.numel()
+    residual_bytes = 0 if space == "latent" else n * 4 * loaded.images_uint8[0].numel()
+    assert as_codes == 4 * loaded.latents.numel() + residual_bytes + extras
+
+
+def test_a_set_saved_before_hybrid_had_its_name_loads_as_hybrid(tmp_path, tiny, generator_file):
+    out = tmp_path / "set.pt"
+    cfg = _cfg(tmp_path, "distill.space=hybrid", "distill.init=truncated")
+    Distiller(cfg, generator=generator_file, out=out, data=tiny).run()
+    payload = torch.load(out, weights_only=True)
+    payload["space"] = "latent"  # as sets with residuals were saved before
+    payload["config"]["distill"]["space"] = "latent"
+    payload["config"]["distill"]["residual"] = True
+    torch.save(payload, out)
+    loaded = DistilledSet.load(out)
+    assert loaded.space == "hybrid" and loaded.config.distill.space == "hybrid"

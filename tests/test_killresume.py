@@ -317,11 +317,25 @@ SPACES = {
         "distill.pool_steps=3",  # iteration 5 draws a network saved at iteration 4
     ],
     # Adam, feature offsets, residuals, the cosine schedule and DSA draws all carry over
-    "latent": [
+    "hybrid": [
+        "distill.space=hybrid",
         "distill.init=normal",
         "distill.feature_level=1",
         "distill.lr_schedule=cosine",
         "distill.dsa=true",
+    ],
+    # trajectory matching: the learnable student learning rate and its optimiser group carry
+    # over, with the cosine schedule on the set's group alone
+    "pixel-mtt": [
+        "distill.space=pixel",
+        "distill.objective=mtt",
+        "distill.mtt_experts=2",
+        "distill.mtt_train_epochs=2",
+        "distill.mtt_expert_epochs=1",
+        "distill.mtt_max_start_epoch=2",
+        "distill.mtt_syn_steps=2",
+        "distill.mtt_lr_lr=1e-3",
+        "distill.lr_schedule=cosine",
     ],
 }
 
@@ -341,7 +355,7 @@ def _distill_cfg(tmp_path: Path, space: str, *extra: str):
 
 
 def _distiller(cfg, generator, out, data, **kwargs) -> Distiller:
-    gen = generator if cfg.distill.space == "latent" else None
+    gen = generator if cfg.distill.space != "pixel" else None
     return Distiller(cfg, generator=gen, out=out, data=data, **kwargs)
 
 
@@ -433,8 +447,8 @@ def test_distill_time_budget_spans_restarts(tmp_path, tiny):
 def test_distill_resume_refuses_a_different_run(tmp_path, tiny, tiny_generator):
     out = tmp_path / "set.pt"
     with pytest.raises(ArtifactError, match="nothing to resume: no .*set.state.pt"):
-        _distiller(_distill_cfg(tmp_path, "latent"), tiny_generator, out, tiny, resume=True)
-    cfg = _distill_cfg(tmp_path, "latent", "distill.checkpoint_every=1")
+        _distiller(_distill_cfg(tmp_path, "hybrid"), tiny_generator, out, tiny, resume=True)
+    cfg = _distill_cfg(tmp_path, "hybrid", "distill.checkpoint_every=1")
     _crash_at_iteration_2(cfg, tiny_generator, out, tiny)
 
     for override, message in (
@@ -443,7 +457,7 @@ def test_distill_resume_refuses_a_different_run(tmp_path, tiny, tiny_generator):
         ("distill.objective=dm", r"'distill.objective' differs"),
         ("distill.max_iterations=9", r"'distill.max_iterations' differs"),  # cosine schedule
     ):
-        changed = _distill_cfg(tmp_path, "latent", override)
+        changed = _distill_cfg(tmp_path, "hybrid", override)
         with pytest.raises(ConfigError, match=message):
             _distiller(changed, tiny_generator, out, tiny, resume=True)
     with pytest.raises(ConfigError, match="'distill.space' differs"):

@@ -18,6 +18,8 @@ from gandistill.config.loading import (
     to_dict,
 )
 from gandistill.config.schema import (
+    GENERATOR_SPACES,
+    SPACES,
     ClassifierConfig,
     Config,
     DataConfig,
@@ -29,6 +31,8 @@ from gandistill.config.schema import (
 )
 
 __all__ = [
+    "GENERATOR_SPACES",
+    "SPACES",
     "ClassifierConfig",
     "Config",
     "DataConfig",

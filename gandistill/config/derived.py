@@ -50,15 +50,18 @@ def resolve_distill(dc: DistillConfig, device_type: str) -> DistillConfig:
     """``dc`` with every ``auto`` (or 0-means-derived) setting replaced by the value a run on
     ``device_type`` ('cpu', 'cuda') uses, and the cross-field rules checked: what distillation
     saves with its set, so the artifact shows what actually ran."""
-    latent, gm, cuda = dc.space == "latent", dc.objective == "gm", device_type == "cuda"
+    latent, gm, cuda = dc.space != "pixel", dc.objective == "gm", device_type == "cuda"
+    mtt = dc.objective == "mtt"  # Adam in either space: its steps do not hang on the loss scale
     outer, inner = default_loops(dc.ipc)
     dc = dataclasses.replace(
         dc,
         init=resolve_init(dc),
         outer_loop=dc.outer_loop or outer,
         inner_loop=dc.inner_loop or inner,
-        optimizer=dc.optimizer if dc.optimizer != "auto" else ("adam" if latent else "sgd"),
-        lr=dc.lr or (0.01 if latent else 0.1 if gm else 1.0),
+        optimizer=dc.optimizer if dc.optimizer != "auto" else ("adam" if latent or mtt else "sgd"),
+        lr=dc.lr or (0.01 if latent or mtt else 0.1 if gm else 1.0),
+        # the paper's CIFAR-10 student steps at IPC 1 and 10
+        mtt_syn_steps=dc.mtt_syn_steps or (50 if dc.ipc == 1 else 30),
         real_batch=dc.real_batch or (64 if latent and gm else 256),
         grad_mode=dc.grad_mode if dc.grad_mode != "auto" else ("vmap" if cuda else "loop"),
     )
@@ -77,11 +80,13 @@ def check_distill(dc: DistillConfig) -> None:
             f"init '{dc.init}' is for latent space; pixel space takes noise, real, herding or "
             "kmeans"
         )
-    if dc.space == "latent" and dc.init not in (*LATENT_INIT_CHOICES, "auto"):
+    if dc.space != "pixel" and dc.init not in (*LATENT_INIT_CHOICES, "auto"):
         raise ConfigError(
-            f"init '{dc.init}' is for pixel space; latent space takes "
+            f"init '{dc.init}' is for pixel space; {dc.space} space takes "
             f"{', '.join(LATENT_INIT_CHOICES)}"
         )
+    if dc.objective == "mtt":
+        _check_mtt(dc)
     if dc.objective == "dm" and dc.dm_weight > 0:
         raise ConfigError(
             "distill.dm_weight adds distribution matching to gradient matching; with "
@@ -97,4 +102,26 @@ def check_distill(dc: DistillConfig) -> None:
             "distill.pool_size trains pooled networks between iterations, so it takes one "
             f"matching step per network; objective gm at ipc {dc.ipc} takes "
             f"{dc.outer_loop} (set distill.outer_loop=1 or use objective dm or krr)"
+        )
+
+
+def _check_mtt(dc: DistillConfig) -> None:
+    """Trajectory matching's own rules: the target must lie on the experts' trajectories, and
+    the terms on a matching network's embeddings have no network to run on."""
+    last = dc.mtt_max_start_epoch - 1 + dc.mtt_expert_epochs
+    if last > dc.mtt_train_epochs:
+        raise ConfigError(
+            f"mtt targets reach expert epoch {last} (mtt_max_start_epoch - 1 + "
+            f"mtt_expert_epochs) but experts train {dc.mtt_train_epochs} epochs; raise "
+            "distill.mtt_train_epochs or lower the other two"
+        )
+    added = [
+        name
+        for name in ("dm_weight", "discrimination", "ce_weight", "pool_size", "net_warmup")
+        if getattr(dc, name) > 0
+    ] + (["dm_layers"] if dc.dm_layers else [])
+    if added:
+        raise ConfigError(
+            f"objective mtt matches expert trajectories, not a matching network: set "
+            f"distill.{added[0]} to 0"
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,14 @@ from gandistill.errors import ConfigError
 INT64 = 2**63  # ints reach torch as int64 (seeds, sizes); beyond that it fails with an overflow
 
 
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _check_value(name: str, value: Any, tp: Any, meta: typing.Mapping) -> Any:
     """Type-check (and widen int to float) one value; apply ``choices``/``min``/``max`` rules.
     A float must be finite (NaN passes every comparison) and an int must fit in 64 bits."""
+    if tp is float and isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads 1e-5 (no dot) as a string
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         try:
             value = float(value)
@@ -63,6 +69,8 @@ def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
+        if f"{prefix}{key}" in REPLACED_KEYS:
+            raise ConfigError(f"config key '{prefix}{key}' {REPLACED_KEYS[prefix + key]}")
         if key not in fields:
             raise ConfigError(f"unknown config key '{prefix}{key}' (known: {', '.join(fields)})")
     kwargs = {}
@@ -137,8 +145,30 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
 
 
 def config_from_dict(data: dict) -> Config:
-    """Rebuild a :class:`Config` saved with a checkpoint."""
-    return from_dict(Config, data)
+    """Rebuild a :class:`Config` saved with a checkpoint (one saved before a key was replaced
+    is read as that key's replacement: see :func:`migrate`)."""
+    return from_dict(Config, migrate(data))
+
+
+# keys that a user's config may no longer hold, and what took their place
+REPLACED_KEYS = {
+    "distill.residual": "was replaced by distill.space: hybrid (latents plus a per-image pixel "
+    "residual); space latent optimises latents alone",
+}
+
+
+def migrate(data: dict) -> dict:
+    """A saved config with its replaced keys turned into what replaced them: ``distill.residual:
+    true`` in latent space is ``space: hybrid``, ``false`` is plain ``latent``."""
+    distill = data.get("distill") if isinstance(data, dict) else None
+    if not isinstance(distill, dict) or "residual" not in distill:
+        return data
+    distill = dict(distill)
+    if distill.pop("residual") and distill.get("space", "latent") == "latent":
+        distill["space"] = "hybrid"
+    else:
+        distill.setdefault("space", "latent")
+    return {**data, "distill": distill}
 
 
 def dump_yaml(cfg: Any) -> str:

@@ -24,6 +24,10 @@ MAX_CANDIDATES = 1024  # generator samples drawn per latent slot
 MAX_SAMPLES_PER_CLASS = 10_000  # generated images per class scored after training
 MAX_BETA = 0.9999  # Adam's betas must stay below 1
 
+# distill.space: what a distillation optimises; the first two decode latents through a generator
+SPACES = ("latent", "hybrid", "pixel")
+GENERATOR_SPACES = ("latent", "hybrid")
+
 
 def _f(
     default: Any,
@@ -168,12 +172,20 @@ class DistillConfig:
     """Latent (or pixel) optimisation by gradient or distribution matching."""
 
     ipc: int = _f(10, "images (latents) per class", min=1)
-    space: str = _f("latent", "what is optimised", choices=("latent", "pixel"))
+    space: str = _f(
+        "hybrid",
+        "what is optimised and stored: latent = latent codes decoded by the frozen generator (and "
+        "feature offsets with feature_level), nothing else; hybrid = latent plus a penalised "
+        "per-image pixel residual (stored as float32 images); pixel = the images themselves",
+        choices=SPACES,
+    )
     objective: str = _f(
         "gm",
         "gm: gradient matching; dm: distribution matching; krr: kernel ridge regression on the "
-        "matching network's features (FRePo, Zhou et al. 2022), the set must predict real labels",
-        choices=("gm", "dm", "krr"),
+        "matching network's features (FRePo, Zhou et al. 2022), the set must predict real labels; "
+        "mtt: trajectory matching (Cazenavette et al. 2022), mtt_syn_steps student steps on the "
+        "set from an expert's checkpoint should land on its checkpoint mtt_expert_epochs later",
+        choices=("gm", "dm", "krr", "mtt"),
     )
     distance: str = _f("dc", "gradient distance (gm)", choices=("dc", "mse", "cos"))
     init: str = _f(
@@ -300,8 +312,40 @@ class DistillConfig:
         "class-aware term; useful with net_warmup; 0: off)",
         min=0.0,
     )
-    residual: bool = _f(True, "also optimise a per-image pixel residual (latent space)")
-    residual_penalty: float = _f(1.0, "weight of the mean squared residual", min=0.0)
+    mtt_experts: int = _f(
+        4,
+        "mtt: expert networks trained on the real training split (the paper: 100; trained "
+        "once per dataset and setting, cached under <cache_dir>/trajectories, grown when more "
+        "are asked)",
+        min=1,
+    )
+    mtt_train_epochs: int = _f(
+        8, "mtt: epochs of each expert, its parameters saved after every one", min=1
+    )
+    mtt_teacher_lr: float = _f(
+        0.01,
+        "mtt: the experts' SGD learning rate (no momentum), and the student's at the start",
+        min=0.0,
+    )
+    mtt_expert_epochs: int = _f(
+        2, "mtt: the target checkpoint lies this many expert epochs after the start", min=1
+    )
+    mtt_max_start_epoch: int = _f(
+        4, "mtt: start checkpoints drawn from epochs 0..mtt_max_start_epoch-1", min=1
+    )
+    mtt_syn_steps: int = _f(
+        0, "mtt: student SGD steps on the set per iteration (0: 50 at ipc 1, 30 above)", min=0
+    )
+    mtt_batch_syn: int = _f(
+        0, "mtt: images per student step (0: the whole set)", min=0, max=MAX_BATCH
+    )
+    mtt_lr_lr: float = _f(
+        1e-5, "mtt: learning rate of the learnable student learning rate (0: fixed)", min=0.0
+    )
+    mtt_buffer: str = _f(
+        "", "mtt: expert trajectories file (empty: <cache_dir>/trajectories/<key>.pt)"
+    )
+    residual_penalty: float = _f(1.0, "space hybrid: weight of the mean squared residual", min=0.0)
     teacher_logits: bool = _f(
         True, "store the real-data classifier's logits on the final set (soft labels)"
     )

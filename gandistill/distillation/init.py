@@ -257,7 +257,7 @@ def initial_set(
         generator=generator,
         latents=z.to(device),
         feature_level=dc.feature_level,
-        residual=dc.residual,
+        residual=dc.space == "hybrid",
     )
     if real is not None and syn.residuals is not None:
         with torch.no_grad():  # start exactly at the real subset

@@ -73,10 +73,10 @@ def _generator(
     generator: str | Path | GeneratorCheckpoint | None, dc: DistillConfig, device: torch.device
 ) -> GeneratorCheckpoint | None:
     """The generator checkpoint a latent-space run decodes through, on ``device``."""
-    if dc.space != "latent":
+    if dc.space == "pixel":
         return None
     if generator is None:
-        raise ConfigError("space 'latent' needs a generator (--generator FILE)")
+        raise ConfigError(f"space '{dc.space}' needs a generator (--generator FILE)")
     if not isinstance(generator, GeneratorCheckpoint):
         generator = load_generator_checkpoint(generator, device=device)
     generator.generator.to(device)
@@ -200,8 +200,8 @@ class Distiller(ResumableState):
         if dc.lr_schedule == "cosine":  # by iteration, not by the clock: runs stay reproducible
             lr = self.opt.param_groups[0]["lr"]
             self.scheduler = CosineAnnealingScheduler(
-                self.opt, "lr", lr, 0.0, cycle_size=dc.max_iterations + 1
-            )
+                self.opt, "lr", lr, 0.0, cycle_size=dc.max_iterations + 1, param_group_index=0
+            )  # the set's group; mtt's student learning rate keeps its own
             engine.add_event_handler(Events.ITERATION_STARTED, self.scheduler)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._check_stop)
         if dc.eval_every:

@@ -33,7 +33,6 @@ RESUME_LOCKED = (
     "distill.optimizer",
     "distill.lr_schedule",
     "distill.feature_level",
-    "distill.residual",
     "distill.pool_size",
 )
 

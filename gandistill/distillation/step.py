@@ -5,7 +5,9 @@ Gradient matching compares the per-class gradients of a network's loss on real b
 and on the synthetic images (with graph) and backpropagates their distance through the frozen
 generator into the latents; it runs ``outer_loop`` such updates against a freshly drawn network,
 with ``inner_loop`` epochs of training on the set in between. Distribution matching and KRR make
-one update against a network that is not trained.
+one update against a network that is not trained. Trajectory matching (objective ``mtt``) has no
+matching network: a student unrolled from an expert's checkpoint (see
+:mod:`~gandistill.distillation.trajectories`).
 
 Every draw of iteration ``it`` comes from ``step_generator(seed, it)`` (the network and its
 warm-up from their own streams, see :mod:`~gandistill.distillation.networks`), which resumed runs
@@ -24,6 +26,12 @@ from gandistill.data import DatasetInfo, ImageTensors
 from gandistill.distillation.networks import MatchingNetworks, train_on_set
 from gandistill.distillation.objectives import Batch, matching_loss, real_batch, siamese
 from gandistill.distillation.synthetic import SyntheticSet, clip_gradients, merge_rows
+from gandistill.distillation.trajectories import (
+    StudentNetwork,
+    expert_trajectories,
+    trajectory_loss,
+    unrolled_student,
+)
 from gandistill.errors import ConfigError
 from gandistill.fit import dsa_strategy_for
 from gandistill.models import ConvNet
@@ -38,11 +46,15 @@ def check_processes(dc: DistillConfig, num_classes: int) -> None:
             f"{world_size()} processes for {num_classes} classes: distillation splits the "
             "classes over the processes, so use at most one process per class"
         )
-    if world_size() > 1 and (dc.discrimination > 0 or dc.objective == "krr"):
-        what = "objective krr" if dc.objective == "krr" else "distill.discrimination"
-        raise ConfigError(
-            f"{what} compares every class with every other, so it runs in one process; drop --nproc"
+    if world_size() > 1 and (dc.discrimination > 0 or dc.objective in ("krr", "mtt")):
+        whole = dc.objective in ("krr", "mtt")
+        what = f"objective {dc.objective}" if whole else "distill.discrimination"
+        why = (
+            "trains one student on the whole set"
+            if dc.objective == "mtt"
+            else "compares every class with every other"
         )
+        raise ConfigError(f"{what} {why}, so it runs in one process; drop --nproc")
 
 
 class MatchingStep:
@@ -72,17 +84,25 @@ class MatchingStep:
         self.rows = slice(classes.start * dc.ipc, classes.stop * dc.ipc)
         self.networks = MatchingNetworks(cfg, info, train, device)
         self.dsa_strategy = dsa_strategy_for(info) if dc.dsa else ""
-        params = [p for p in syn.parameters() if p.requires_grad]
+        groups = [{"params": syn.image_parameters(), "lr": dc.lr}]
+        if dc.objective == "mtt":
+            self.experts = expert_trajectories(cfg, info, train, device)
+            self.student = StudentNetwork(cfg, info, device)
+            lr = syn.add_student_lr(dc.mtt_teacher_lr, learnable=dc.mtt_lr_lr > 0)
+            if dc.mtt_lr_lr > 0:  # a group of its own (the schedule drives group 0 only)
+                groups.append({"params": [lr], "lr": dc.mtt_lr_lr})
         self.opt: torch.optim.Optimizer = (
-            torch.optim.Adam(params, lr=dc.lr)
+            torch.optim.Adam(groups)
             if dc.optimizer == "adam"
-            else torch.optim.SGD(params, lr=dc.lr, momentum=dc.momentum)
+            else torch.optim.SGD(groups, momentum=dc.momentum)
         )
 
     def __call__(self, it: int) -> dict[str, float]:
         """Outer iteration ``it``; returns its mean losses and gradient statistics."""
         dc = self.cfg.distill
         gen = step_generator(self.cfg.seed, it)
+        if dc.objective == "mtt":
+            return self.match_trajectory(gen)
         net, net_opt, slot = self.networks.draw(it)
         net.train()
         outer = dc.outer_loop if dc.objective == "gm" else 1
@@ -105,6 +125,37 @@ class MatchingStep:
             del out["grad_cosine"], out["grad_l2"]
         return out
 
+    def match_trajectory(self, gen: torch.Generator) -> dict[str, float]:
+        """One trajectory-matching update (one process: every row is this rank's): a student
+        from a drawn expert checkpoint, ``mtt_syn_steps`` steps on the set, its normalised
+        distance to the expert's later checkpoint backpropagated into the set and the
+        student's learning rate."""
+        dc, syn = self.cfg.distill, self.syn
+        expert = self.experts[int(torch.randint(len(self.experts), (1,), generator=gen))]
+        t = int(torch.randint(dc.mtt_max_start_epoch, (1,), generator=gen))
+        start = expert[t].to(self.device)
+        target = expert[t + dc.mtt_expert_epochs].to(self.device)
+        student = unrolled_student(
+            self.student, start, syn(), syn.labels, syn.student_lr, dc.mtt_syn_steps,
+            dc.mtt_batch_syn, gen, self.dsa_strategy,
+        )  # fmt: skip
+        match = trajectory_loss(student, start, target)
+        loss = match + syn.penalty(dc)
+        self.opt.zero_grad(set_to_none=True)
+        params = [p for group in self.opt.param_groups for p in group["params"]]
+        loss.backward(inputs=params)
+        if dc.grad_clip > 0:
+            clip_gradients(syn, dc.grad_clip)
+        self.opt.step()
+        with torch.no_grad():  # a negative rate would climb the loss
+            syn.student_lr.clamp_(min=0.0)
+        syn.clamp_latents(dc.latent_clip)
+        return {
+            "match_loss": match.item(),
+            "student_lr": syn.student_lr.item(),
+            "latent_norm": syn.latent_radius(),
+        }
+
     def update(self, net: ConvNet, gen: torch.Generator) -> dict[str, float]:
         """One update of the set's rows of this rank's classes against ``net``."""
         dc, k = self.cfg.distill, len(self.classes)
@@ -125,7 +176,7 @@ class MatchingStep:
         self.opt.zero_grad(set_to_none=True)
         # gradients for the set only: the network's weights are in the graph (the synthetic
         # gradients and embeddings depend on them) but their gradients would go unread
-        params = [p for p in self.syn.parameters() if p.requires_grad]
+        params = self.syn.image_parameters()
         loss.backward(inputs=params)
         if dc.grad_clip > 0:
             clip_gradients(self.syn, dc.grad_clip)

@@ -13,7 +13,8 @@ from gandistill.data import DatasetInfo
 from gandistill.models import Generator, from_gan_range
 from gandistill.parallel import all_sum_, world_size
 
-SET_PARAMETERS = ("latents", "pixels", "feature_offsets", "residuals")  # of SyntheticSet
+# of SyntheticSet; the last is trajectory matching's learnable student learning rate
+SET_PARAMETERS = ("latents", "pixels", "feature_offsets", "residuals", "student_lr")
 
 
 # --- what is optimised -----------------------------------------------------------------------
@@ -43,6 +44,7 @@ class SyntheticSet(nn.Module):
         self.generator = generator
         self.feature_level = feature_level
         self.latents = self.pixels = self.feature_offsets = self.residuals = None
+        self.student_lr: nn.Parameter | None = None  # objective mtt: see add_student_lr
         if generator is None:
             assert pixels is not None
             self.pixels = nn.Parameter(pixels.clone())
@@ -58,6 +60,17 @@ class SyntheticSet(nn.Module):
             self.residuals = nn.Parameter(
                 latents.new_zeros(len(labels), info.channels, info.image_size, info.image_size)
             )
+
+    def add_student_lr(self, value: float, learnable: bool) -> nn.Parameter:
+        """Trajectory matching's student learning rate, optimised beside the set (not part of
+        the saved set: the evaluation protocol fixes its own)."""
+        self.student_lr = nn.Parameter(self.labels.new_tensor(value, dtype=torch.float32))
+        self.student_lr.requires_grad_(learnable)
+        return self.student_lr
+
+    def image_parameters(self) -> list[nn.Parameter]:
+        """The parameters the images are made of (all but the student learning rate)."""
+        return [p for p in self.parameters() if p.requires_grad and p is not self.student_lr]
 
     def forward(self, rows: slice = slice(None)) -> Tensor:
         """The images of ``rows`` (default all)."""
