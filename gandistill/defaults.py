@@ -19,6 +19,8 @@ FEATURE_EXTRACTOR = "independent"
 
 # gandistill benchmark
 BENCHMARK_IPCS = (1, 10)  # images per class of the rows
+# --archs cross: the matching ConvNet and the four networks distillation never runs on
+CROSS_ARCHS = ("convnet", "mlp", "lenet", "alexnet", "resnet18")
 BENCHMARK_MINUTES = 10.0  # wall-clock budget of each optimised set
 BENCHMARK_SEEDS = 1  # seeds per row: cfg.seed + 0..N-1
 BENCHMARK_MAX_SEEDS = 100  # more would run a row's method that many times: for ages

@@ -212,6 +212,7 @@ TEXT_FLAGS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("baseline", "--method"): (("bogus", "'bogus'"),),
     ("evaluate", "--feature-extractor"): (("bogus", "'bogus'"),),
     ("evaluate", "--archs"): (("bogus", "bogus"), ("convnet,bogus", "bogus")),
+    ("benchmark", "--archs"): (("bogus", "bogus"), ("convnet,convnet", "repeated")),
     ("benchmark", "--ipc"): (
         ("x", "'x'"),
         ("0", "'0'"),

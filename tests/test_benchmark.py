@@ -29,6 +29,7 @@ from gandistill.pipelines.benchmark_results import (
 from gandistill.pipelines.benchmark_settings import (
     METHODS,
     benchmark_config,
+    parse_archs,
     parse_ipcs,
     parse_methods,
 )
@@ -43,6 +44,12 @@ TINY = (  # two outer iterations, a quick check after each, two-epoch evaluation
     "eval.epochs=2",
     "eval.n_models=2",
     "eval.arch=mlp",
+    # trajectory matching's experts: one, two epochs
+    "distill.mtt_experts=1",
+    "distill.mtt_train_epochs=2",
+    "distill.mtt_expert_epochs=1",
+    "distill.mtt_max_start_epoch=1",
+    "distill.mtt_syn_steps=2",
 )
 
 
@@ -117,8 +124,14 @@ def test_table_and_results_are_well_formed(finished):
         assert len(r["accuracies"]) == 2 and 0 <= r["mean"] <= 1 and r["fid"] >= 0
         # bytes as stored: uint8 images with their labels (and soft labels, if any) per image
         per_image = data.train.images[0].numel() + 8
-        if r["method"] not in benchmark.SAMPLED_METHODS:  # sampled sets store latents
+        ds = DistilledSet.load(out / r["set_file"])
+        if ds.space not in ("latent",):  # latent sets store latents alone
             assert r["bytes"] >= 10 * r["ipc"] * per_image
+        else:
+            assert r["bytes"] == 4 * ds.latents.numel() + 8 * len(ds.labels) + 4 * (
+                0 if ds.feature_offsets is None else ds.feature_offsets.numel()
+            )
+        assert r["arch"] == r["protocol"]["arch"] == "mlp"
         full = data.train.images.numel() + 8 * n_train
         assert r["compression"] == pytest.approx(full / r["bytes"])
         assert r["images_per_class_equivalent"] == pytest.approx(r["bytes"] / (10 * per_image))
@@ -169,7 +182,8 @@ def test_table_and_results_are_well_formed(finished):
         )
         assert cells[stored].startswith(f"{row['bytes'] / 1024:.1f} KB{mb} (")
     n = 2 * len(METHODS)
-    assert len(lines) == n and lines[-1].startswith(f"[{n}/{n}] IPC 2 distilled-generator seed 0:")
+    assert len(lines) == n
+    assert lines[-1].startswith(f"[{n}/{n}] IPC 2 distilled-generator seed 0 mlp:")
     # sets drawn from the trained and the distilled generator: latents stored, generator apart
     for method in benchmark.SAMPLED_METHODS:
         for r in (r for r in rows if r["method"] == method):
@@ -189,13 +203,13 @@ def test_second_call_skips_finished_rows(
     results = (out / RESULTS_FILE).read_text().splitlines()
     (out / RESULTS_FILE).write_text("\n".join(results[:-1]) + "\n")  # as if killed in the last
     computed = []
-    real_row = benchmark._Bench.row
+    real_rows = benchmark._Bench.rows
 
-    def counting_row(self, method, ipc, seed):
+    def counting_rows(self, method, ipc, seed, archs):
         computed.append((ipc, method, seed))
-        return real_row(self, method, ipc, seed)
+        return real_rows(self, method, ipc, seed, archs)
 
-    monkeypatch.setattr(benchmark._Bench, "row", counting_row)
+    monkeypatch.setattr(benchmark._Bench, "rows", counting_rows)
     last_set = out / json.loads(results[-1])["set_file"]
     built_at = last_set.stat().st_mtime_ns
     lines = []
@@ -214,6 +228,46 @@ def test_second_call_skips_finished_rows(
         distilled_generator=distilled_file,
     )  # fmt: skip
     assert len(computed) == 1  # everything finished: nothing recomputed
+
+
+def test_rows_of_several_architectures_round_trip_through_results(finished, cache, tmp_path):
+    """The finished folder's sets scored again by a network it lacks: one row per network,
+    the set not rebuilt; the table keeps the first network and adds the cross-architecture
+    one."""
+    out = tmp_path / "bench"
+    shutil.copytree(finished[0], out)
+    archs = ["mlp", "lenet"]
+    lines = []
+    rows = run_benchmark(
+        _cfg(cache), out, (1,), ("random", "pixel-dm"), 1, BUDGET, "quick", None, "cmd",
+        lines.append, archs=archs,
+    )  # fmt: skip
+    new = [r for r in rows if r["arch"] == "lenet"]
+    assert [(r["ipc"], r["method"]) for r in new] == [(1, "random"), (1, "pixel-dm")]
+    assert all(r["protocol"]["arch"] == "lenet" and tuple(r) == RESULT_KEYS for r in new)
+    saved = [json.loads(x) for x in (out / RESULTS_FILE).read_text().splitlines()]
+    assert saved == rows  # what the call returned is what the file holds
+    for r in new:  # the same set file as the mlp row of the same method
+        twin = next(x for x in rows if x["arch"] == "mlp" and x["method"] == r["method"])
+        assert twin["set_file"] == r["set_file"] and twin["ipc"] == 1
+    text = (out / TABLE_FILE).read_text()
+    main = table_rows(text)
+    assert len(main) == len([r for r in rows if r["arch"] == "mlp"]) + 1  # the first network
+    cross = table_rows(text.split("## Across architectures")[1])
+    assert cross[0] == ["IPC", "method", "mlp", "lenet", "mean of unseen"]
+    line = next(c for c in cross[1:] if c[:2] == ["1", "random"])
+    lenet = next(r for r in new if r["method"] == "random")
+    assert line[3] == f"{100 * lenet['mean']:.2f}" and line[4] != "–"
+    assert next(c for c in cross[1:] if c[:2] == ["2", "random"])[3] == "–"  # not scored
+    # rows made before the key existed are read as their protocol's network
+    old = dict(rows[0])
+    del old["arch"]
+    assert benchmark.row_arch(old) == rows[0]["protocol"]["arch"]
+    again = run_benchmark(
+        _cfg(cache), out, (1,), ("random",), 1, BUDGET, "quick", None, "cmd", lines.append,
+        archs=archs,
+    )  # fmt: skip
+    assert len(again) == len(rows) and lines[-1].endswith("done earlier, skipped")
 
 
 def test_a_generator_not_distilled_into_is_refused_for_the_distilled_row(
@@ -290,6 +344,11 @@ def test_command_line_names_the_program_as_typed():
 def test_parsers():
     assert parse_ipcs("1,10,50") == [1, 10, 50]
     assert parse_methods("kmeans,latent-dm") == ["kmeans", "latent-dm"]
+    assert parse_archs("cross") == ["convnet", "mlp", "lenet", "alexnet", "resnet18"]
+    with pytest.raises(ConfigError, match="unknown architecture"):
+        parse_archs("convnet,vgg")
+    assert benchmark.needs_generator("latent-mtt") and benchmark.needs_generator("hybrid-gm")
+    assert not benchmark.needs_generator("pixel-mtt") and not benchmark.needs_generator("random")
     with pytest.raises(ConfigError):
         parse_methods("random,random")
 

@@ -173,6 +173,31 @@ def test_soft_labels_and_architectures(tmp_path, setup):
         report_mod.evaluate_distilled(path, cfg, data=data, archs=["convnet", "vgg99"])
 
 
+def test_cross_architecture_block_names_each_architecture_and_its_protocol(tmp_path, setup):
+    cfg, path, data = setup
+    archs = ["convnet", "mlp", "lenet"]
+    rep = report_mod.evaluate_distilled(
+        path, cfg, profile="quick", data=data, progress=False, archs=archs
+    )
+    cross = rep["cross_architecture"]
+    assert cross["matched"] == "convnet" and cross["unseen"] == ["mlp", "lenet"]
+    assert list(cross["protocols"]) == archs
+    for p in cross["protocols"].values():
+        assert p["n_models"] == 1 and p["augment"] == "none" and p["epochs"] >= 1
+    mean = cross["unseen_mean"]["distilled"]
+    accs = [rep["accuracy"][a]["distilled"]["mean"] for a in ("mlp", "lenet")]
+    assert mean["mean"] == pytest.approx(sum(accs) / 2)
+    bse = [rep["accuracy"][a]["distilled"]["binomial_se"] for a in ("mlp", "lenet")]
+    assert mean["binomial_se"] == pytest.approx(sum(bse) / 2) and mean["binomial_se"] > 0
+    text = headline(rep)
+    for arch, role in (("convnet", "matched"), ("mlp", "unseen"), ("lenet", "unseen")):
+        assert f"| {arch} ({role}) | 1 × " in text
+    assert "**mean of 2 unseen**" in text and "no augmentation" in text
+    # one architecture: no block
+    single = report_mod.evaluate_distilled(path, cfg, profile="quick", data=data, progress=False)
+    assert single["cross_architecture"] == {} and "Cross-architecture" not in headline(single)
+
+
 def test_generator_report(tmp_path, setup):
     from gandistill.evaluation.generator import GENERATOR_REPORT_KEYS, evaluate_generator
     from gandistill.gan.trainer import train

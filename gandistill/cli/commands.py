@@ -21,7 +21,14 @@ import torch
 from torchvision.utils import save_image
 
 from gandistill import defaults
-from gandistill.config import Config, apply_overrides, config_from_dict, load_config, to_dict
+from gandistill.config import (
+    GENERATOR_SPACES,
+    Config,
+    apply_overrides,
+    config_from_dict,
+    load_config,
+    to_dict,
+)
 from gandistill.coreset.baselines import build_baseline
 from gandistill.distillation.loop import Distiller, state_path
 from gandistill.distillation.sampled import sample_set
@@ -44,7 +51,12 @@ from gandistill.gan.trainer import train
 from gandistill.parallel import is_main, launch, world_size
 from gandistill.pipelines.benchmark import RESULTS_FILE, TABLE_FILE, run_benchmark
 from gandistill.pipelines.benchmark_settings import METHODS as BENCHMARK_METHODS
-from gandistill.pipelines.benchmark_settings import benchmark_config, parse_ipcs, parse_methods
+from gandistill.pipelines.benchmark_settings import (
+    benchmark_config,
+    parse_archs,
+    parse_ipcs,
+    parse_methods,
+)
 from gandistill.pipelines.quickstart import quickstart, quickstart_config, summary
 from gandistill.runtime import format_seconds as _fmt_seconds
 from gandistill.runtime import resolve_device, step_generator
@@ -269,6 +281,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         args.profile,
         ckpt,
         distilled_generator=args.distilled_generator,
+        archs=parse_archs(args.archs) if args.archs else None,
     )
     print(f"wrote {Path(args.out) / TABLE_FILE} and {Path(args.out) / RESULTS_FILE}")
     return 0
@@ -312,7 +325,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         report = evaluate_generator(source, **common)
         print("\n".join(generator_markdown(report)[4:9]))
     else:
-        archs = args.archs.split(",") if args.archs else None
+        archs = parse_archs(args.archs) if args.archs else None
         report = evaluate_distilled(
             args.distilled, **common, archs=archs, soft_labels=args.soft_labels
         )
@@ -433,7 +446,7 @@ def _distilled_images(args: argparse.Namespace) -> tuple[DistilledSet, torch.Ten
     """uint8 images of a distilled set: decoded through its generator when at hand, else stored."""
     ds = DistilledSet.load(args.distilled)
     source = "stored images"
-    if ds.space == "latent" and (
+    if ds.space in GENERATOR_SPACES and (
         args.generator or (ds.generator_path and Path(ds.generator_path).is_file())
     ):
         try:

@@ -24,7 +24,7 @@ from gandistill.cli.commands import (
     cmd_sample,
     cmd_train,
 )
-from gandistill.config.schema import MAX_CANDIDATES
+from gandistill.config.schema import MAX_CANDIDATES, SPACES
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
 from gandistill.distillation.sampled import SELECTIONS
 from gandistill.errors import EXIT_USER_ERROR
@@ -197,7 +197,7 @@ def _add_distill(sub: argparse._SubParsersAction) -> None:
     own = _flags()
     own.add_argument("--generator", help="generator checkpoint (needed for latent space)")
     own.add_argument("--ipc", type=int, help="images per class (overrides distill.ipc)")
-    own.add_argument("--space", choices=("latent", "pixel"), help="overrides distill.space")
+    own.add_argument("--space", choices=SPACES, help="overrides distill.space")
     own.add_argument("--out", required=True, help="distilled-set file to write (.pt)")
     shared = _shared_flags(
         config="the generator's own run config",
@@ -275,7 +275,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "--kid-subset-size", type=int, help="set images per KID draw (default: the whole set)"
     )
     own.add_argument(
-        "--archs", help="comma-separated evaluation networks, e.g. convnet,mlp,resnet18"
+        "--archs",
+        help="comma-separated evaluation networks, e.g. convnet,mlp,resnet18; 'cross' = "
+        + ",".join(defaults.CROSS_ARCHS)
+        + " (a cross-architecture block with the mean over the unseen ones)",
     )
     own.add_argument(
         "--soft-labels", action="store_true", help="also train with the classifier as teacher"
@@ -345,11 +348,17 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
         "--profile", choices=BENCHMARK_PROFILES, default=defaults.EVAL_PROFILE, help="eval protocol"
     )
     own.add_argument(
-        "--generator", help="generator checkpoint (for latent-gm, latent-dm, generator-sample)"
+        "--generator",
+        help="generator checkpoint (for the latent and hybrid methods and generator-sample)",
     )
     own.add_argument(
         "--distilled-generator",
         help="a generator made by distill-generator (for distilled-generator)",
+    )
+    own.add_argument(
+        "--archs",
+        help="comma-separated networks that score each set, one row each (e.g. convnet,mlp); "
+        "'cross' = " + ",".join(defaults.CROSS_ARCHS) + " (default: eval.arch)",
     )
     own.add_argument("--out", default=defaults.BENCHMARK_OUT, help="output folder")
     shared = _shared_flags(config="the generator's run config")

@@ -173,6 +173,49 @@ def _fidelity_cells(f: dict) -> list[str]:
     ]
 
 
+def _protocol_cell(p: dict) -> str:
+    aug = "no augmentation" if p["augment"] == "none" else f"{p['augment']} augmentation"
+    return f"{p['n_models']} × {p['epochs']} epochs, {aug}"
+
+
+def cross_architecture_lines(cross: dict, accuracy: dict) -> list[str]:
+    """The cross-architecture table: each architecture with its protocol, the set's and the
+    random real subset's accuracy, and the mean over the architectures distillation never saw
+    (its uncertainty: network spread, and the test split's binomial error); none without an
+    unseen architecture."""
+    if not cross:
+        return []
+    lines = [
+        "",
+        "Cross-architecture (test split):",
+        "",
+        "| architecture | protocol | set | random real | set − random (pts) |",
+        "|---|---|---|---|---:|",
+    ]
+    for arch, rows in accuracy.items():
+        role = "matched" if arch == cross["matched"] else "unseen"
+        d, r = rows["distilled"], rows["random_real"]
+        lines.append(
+            f"| {arch} ({role}) | {_protocol_cell(cross['protocols'][arch])} | {_pct(d)} | "
+            f"{_pct(r)} | {100 * (d['mean'] - r['mean']):+.1f} |"
+        )
+    means = cross["unseen_mean"]
+    if "distilled" in means and "random_real" in means:
+
+        def cell(m: dict) -> str:
+            return (
+                f"{100 * m['mean']:.1f} ± {100 * m['network_se']:.1f} "
+                f"(test s.e. {100 * m['binomial_se']:.1f})"
+            )
+
+        d, r = means["distilled"], means["random_real"]
+        lines.append(
+            f"| **mean of {len(cross['unseen'])} unseen** | – | {cell(d)} | {cell(r)} | "
+            f"{100 * (d['mean'] - r['mean']):+.1f} |"
+        )
+    return lines
+
+
 def headline(report: dict) -> str:
     """The headline table as markdown: accuracy, fidelity, compression, time."""
     fid = report["fidelity"]
@@ -190,6 +233,7 @@ def headline(report: dict) -> str:
             lines.append(f"| {label} ({arch}) | {_pct(stats)} | " + " | ".join(cells) + " |")
     comp, tt = report["compression"], report["training_time"]
     lines += [
+        *cross_architecture_lines(report.get("cross_architecture") or {}, report["accuracy"]),
         "",
         *_fairness_lines(report.get("fairness"), report["protocol"]),
         *_privacy_lines(report.get("privacy"), len(report["structure"]["per_image"])),

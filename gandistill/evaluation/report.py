@@ -42,6 +42,7 @@ from gandistill.evaluation.options import PROFILES, apply_profile, checked_input
 from gandistill.evaluation.render import write_report
 from gandistill.evaluation.sections import (
     compression_section,
+    cross_architecture_section,
     distillation_summary,
     fairness_section,
     protocol_manifest,
@@ -69,6 +70,7 @@ REPORT_KEYS = (
     "profile",
     "protocol",
     "accuracy",
+    "cross_architecture",
     "fairness",
     "fidelity",
     "compression",
@@ -240,6 +242,18 @@ class _Reference:
     logits: tuple[torch.Tensor, torch.Tensor]  # test logits of a full-data, a distilled network
 
 
+def arch_protocol(ec: EvalConfig) -> dict:
+    """How the networks of one architecture are trained: what a cross-architecture table states
+    beside each."""
+    return {
+        "epochs": ec.epochs,
+        "n_models": ec.n_models,
+        "augment": ec.augment,
+        "lr": ec.lr,
+        "batch_size": ec.batch_size,
+    }
+
+
 def _accuracy_section(
     trainer: _Trainer,
     ds: DistilledSet,
@@ -251,7 +265,7 @@ def _accuracy_section(
     profile: str,
     teacher: torch.nn.Module | None,
     progress: bool,
-) -> tuple[dict[str, dict], _Reference]:
+) -> tuple[dict[str, dict], _Reference, dict[str, dict]]:
     """The ``accuracy`` section: rows per architecture of ``archs``.
 
     Each architecture gets the distilled set (also with ``teacher``'s soft labels when given,
@@ -259,12 +273,15 @@ def _accuracy_section(
     first one also gets the full training data, trained until validation accuracy stalls.
 
     Returns:
-        The rows by architecture, and the first architecture's results.
+        The rows by architecture, the first architecture's results, and each architecture's
+        protocol (:func:`arch_protocol`).
     """
     rand01, rand_labels = random_real
     accuracy: dict[str, dict] = {}
+    protocols: dict[str, dict] = {}
     for arch in archs:
         arch_ec = replace(ec, arch=arch)
+        protocols[arch] = arch_protocol(arch_ec)
         rows = accuracy[arch] = {}
         rows["distilled"], logits = trainer.run(ds.images_float, ds.labels, arch_ec, progress)
         if teacher is not None:
@@ -284,7 +301,7 @@ def _accuracy_section(
             )
             logits_pair = (logits_full, logits)
             reference = _Reference(arch, rows["distilled"], rows["full_data"], logits_pair)
-    return accuracy, reference
+    return accuracy, reference, protocols
 
 
 def fidelity_network(
@@ -330,7 +347,7 @@ def _measure(
     # the sections run in this order, which fixes the random draws and the order of trainings
     random_real = random_real_subset(train, ds.ipc, cfg.seed)
     trainer = _Trainer(test, info, cfg.seed, device)
-    accuracy, ref = _accuracy_section(
+    accuracy, ref, protocols = _accuracy_section(
         trainer, ds, random_real, data, cfg, ec, archs or [ec.arch], profile, teacher, progress
     )
     real = _real_per_class(train, prof.fidelity_real, cfg.seed)
@@ -349,6 +366,7 @@ def _measure(
             data,
         ),
         "accuracy": accuracy,
+        "cross_architecture": cross_architecture_section(accuracy, protocols),
         "fairness": fairness_section(accuracy),
         "fidelity": fidelity_table(
             fidelity_sets,

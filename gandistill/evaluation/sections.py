@@ -100,6 +100,45 @@ def fairness_section(accuracy: dict[str, dict]) -> dict:
     return out
 
 
+MATCHED_ARCH = "convnet"  # the network every matching objective runs on (distill.net_*)
+CROSS_ARCH_ROWS = ("distilled", "distilled_soft", "random_real", "random_real_soft")
+
+
+def cross_architecture_section(accuracy: dict[str, dict], protocols: dict[str, dict]) -> dict:
+    """Accuracy on the architectures distillation never saw: every evaluated architecture but
+    the matching ConvNet, and the mean over them of each row (set, random real subset, with
+    soft labels when evaluated); empty without an unseen architecture.
+
+    The mean's ``network_se`` combines the architectures' network spreads (std/√n each, as
+    independent); its ``binomial_se`` is the mean of their binomial errors, the bound for errors
+    that are fully correlated, as errors on one test split may be. ``protocols`` states how
+    each architecture was trained.
+    """
+    unseen = [a for a in accuracy if a != MATCHED_ARCH]
+    if not unseen:
+        return {}
+    means = {}
+    for row in CROSS_ARCH_ROWS:
+        stats = [accuracy[a][row] for a in unseen if row in accuracy[a]]
+        if len(stats) != len(unseen):
+            continue
+        k = len(stats)
+        means[row] = {
+            "mean": sum(st["mean"] for st in stats) / k,
+            "network_se": math.sqrt(
+                sum(st["std"] ** 2 / max(len(st["accuracies"]), 1) for st in stats)
+            )
+            / k,
+            "binomial_se": sum(st.get("binomial_se", 0.0) for st in stats) / k,
+        }
+    return {
+        "matched": MATCHED_ARCH if MATCHED_ARCH in accuracy else None,
+        "unseen": unseen,
+        "protocols": {a: protocols[a] for a in accuracy},
+        "unseen_mean": means,
+    }
+
+
 def protocol_manifest(
     ec: EvalConfig,
     archs: list[str],

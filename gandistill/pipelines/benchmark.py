@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from gandistill.classifier import get_classifier, get_independent_network
-from gandistill.config import Config, apply_overrides, from_dict, to_dict
+from gandistill.config import GENERATOR_SPACES, Config, apply_overrides, from_dict, to_dict
 from gandistill.config.derived import resolve
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
 from gandistill.coreset.baselines import build_baseline
@@ -65,6 +65,7 @@ from gandistill.pipelines.benchmark_results import (
     load_results,
     machine,
     render_table,
+    row_arch,
 )
 from gandistill.pipelines.benchmark_settings import (
     DISTILLED_GENERATOR,
@@ -72,6 +73,8 @@ from gandistill.pipelines.benchmark_settings import (
     METHODS,
     OPTIMISED_METHODS,
     SAMPLED_METHODS,
+    needs_generator,
+    parse_archs,
     parse_ipcs,
     parse_methods,
     protocol,
@@ -215,7 +218,7 @@ class _Bench:
     def build(self, cfg: Config, method: str, path: Path) -> DistilledSet:
         if path.is_file():  # a set whose scoring was killed: reuse it if made the same way
             ds = DistilledSet.load(path)
-            sha = self.ckpt.sha256 if method.startswith("latent-") else None
+            sha = self.ckpt.sha256 if needs_generator(method) and self.ckpt else None
             # an optimised set saves its config resolved (see gandistill.config.derived.resolve)
             made = (
                 cfg if method in CORESET_METHODS else resolve(cfg, resolve_device(cfg.device).type)
@@ -224,11 +227,12 @@ class _Bench:
                 return ds
         if method in CORESET_METHODS:
             return build_baseline(cfg, method, cfg.distill.ipc, out=path, data=self.data)
-        generator = self.ckpt if cfg.distill.space == "latent" else None
+        generator = self.ckpt if cfg.distill.space in GENERATOR_SPACES else None
         log_dir = self.out / TB_DIR / path.stem
         return Distiller(cfg, generator, out=path, data=self.data, log_dir=log_dir).run()
 
-    def row(self, method: str, ipc: int, seed: int) -> dict:
+    def rows(self, method: str, ipc: int, seed: int, archs: Sequence[str]) -> list[dict]:
+        """The rows of one set (built once) scored by fresh networks of each of ``archs``."""
         cfg = self.row_config(method, ipc, seed)
         path = self.out / SETS_DIR / f"ipc{ipc}_{method}_seed{seed}.pt"
         ds = (
@@ -237,8 +241,6 @@ class _Bench:
             else self.build(cfg, method, path)
         )
         train, test, info = self.data.train, self.data.test, self.data.info
-        start = datetime.datetime.now()
-        res = evaluate_set(ds.images_float, ds.labels, test, info, self.protocol, seed, self.device)
         fid = fidelity_metrics(
             ds.images_uint8,
             test.images,
@@ -252,23 +254,30 @@ class _Bench:
         equivalent = set_bytes / (image_cost(ds) * info.num_classes)
         optimised = method in OPTIMISED_METHODS
         target = self.target(cfg, ipc) if optimised and checks else None
-        row = {
-            "ipc": ipc, "method": method, "seed": seed, "profile": self.profile,
-            "minutes": self.minutes, "protocol": asdict(self.protocol),
-            "accuracies": res.accuracies, "mean": res.mean, "std": res.std,
-            "test_images": len(test), "fid": fid[KEY_FID], "fid_extractor": fid[KEY_EXTRACTOR],
-            "distill_seconds": ds.history[-1]["seconds"] if ds.history else 0.0,
-            "iterations": len(ds.history) if optimised else 0, "stop_reason": ds.stop_reason,
-            "quick_checks": checks, "target_accuracy": target,
-            "time_to_accuracy": None if target is None else time_to_accuracy(ds.history, target),
-            "compression": full_bytes(train) / set_bytes, "bytes": set_bytes,
-            "generator_bytes": generator_bytes, "images_per_class_equivalent": equivalent,
-            "set_file": str(path.relative_to(self.out)),
-            "eval_seconds": (datetime.datetime.now() - start).total_seconds(),
-            "machine": self.machine, "date": start.isoformat(timespec="seconds"),
-        }  # fmt: skip
-        assert tuple(row) == RESULT_KEYS
-        return row
+        tta = None if target is None else time_to_accuracy(ds.history, target)
+        out = []
+        for arch in archs:
+            prot = replace(self.protocol, arch=arch)
+            start = datetime.datetime.now()
+            res = evaluate_set(ds.images_float, ds.labels, test, info, prot, seed, self.device)
+            row = {
+                "ipc": ipc, "method": method, "seed": seed, "arch": arch, "profile": self.profile,
+                "minutes": self.minutes, "protocol": asdict(prot),
+                "accuracies": res.accuracies, "mean": res.mean, "std": res.std,
+                "test_images": len(test), "fid": fid[KEY_FID], "fid_extractor": fid[KEY_EXTRACTOR],
+                "distill_seconds": ds.history[-1]["seconds"] if ds.history else 0.0,
+                "iterations": len(ds.history) if optimised else 0, "stop_reason": ds.stop_reason,
+                "quick_checks": checks, "target_accuracy": target,
+                "time_to_accuracy": tta,
+                "compression": full_bytes(train) / set_bytes, "bytes": set_bytes,
+                "generator_bytes": generator_bytes, "images_per_class_equivalent": equivalent,
+                "set_file": str(path.relative_to(self.out)),
+                "eval_seconds": (datetime.datetime.now() - start).total_seconds(),
+                "machine": self.machine, "date": start.isoformat(timespec="seconds"),
+            }  # fmt: skip
+            assert tuple(row) == RESULT_KEYS
+            out.append(row)
+        return out
 
 
 _ABSENT = object()  # a protocol key that one side lacks
@@ -291,6 +300,8 @@ def _differences(row: dict, profile: str, minutes: float, prot: dict) -> dict[st
         found["budget"] = [f"minutes {_show(row['minutes'])} vs {_show(minutes)}"]
     old = row["protocol"]
     for key in [*prot, *(k for k in old if k not in prot)]:
+        if key == "arch":  # rows of one folder may score their sets on several networks
+            continue
         was, now = old.get(key, _ABSENT), prot.get(key, _ABSENT)
         if was != now:
             found.setdefault("protocol", []).append(f"{key} {_show(was)} vs {_show(now)}")
@@ -321,7 +332,7 @@ def _without_generators(
     ``generator-sample`` go, without a distilled generator ``distilled-generator``."""
     skipped = []
     if generator is None:
-        skipped += [m for m in methods if m.startswith("latent-") or m == GENERATOR_SAMPLE]
+        skipped += [m for m in methods if needs_generator(m)]
         if skipped:
             say(f"note: skipping {', '.join(skipped)} (they need --generator FILE)")
     if distilled is None and DISTILLED_GENERATOR in methods:
@@ -360,11 +371,13 @@ def _load_data(cfg: Config, ipcs: list[int]) -> Splits:
     return data
 
 
-def _write_table(out: Path, rows: list[dict], caption: list[str], this_machine: str) -> None:
+def _write_table(
+    out: Path, rows: list[dict], caption: list[str], this_machine: str, main_arch: str
+) -> None:
     """Re-render ``<out>/benchmark.md`` from all rows, naming the machines of earlier runs."""
     elsewhere = sorted({r["machine"] for r in rows} - {this_machine})
     note = ["", f"Rows from earlier runs on: {'; '.join(elsewhere)}."] if elsewhere else []
-    text = render_table(rows, [*caption, *note])
+    text = render_table(rows, [*caption, *note], main_arch)
     atomic_write(out / TABLE_FILE, lambda fh: fh.write(text.encode()))
 
 
@@ -390,6 +403,7 @@ def run_benchmark(
     command: str | None = None,
     say: Callable[[str], None] = print,
     distilled_generator: str | Path | GeneratorCheckpoint | None = None,
+    archs: Sequence[str] | None = None,
 ) -> list[dict]:
     """Build and score every (IPC, method, seed) not yet in ``<out>/results.jsonl``.
 
@@ -409,6 +423,8 @@ def run_benchmark(
         say: where progress lines go.
         distilled_generator: a generator made by ``distill-generator`` (path or loaded), for
             ``distilled-generator``.
+        archs: the networks each set is scored with, one row each (default: ``cfg.eval.arch``);
+            the table shows the first, and a cross-architecture table all of them.
 
     Returns:
         All rows of ``results.jsonl`` (keys :data:`RESULT_KEYS`).
@@ -418,6 +434,7 @@ def run_benchmark(
     """
     methods = parse_methods(",".join(methods))
     ipcs = parse_ipcs(",".join(map(str, ipcs)))
+    archs = parse_archs(",".join(archs or [cfg.eval.arch]))
     if seeds < 1 or minutes <= 0:
         raise ConfigError(f"need seeds >= 1 and minutes > 0, got {seeds} and {minutes}")
     prot = asdict(protocol(cfg.eval, profile))
@@ -458,20 +475,22 @@ def run_benchmark(
                 "decoded through.",
             ]
 
-        done = {(r["ipc"], r["method"], r["seed"]) for r in rows}
+        done = {(r["ipc"], r["method"], r["seed"], row_arch(r)) for r in rows}
         todo = [(i, m, cfg.seed + s) for i in ipcs for m in methods for s in range(seeds)]
         for n, (ipc, method, seed) in enumerate(todo, 1):
             where = f"[{n}/{len(todo)}] IPC {ipc} {method} seed {seed}"
-            if (ipc, method, seed) in done:
+            missing = [a for a in archs if (ipc, method, seed, a) not in done]
+            if not missing:
                 say(f"{where}: done earlier, skipped")
                 continue
             try:
-                row = bench.row(method, ipc, seed)
+                new_rows = bench.rows(method, ipc, seed, missing)
             except GandistillError as exc:
                 raise type(exc)(f"IPC {ipc} {method} seed {seed}: {exc}") from None
-            append_result(results_path, row)
-            rows.append(row)
-            _write_table(out, rows, caption, bench.machine)
-            say(f"{where}: {_row_line(row)}")
-        _write_table(out, rows, caption, bench.machine)
+            for row in new_rows:
+                append_result(results_path, row)
+                rows.append(row)
+                say(f"{where} {row['arch']}: {_row_line(row)}")
+            _write_table(out, rows, caption, bench.machine, archs[0])
+        _write_table(out, rows, caption, bench.machine, archs[0])
         return rows

@@ -28,13 +28,13 @@ import torch
 
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
 from gandistill.errors import ArtifactError
-from gandistill.evaluation.sections import TIE_MARK, Z95
+from gandistill.evaluation.sections import MATCHED_ARCH, TIE_MARK, Z95
 from gandistill.files import atomic_write
 from gandistill.pipelines.benchmark_settings import METHODS
 from gandistill.runtime import format_seconds
 
 RESULT_KEYS = (
-    "ipc", "method", "seed", "profile", "minutes", "protocol", "accuracies", "mean", "std",
+    "ipc", "method", "seed", "arch", "profile", "minutes", "protocol", "accuracies", "mean", "std",
     "test_images", "fid", "fid_extractor", "distill_seconds", "iterations", "stop_reason",
     "quick_checks", "target_accuracy", "time_to_accuracy", "compression", "bytes",
     "generator_bytes", "images_per_class_equivalent", "set_file",
@@ -67,6 +67,11 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     elif argv and Path(argv[0]).name == "gandistill":  # the console script's full path
         argv[0] = "gandistill"
     return " ".join([argv[0], *map(shlex.quote, argv[1:])]) if argv else ""
+
+
+def row_arch(row: dict) -> str:
+    """The network that scored a row (rows made before ``arch`` was a key: their protocol's)."""
+    return row.get("arch") or row.get("protocol", {}).get("arch", "")
 
 
 def load_results(path: Path) -> list[dict]:
@@ -167,12 +172,21 @@ def _ior(score: _Score, baseline: _Score | None, is_baseline: bool) -> str:
     return text if every else f"{text} ({len(seeds)} common seeds)"
 
 
-def render_table(rows: list[dict], caption: Sequence[str]) -> str:
-    """The markdown table, one line per (IPC, method), rows aggregated over seeds."""
+def _groups(rows: list[dict]) -> dict[tuple[int, str], list[dict]]:
+    """Rows by (IPC, method), in the table's order."""
     groups: dict[tuple[int, str], list[dict]] = {}
     order = {m: i for i, m in enumerate(METHODS)}
     for row in sorted(rows, key=lambda r: (r["ipc"], order.get(r["method"], 99), r["seed"])):
         groups.setdefault((row["ipc"], row["method"]), []).append(row)
+    return groups
+
+
+def render_table(rows: list[dict], caption: Sequence[str], main_arch: str | None = None) -> str:
+    """The markdown table of the rows scored by ``main_arch`` (default: the first row's
+    network), one line per (IPC, method), aggregated over seeds; then the cross-architecture
+    table when rows of other networks exist."""
+    main_arch = main_arch or (row_arch(rows[0]) if rows else "")
+    groups = _groups([r for r in rows if row_arch(r) == main_arch])
     scores: dict[int, dict[str, _Score]] = {}
     for (ipc, method), group in groups.items():
         scores.setdefault(ipc, {})[method] = _Score.of(group)
@@ -200,7 +214,44 @@ def render_table(rows: list[dict], caption: Sequence[str]) -> str:
         cells = (str(ipc), method, acc, vs_best, ior, fid, seconds, tta, comp)
         lines.append("| " + " | ".join(cells) + " |")
     lines += _bytes_table(groups, scores)
+    lines += _cross_arch_table(rows)
     return "\n".join(lines) + "\n"
+
+
+def _cross_arch_table(rows: list[dict]) -> list[str]:
+    """Mean accuracy of each (IPC, method) on every network its sets were scored with, and the
+    mean over the networks distillation never matched on (all but ConvNet) with its standard
+    error (each network's se², as the main table's, summed, over the count²); empty when the
+    rows hold one network."""
+    archs = list(dict.fromkeys(row_arch(r) for r in rows))
+    if len(archs) < 2:
+        return []
+    unseen = [a for a in archs if a != MATCHED_ARCH]
+    lines = [
+        "",
+        "## Across architectures",
+        "",
+        f"Mean test accuracy (%) on each network (same protocol, {MATCHED_ARCH} the one every "
+        f"matching objective runs on); the last column averages the {len(unseen)} unseen "
+        "ones, ± its standard error (networks × seeds spread and the binomial error, as above).",
+        "",
+        "| IPC | method | " + " | ".join(archs) + " | mean of unseen |",
+        "|---:|---|" + "---:|" * (len(archs) + 1),
+    ]
+    by_arch = {a: _groups([r for r in rows if row_arch(r) == a]) for a in archs}
+    for ipc, method in _groups(rows):
+        scores = {
+            a: _Score.of(by_arch[a][ipc, method]) for a in archs if (ipc, method) in by_arch[a]
+        }
+        cells = [f"{100 * scores[a].mean:.2f}" if a in scores else "–" for a in archs]
+        if unseen and all(a in scores for a in unseen):
+            mean = statistics.fmean(scores[a].mean for a in unseen)
+            se = math.sqrt(sum(scores[a].squared_error for a in unseen)) / len(unseen)
+            cells.append(f"{100 * mean:.2f} ± {100 * se:.2f}")
+        else:
+            cells.append("–")
+        lines.append(f"| {ipc} | {method} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _kb(n: int) -> str:

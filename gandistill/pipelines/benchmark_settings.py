@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from gandistill.config import (
+    GENERATOR_SPACES,
     Config,
     EvalConfig,
     apply_overrides,
@@ -20,10 +21,12 @@ from gandistill.config import (
     to_dict,
 )
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
+from gandistill.defaults import CROSS_ARCHS
 from gandistill.errors import ConfigError
 from gandistill.evaluation.options import PROFILES as REPORT_PROFILES
 from gandistill.evaluation.options import apply_profile
 from gandistill.files import GeneratorCheckpoint
+from gandistill.fit import EVAL_ARCHS
 
 # package data, so that a non-editable install finds it too (pyproject.toml: package-data)
 PRESET = "benchmark.yaml"
@@ -69,6 +72,30 @@ def parse_ipcs(text: str) -> list[int]:
     if not ipcs or min(ipcs) < 1 or len(set(ipcs)) != len(ipcs):
         raise ConfigError(f"--ipc takes distinct integers >= 1, got '{text}'")
     return ipcs
+
+
+def parse_archs(text: str) -> list[str]:
+    """``"convnet,mlp"`` → the list, checked against the evaluation networks; ``"cross"`` is
+    :data:`~gandistill.defaults.CROSS_ARCHS`."""
+    archs = list(CROSS_ARCHS) if text.strip() == "cross" else [a.strip() for a in text.split(",")]
+    unknown = [a for a in archs if a not in EVAL_ARCHS]
+    if unknown or len(set(archs)) != len(archs) or not archs:
+        what = f"unknown architecture(s) {', '.join(unknown)}" if unknown else "repeated network"
+        raise ConfigError(f"{what} in --archs (known: {', '.join(EVAL_ARCHS)})")
+    return archs
+
+
+def needs_generator(method: str) -> bool:
+    """Whether ``method`` decodes through the trained generator (``--generator``): the latent
+    and hybrid methods, and ``generator-sample``."""
+    if method == GENERATOR_SAMPLE:
+        return True
+    spaces = [
+        o.partition("=")[2]
+        for o in OPTIMISED_METHODS.get(method, ())
+        if o.startswith("distill.space=")
+    ]
+    return bool(spaces) and spaces[-1] in GENERATOR_SPACES
 
 
 def parse_methods(text: str) -> list[str]:
