@@ -78,9 +78,9 @@ def test_expert_trajectories_are_saved_reused_and_grown(tmp_path, tiny, monkeypa
     calls = []
     real_train = trajectories.train_expert
 
-    def counting(cfg, info, train, index, device):
+    def counting(cfg, info, train, index, device, progress=""):
         calls.append(index)
-        return real_train(cfg, info, train, index, device)
+        return real_train(cfg, info, train, index, device, progress)
 
     monkeypatch.setattr(trajectories, "train_expert", counting)
     device = torch.device("cpu")

@@ -86,7 +86,7 @@ class MatchingStep:
         self.dsa_strategy = dsa_strategy_for(info) if dc.dsa else ""
         groups = [{"params": syn.image_parameters(), "lr": dc.lr}]
         if dc.objective == "mtt":
-            self.experts = expert_trajectories(cfg, info, train, device)
+            self.experts = expert_trajectories(cfg, info, train, device, progress=dc.progress)
             self.student = StudentNetwork(cfg, info, device)
             lr = syn.add_student_lr(dc.mtt_teacher_lr, learnable=dc.mtt_lr_lr > 0)
             if dc.mtt_lr_lr > 0:  # a group of its own (the schedule drives group 0 only)

@@ -108,10 +108,15 @@ def new_convnet(cfg: Config, info: DatasetInfo) -> ConvNet:
 
 
 def train_expert(
-    cfg: Config, info: DatasetInfo, train: ImageTensors, index: int, device: torch.device
+    cfg: Config,
+    info: DatasetInfo,
+    train: ImageTensors,
+    index: int,
+    device: torch.device,
+    progress: str = "",
 ) -> Tensor:
     """Expert ``index``'s trajectory: (mtt_train_epochs + 1, P), its parameters at the start and
-    after every epoch."""
+    after every epoch (``progress``: a bar's description, "" for none)."""
     dc = cfg.distill
     gen = step_generator(EXPERT_SEED, index)
     with torch.random.fork_rng(devices=[]):
@@ -138,7 +143,8 @@ def train_expert(
         )
 
     n_batches = -(-len(labels) // EXPERT_BATCH)
-    fit(net, opt, Batches(batches, n_batches), dc.mtt_train_epochs, device, attach=keep)
+    epochs = dc.mtt_train_epochs
+    fit(net, opt, Batches(batches, n_batches), epochs, device, progress=progress, attach=keep)
     return torch.stack(snapshots)
 
 
@@ -148,9 +154,11 @@ def expert_trajectories(
     train: ImageTensors,
     device: torch.device,
     say=print,
+    progress: bool = False,
 ) -> list[Tensor]:
     """``mtt_experts`` trajectories: read from their file, the missing ones trained and added
-    (the file rewritten after each, so a killed build resumes)."""
+    (the file rewritten after each, so a killed build resumes); ``say`` names each expert as
+    it starts, ``progress`` adds a bar over its epochs."""
     dc, key = cfg.distill, trajectory_key(cfg, info)
     path = trajectory_path(cfg, key)
     experts = load_trajectories(path, key) if path.is_file() else []
@@ -160,7 +168,8 @@ def expert_trajectories(
         experts = load_trajectories(path, key) if path.is_file() else []  # another run's
         for i in range(len(experts), dc.mtt_experts):
             say(f"mtt: training expert {i + 1}/{dc.mtt_experts} ({dc.mtt_train_epochs} epochs)")
-            experts.append(train_expert(cfg, info, train, i, device))
+            bar = f"expert {i + 1}/{dc.mtt_experts}" if progress else ""
+            experts.append(train_expert(cfg, info, train, i, device, bar))
             payload = {
                 "kind": KIND_TRAJECTORIES,
                 "format_version": FORMAT_VERSION,
