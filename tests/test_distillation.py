@@ -505,3 +505,42 @@ def test_a_set_saved_before_hybrid_had_its_name_loads_as_hybrid(tmp_path, tiny, 
     torch.save(payload, out)
     loaded = DistilledSet.load(out)
     assert loaded.space == "hybrid" and loaded.config.distill.space == "hybrid"
+
+
+def test_net_archs_draws_matching_networks_from_several_architectures(tmp_path, tiny):
+    from gandistill.distillation.networks import MatchingNetworks
+
+    archs = "instancenorm:3:8,batchnorm:2:4,none:1:6"
+    cfg = resolve(_cfg(tmp_path, "distill.space=pixel", f"distill.net_archs={archs}"), "cpu")
+    nets = MatchingNetworks(cfg, tiny.info, tiny.train, torch.device("cpu"))
+    drawn = {
+        (n.kwargs["norm"], n.kwargs["depth"], n.kwargs["width"]) for n in map(nets.fresh, range(40))
+    }
+    assert drawn == {("instancenorm", 3, 8), ("batchnorm", 2, 4), ("none", 1, 6)}
+    again = MatchingNetworks(cfg, tiny.info, tiny.train, torch.device("cpu")).fresh(5)
+    assert again.kwargs == nets.fresh(5).kwargs  # each iteration's draw is its own stream's
+    ds = Distiller(cfg, data=tiny).run()  # the objectives run on every variant
+    assert len(ds.history) == 2 and all(h["match_loss"] >= 0 for h in ds.history)
+    # without net_archs: net_norm/net_depth/net_width, the draws as before
+    plain = MatchingNetworks(resolve(_cfg(tmp_path), "cpu"), tiny.info, tiny.train, "cpu")
+    assert plain.fresh(0).kwargs["depth"] == 3 and plain.archs == [("instancenorm", 3, 8)]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("instancenorm:3", "is not NORM:DEPTH:WIDTH"),
+        ("groupnorm:3:8", "'groupnorm:3:8' is not"),
+        ("none:0:8", "DEPTH 1.."),
+    ],
+)
+def test_bad_net_archs_are_one_line_errors(tmp_path, value, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        resolve(_cfg(tmp_path, f"distill.net_archs={value}"), "cpu")
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="keeps networks of one architecture"):
+        resolve(
+            _cfg(tmp_path, "distill.net_archs=none:2:8", "distill.pool_size=2",
+                 "distill.objective=dm"),
+            "cpu",
+        )  # fmt: skip

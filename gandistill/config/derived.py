@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gandistill.config.schema import Config, DistillConfig
+from gandistill.config.schema import MAX_DEPTH, MAX_WIDTH, Config, DistillConfig
 from gandistill.errors import ConfigError
 
 # (outer_loop, inner_loop) of the DC reference implementation, by images per class
@@ -69,6 +69,28 @@ def resolve_distill(dc: DistillConfig, device_type: str) -> DistillConfig:
     return dc
 
 
+def matching_archs(dc: DistillConfig) -> list[tuple[str, int, int]]:
+    """The (norm, depth, width) variants the matching network is drawn from: those of
+    ``net_archs``, or the one of ``net_norm``/``net_depth``/``net_width``."""
+    if not dc.net_archs.strip():
+        return [(dc.net_norm, dc.net_depth, dc.net_width)]
+    norms = ("instancenorm", "batchnorm", "none")
+    out = []
+    for entry in dc.net_archs.split(","):
+        parts = entry.strip().split(":")
+        ok = len(parts) == 3 and parts[0] in norms and all(p.isdigit() for p in parts[1:])
+        if ok:
+            depth, width = int(parts[1]), int(parts[2])
+            ok = 1 <= depth <= MAX_DEPTH and 1 <= width <= MAX_WIDTH
+        if not ok:
+            raise ConfigError(
+                f"distill.net_archs entry '{entry.strip()}' is not NORM:DEPTH:WIDTH with NORM one "
+                f"of {', '.join(norms)}, DEPTH 1..{MAX_DEPTH}, WIDTH 1..{MAX_WIDTH}"
+            )
+        out.append((parts[0], depth, width))
+    return out
+
+
 PIXEL_INIT_CHOICES = ("noise", "real", "herding", "kmeans")
 LATENT_INIT_CHOICES = ("normal", "truncated", "best_of_k", "real", "herding", "kmeans")
 
@@ -87,6 +109,14 @@ def check_distill(dc: DistillConfig) -> None:
         )
     if dc.objective == "mtt":
         _check_mtt(dc)
+    if dc.net_archs.strip():
+        matching_archs(dc)
+        if dc.pool_size or dc.objective == "mtt":
+            what = "distill.pool_size" if dc.pool_size else "objective mtt"
+            raise ConfigError(
+                f"distill.net_archs draws a fresh network each iteration; {what} keeps networks "
+                "of one architecture: leave net_archs empty"
+            )
     if dc.objective == "dm" and dc.dm_weight > 0:
         raise ConfigError(
             "distill.dm_weight adds distribution matching to gradient matching; with "

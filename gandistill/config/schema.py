@@ -253,6 +253,12 @@ class DistillConfig:
     net_norm: str = _f(
         "instancenorm", "matching ConvNet norm", choices=("instancenorm", "batchnorm", "none")
     )
+    net_archs: str = _f(
+        "",
+        "draw each iteration's matching network from these ConvNet variants, comma-separated "
+        "NORM:DEPTH:WIDTH (e.g. instancenorm:3:128,batchnorm:2:64,none:4:128), so the set is "
+        "matched on several architectures; empty: net_norm/net_depth/net_width alone",
+    )
     dsa: bool = _f(False, "Siamese augmentation of real and synthetic batches (DSA)")
     amp: bool = _f(True, "bfloat16 autocast of the matching step (CUDA; CPUs with native bf16)")
     grad_mode: str = _f(

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from gandistill.classifier import RealClassifier, get_classifier
 from gandistill.config import Config, DistillConfig, resolve
+from gandistill.config.derived import matching_archs
 from gandistill.data import Splits, load_dataset, require_compatible
 from gandistill.distillation.init import check_init, initial_set
 from gandistill.distillation.monitor import attach_progress, attach_tensorboard
@@ -188,7 +189,9 @@ class Distiller(ResumableState):
 
     def _check_compatible(self) -> None:
         info, dc = self.info, self.cfg.distill
-        check_depth(dc.net_depth, info.image_size, "distill.net_depth")
+        for _, depth, _ in matching_archs(dc):
+            what = "distill.net_archs" if dc.net_archs.strip() else "distill.net_depth"
+            check_depth(depth, info.image_size, what)
         if self.ckpt is not None:
             require_compatible(self.ckpt.info, info, "the generator")
         check_init(dc.init, dc.ipc, self.train_set)

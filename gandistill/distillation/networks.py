@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from gandistill.augment import dsa_augment
 from gandistill.config import Config
+from gandistill.config.derived import matching_archs
 from gandistill.data import DatasetInfo, ImageTensors
 from gandistill.distillation.matching import amp_context
 from gandistill.errors import ConfigError
@@ -42,24 +43,24 @@ class MatchingNetworks:
         self, cfg: Config, info: DatasetInfo, train: ImageTensors, device: torch.device
     ) -> None:
         self.cfg, self.info, self.train, self.device = cfg, info, train, device
+        self.archs = matching_archs(cfg.distill)  # (norm, depth, width) variants
         # FRePo's model pool: slots of {"net", "opt", "age"}, filled on first use
         self.pool: list[dict | None] = [None] * cfg.distill.pool_size
 
     def fresh(self, it: int) -> ConvNet:
-        """A newly initialised ConvNet, seeded from iteration ``it``'s stream."""
-        dc, info = self.cfg.distill, self.info
+        """A newly initialised ConvNet, seeded from iteration ``it``'s stream; with
+        ``net_archs`` its variant is drawn from that stream first."""
+        info = self.info
         gen = step_generator(self.cfg.seed, it, NET_STREAM)
+        norm, depth, width = self.archs[0]
+        if len(self.archs) > 1:
+            norm, depth, width = self.archs[
+                int(torch.randint(len(self.archs), (1,), generator=gen))
+            ]
         seed = int(torch.randint(2**62, (1,), generator=gen))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            net = ConvNet(
-                info.num_classes,
-                info.channels,
-                info.image_size,
-                dc.net_width,
-                dc.net_depth,
-                dc.net_norm,
-            )
+            net = ConvNet(info.num_classes, info.channels, info.image_size, width, depth, norm)
         return net.to(self.device)
 
     def optimizer(self, net: ConvNet) -> torch.optim.Optimizer:
