@@ -86,6 +86,18 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def format_bytes(n: float) -> str:
+    """``512 B``, ``12.3 KiB``, ``3.6 MiB``, ``1.2 GiB``: binary units, as every report and table
+    states sizes."""
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        n /= 1024
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
 def format_seconds(seconds: float) -> str:
     """``7m05s`` (or ``42s`` under a minute) for progress lines and summaries."""
     minutes, secs = divmod(int(round(seconds)), 60)

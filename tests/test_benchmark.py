@@ -33,6 +33,7 @@ from gandistill.pipelines.benchmark_settings import (
     parse_ipcs,
     parse_methods,
 )
+from gandistill.runtime import format_bytes
 
 # a budget that a loaded machine does not reach in two iterations: max_iterations stops them
 BUDGET = 1.0
@@ -167,20 +168,22 @@ def test_table_and_results_are_well_formed(finished):
     # every row again, ordered by its bytes: methods that store as much sit side by side
     by_bytes = table_rows(text.split("## At equal bytes")[1])
     assert tuple(by_bytes[0]) == BYTES_HEADER and len(by_bytes) == len(rows) + 1
-    kb = [float(c[0].split()[0]) for c in by_bytes[1:]]
-    assert kb == sorted(kb)
+    order = [(int(c[2]), c[3]) for c in by_bytes[1:]]
+    sizes = [next(r["bytes"] for r in rows if (r["ipc"], r["method"]) == key) for key in order]
+    assert sizes == sorted(sizes)
+    assert [c[0] for c in by_bytes[1:]] == [format_bytes(n) for n in sizes]
     latent = next(r for r in rows if r["method"] == "latent-dm")
-    assert latent["generator_bytes"] > 0 and f"{latent['bytes'] / 1024:.1f} KB" in text
+    assert latent["generator_bytes"] > 0 and format_bytes(latent["bytes"]) in text
     # the main table counts the generator a latent set is decoded through beside the set
     stored = table[0].index("stored (compression)")
     for cells in table[1:]:
         row = next(r for r in rows if (str(r["ipc"]), r["method"]) == (cells[0], cells[1]))
         mb = (
-            f" + {row['generator_bytes'] / 1024**2:.1f} MB generator"
+            f" + {format_bytes(row['generator_bytes'])} generator"
             if row.get("generator_bytes")
             else ""
         )
-        assert cells[stored].startswith(f"{row['bytes'] / 1024:.1f} KB{mb} (")
+        assert cells[stored].startswith(f"{format_bytes(row['bytes'])}{mb} (")
     n = 2 * len(METHODS)
     assert len(lines) == n
     assert lines[-1].startswith(f"[{n}/{n}] IPC 2 distilled-generator seed 0 mlp:")

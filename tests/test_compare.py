@@ -14,6 +14,7 @@ from test_cli import assert_user_error, run_cli
 from gandistill.errors import ArtifactError, ConfigError
 from gandistill.evaluation import report as report_mod
 from gandistill.evaluation.compare import TIE_MARK, compare_reports, load_report
+from gandistill.runtime import format_bytes
 
 FAST = ["eval.epochs=3", "eval.n_models=2", "classifier.epochs=1", "classifier.width=8"]
 
@@ -69,7 +70,7 @@ def test_table_holds_each_reports_numbers(base, tmp_path):
     assert f"{100 * stats['mean']:.2f} ± {100 * stats['std']:.2f}% (n=1)" in row_a
     assert "| `set.pt` | 2 |" in row_a
     assert f"| {fid['fid']:.3g} | {fid['kid']:.3g} |" in row_a
-    assert f"| {base['compression']['image_bytes'] / 1024:.1f} KiB |" in row_a
+    assert f"| {format_bytes(base['compression']['image_bytes'])} |" in row_a
     assert f"| {base['privacy']['near_copies']}/6 |" in row_a
 
     row_b = _row(table, "b")
@@ -229,3 +230,10 @@ def test_sections_a_report_lacks_show_as_dashes(base, tmp_path):
     a, b = _write(tmp_path / "a", base), _write(tmp_path / "b", older)
     row = _row(compare_reports([a, b]), "b")
     assert row.endswith("| – | – | – | – | – | – |"), row
+
+
+def test_sizes_are_stated_in_binary_units():
+    assert format_bytes(512) == "512 B"
+    assert format_bytes(2048) == "2.0 KiB"
+    assert format_bytes(3.6 * 1024**2) == "3.6 MiB"
+    assert format_bytes(5 * 1024**4) == "5120.0 GiB"

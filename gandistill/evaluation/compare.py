@@ -25,6 +25,7 @@ from gandistill.errors import ArtifactError, ConfigError
 from gandistill.evaluation.render import REPORT_JSON
 from gandistill.evaluation.report import REPORT_VERSION
 from gandistill.evaluation.sections import TIE_MARK, Z95, difference_se
+from gandistill.runtime import format_bytes
 
 # manifest keys that may differ: the evaluation networks (``arch`` is the first of ``archs``);
 # the table reads the first network every report evaluated
@@ -267,9 +268,9 @@ def _bytes_cell(report: dict) -> str:
     soft labels counted, a generator not)."""
     comp = _part(report, "compression")
     if _is_number(comp.get("code_bytes")):
-        return f"{comp['code_bytes'] / 1024:.1f} KiB (codes)"
+        return f"{format_bytes(comp['code_bytes'])} (codes)"
     if _is_number(comp.get("image_bytes")):
-        return f"{comp['image_bytes'] / 1024:.1f} KiB"
+        return format_bytes(comp["image_bytes"])
     return "–"
 
 

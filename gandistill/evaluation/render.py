@@ -20,6 +20,7 @@ from torchvision.utils import save_image
 
 from gandistill.data import DatasetInfo
 from gandistill.files import atomic_write
+from gandistill.runtime import format_bytes
 
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
 
@@ -76,26 +77,22 @@ def _splits_line(splits: dict | None) -> str:
     return line + f"; quick checks and choices on the validation split ({part('val')})."
 
 
-def _kb(n: int) -> str:
-    return f"{n / 1024:.1f} KiB"
-
-
 def _compression_line(comp: dict) -> str:
     """Counts and bytes of the set, with what it needs to be used (labels, soft labels; a
     latent set's codes and residuals; its generator left out and counted in)."""
     line = (
         f"Compression: {comp['image_ratio']:.0f}× fewer images; as uint8 images with labels "
-        f"{_kb(comp['image_bytes'])} ({comp['image_bytes_ratio']:.0f}× fewer bytes)"
+        f"{format_bytes(comp['image_bytes'])} ({comp['image_bytes_ratio']:.0f}× fewer bytes)"
     )
     if comp.get("code_bytes") is not None:
         line += (
-            f"; as codes (latents, offsets, residuals, labels) {_kb(comp['code_bytes'])} "
+            f"; as codes (latents, offsets, residuals, labels) {format_bytes(comp['code_bytes'])} "
             f"({comp['latent_bytes_ratio']:.0f}× fewer)"
         )
         if comp.get("generator_bytes") is not None:
             line += (
                 f", {comp['latent_gen_bytes_ratio']:.1f}× with the generator's "
-                f"{_kb(comp['generator_bytes'])} counted in"
+                f"{format_bytes(comp['generator_bytes'])} counted in"
             )
     return line + "."
 

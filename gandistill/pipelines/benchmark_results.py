@@ -31,7 +31,7 @@ from gandistill.errors import ArtifactError
 from gandistill.evaluation.sections import MATCHED_ARCH, TIE_MARK, Z95
 from gandistill.files import atomic_write
 from gandistill.pipelines.benchmark_settings import METHODS
-from gandistill.runtime import format_seconds
+from gandistill.runtime import format_bytes, format_seconds
 
 RESULT_KEYS = (
     "ipc", "method", "seed", "arch", "profile", "minutes", "protocol", "accuracies", "mean", "std",
@@ -209,8 +209,8 @@ def render_table(rows: list[dict], caption: Sequence[str], main_arch: str | None
         comp = f"{group[0]['compression']:.0f}×"
         if "bytes" in group[0]:  # older rows counted images, not bytes
             gen = group[0].get("generator_bytes")
-            decoder = f" + {gen / 1024**2:.1f} MB generator" if gen else ""
-            comp = f"{_kb(group[0]['bytes'])}{decoder} ({comp})"
+            decoder = f" + {format_bytes(gen)} generator" if gen else ""
+            comp = f"{format_bytes(group[0]['bytes'])}{decoder} ({comp})"
         cells = (str(ipc), method, acc, vs_best, ior, fid, seconds, tta, comp)
         lines.append("| " + " | ".join(cells) + " |")
     lines += _bytes_table(groups, scores)
@@ -254,10 +254,6 @@ def _cross_arch_table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def _kb(n: int) -> str:
-    return f"{n / 1024:.1f} KB"
-
-
 def _bytes_table(
     groups: dict[tuple[int, str], list[dict]], scores: dict[int, dict[str, _Score]]
 ) -> list[str]:
@@ -281,6 +277,12 @@ def _bytes_table(
     for n_bytes, ipc, method, group in sorted(sized, key=lambda t: (t[0], t[1], t[2])):
         per_class = group[0]["images_per_class_equivalent"]
         score = scores[ipc][method]
-        cells = (_kb(n_bytes), f"{per_class:.1f}", str(ipc), method, f"{100 * score.mean:.2f}")
+        cells = (
+            format_bytes(n_bytes),
+            f"{per_class:.1f}",
+            str(ipc),
+            method,
+            f"{100 * score.mean:.2f}",
+        )
         lines.append("| " + " | ".join(cells) + " |")
     return lines
