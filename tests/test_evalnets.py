@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from gandistill.models.evalnets import EVAL_NETWORKS, AlexNet, LeNet, resnet18
+from gandistill.models.evalnets import EVAL_NETWORKS, AlexNet, LeNet
 
 NAMES = sorted(EVAL_NETWORKS)
 INPUTS = [(1, 28), (3, 32)]  # (channels, image_size)
@@ -47,18 +47,27 @@ def test_rebuild_from_kwargs(name, channels, size):
     assert _param_shapes(clone) == _param_shapes(net)
     clone.load_state_dict(net.state_dict())
     assert clone.kwargs == net.kwargs
-    if name != "resnet18":  # classes rebuild from their own kwargs too
+    if not name.startswith("resnet18"):  # classes rebuild from their own kwargs too
         assert _param_shapes(type(net)(**net.kwargs)) == _param_shapes(net)
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_resnet18_small_image_stem(channels):
-    net = resnet18(10, channels, 32)
+@pytest.mark.parametrize(
+    ("name", "norm"), [("resnet18", nn.GroupNorm), ("resnet18bn", nn.BatchNorm2d)]
+)
+def test_resnet18_small_image_stem_and_its_norm(channels, name, norm):
+    net = EVAL_NETWORKS[name](10, channels, 32)
     assert net.conv1.kernel_size == (3, 3) and net.conv1.stride == (1, 1)
     assert net.conv1.padding == (1, 1) and net.conv1.in_channels == channels
     assert isinstance(net.maxpool, nn.Identity)
     assert not any(isinstance(m, nn.MaxPool2d) for m in net.modules())
-    assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    norms = [m for m in net.modules() if isinstance(m, (nn.GroupNorm, nn.BatchNorm2d))]
+    assert norms and all(isinstance(m, norm) for m in norms)
+    if norm is nn.GroupNorm:  # one group per channel: instance norm, as the DC code's ResNet18
+        assert all(m.num_groups == m.num_channels and m.affine for m in norms)
+        net.eval()  # no running statistics: the same output in train and eval mode
+        x = torch.randn(3, channels, 32, 32)
+        assert torch.allclose(net(x), net.train()(x), atol=1e-5)
 
 
 @pytest.mark.parametrize("size", [28, 32])

@@ -369,7 +369,7 @@ class EvalConfig:
     arch: str = _f(
         "convnet",
         "evaluation network",
-        choices=("convnet", "mlp", "lenet", "alexnet", "resnet18"),
+        choices=("convnet", "mlp", "lenet", "alexnet", "resnet18", "resnet18bn"),
     )
     epochs: int = _f(1000, "epochs on the distilled set (300 is the no-augment norm)", min=1)
     augment: str = _f("dc", "training augmentation", choices=("none", "dc", "dsa"))

@@ -8,7 +8,8 @@ in ``self.kwargs`` so it can be rebuilt from a checkpoint.
 The reference code picks the 28 px variants by ``channel == 1`` (MNIST-like sets); here the
 choice follows ``image_size == 28``, so 28 px RGB and 32 px grey inputs work too.
 
-Parameters (weights and biases; ResNet-18 includes BatchNorm affine parameters):
+Parameters (weights and biases; ResNet-18 includes its norm layers' affine parameters, as many
+for ``resnet18`` (instance norm) as for ``resnet18bn`` (BatchNorm)):
 
 ==========  ==============  ==============  ==============  ==============
 net          1×28×28, K=10   3×32×32, K=10    1×28×28, K=3    3×32×32, K=3
@@ -141,32 +142,51 @@ class AlexNet(nn.Module):
         return self.classifier(self.features(x).flatten(1))  # (B, num_classes)
 
 
-def resnet18(num_classes: int, channels: int, image_size: int) -> nn.Module:
-    """torchvision's ResNet-18 adapted to small images, with its BatchNorm.
+def resnet18(
+    num_classes: int, channels: int, image_size: int, norm: str = "instancenorm"
+) -> nn.Module:
+    """torchvision's ResNet-18 adapted to small images.
 
     The stem becomes a 3×3 stride-1 conv (``channels`` inputs, 64 outputs) and the max-pool is
     removed, so a 32 px input reaches the last stage at 4×4 instead of 1×1. The rest is
-    ``torchvision.models.resnet18(weights=None)`` unchanged, BatchNorm included (the DC code's
-    ResNet18 uses BatchNorm too, with instance norm as an option); in training mode it therefore
-    needs batches of more than one image. ``image_size`` only goes into ``kwargs`` (the adaptive
-    average pool takes any size).
+    ``torchvision.models.resnet18(weights=None)`` with ``norm``: ``instancenorm`` (a GroupNorm
+    with one group per channel, affine) as the DC code's ``ResNet18``, or ``batchnorm`` as its
+    ``ResNet18BN`` (``resnet18bn`` here), which needs training batches of more than one image and
+    at test time normalises with the statistics of the set it was trained on: on a set of ten
+    images it scores near chance. ``image_size`` only goes into ``kwargs`` (the adaptive average
+    pool takes any size).
 
     Args:
         num_classes: output classes.
         channels: input channels.
         image_size: input size (square).
+        norm: ``instancenorm`` or ``batchnorm``.
 
     Returns:
         A ``torchvision.models.ResNet`` with ``kwargs`` set; rebuild it with
         ``resnet18(**model.kwargs)``.
     """
-    model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
+
+    def instance_norm(width: int) -> nn.Module:
+        return nn.GroupNorm(width, width, affine=True)
+
+    layer = instance_norm if norm == "instancenorm" else nn.BatchNorm2d
+    model = torchvision.models.resnet18(weights=None, num_classes=num_classes, norm_layer=layer)
     model.conv1 = nn.Conv2d(channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     # same init torchvision gives every conv, so the new stem matches the rest of the net
     nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
     model.maxpool = nn.Identity()
-    model.kwargs = dict(num_classes=num_classes, channels=channels, image_size=image_size)
+    model.kwargs = dict(
+        num_classes=num_classes, channels=channels, image_size=image_size, norm=norm
+    )
     return model
+
+
+def resnet18bn(
+    num_classes: int, channels: int, image_size: int, norm: str = "batchnorm"
+) -> nn.Module:
+    """:func:`resnet18` with BatchNorm (the DC code's ``ResNet18BN``)."""
+    return resnet18(num_classes, channels, image_size, norm=norm)
 
 
 EVAL_NETWORKS: dict[str, Callable[[int, int, int], nn.Module]] = {
@@ -174,5 +194,6 @@ EVAL_NETWORKS: dict[str, Callable[[int, int, int], nn.Module]] = {
     "lenet": LeNet,
     "alexnet": AlexNet,
     "resnet18": resnet18,
+    "resnet18bn": resnet18bn,
 }
 """Evaluation nets by name, each called as ``f(num_classes, channels, image_size)``."""
