@@ -193,6 +193,7 @@ def test_cross_architecture_block_names_each_architecture_and_its_protocol(tmp_p
     for arch, role in (("convnet", "matched"), ("mlp", "unseen"), ("lenet", "unseen")):
         assert f"| {arch} ({role}) | 1 × " in text
     assert "**mean of 2 unseen**" in text and "no augmentation" in text
+    assert mean["network_se"] is None and f"| {100 * mean['mean']:.1f} (test s.e." in text  # n=1
     # one architecture: no block
     single = report_mod.evaluate_distilled(path, cfg, profile="quick", data=data, progress=False)
     assert single["cross_architecture"] == {} and "Cross-architecture" not in headline(single)

@@ -51,7 +51,8 @@ def test_quickstart_runs_all_stages_then_reuses_them(tmp_path: Path, capsys) -> 
     for stage in ("[1/3] training", "[2/3] distilling", "[3/3] quick evaluation"):
         assert stage in out
     ds = DistilledSet.load(run / "distilled_ipc2.pt")
-    assert ds.ipc == 2 and ds.space == "hybrid"
+    assert ds.ipc == 2 and ds.space == "latent"  # the smoke config: the default space
+    assert quickstart_config().distill.space == "hybrid"  # the preset: as its figures were made
     report = json.loads((run / "report_ipc2" / "report.json").read_text())
     assert set(report["accuracy"]["convnet"]) >= {"distilled", "random_real", "full_data"}
     assert "| set | accuracy (test split) |" in out and f"tensorboard --logdir {run}" in out

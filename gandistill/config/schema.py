@@ -173,7 +173,7 @@ class DistillConfig:
 
     ipc: int = _f(10, "images (latents) per class", min=1)
     space: str = _f(
-        "hybrid",
+        "latent",
         "what is optimised and stored: latent = latent codes decoded by the frozen generator (and "
         "feature offsets with feature_level), nothing else; hybrid = latent plus a penalised "
         "per-image pixel residual (stored as float32 images); pixel = the images themselves",

@@ -200,10 +200,8 @@ def cross_architecture_lines(cross: dict, accuracy: dict) -> list[str]:
     if "distilled" in means and "random_real" in means:
 
         def cell(m: dict) -> str:
-            return (
-                f"{100 * m['mean']:.1f} ± {100 * m['network_se']:.1f} "
-                f"(test s.e. {100 * m['binomial_se']:.1f})"
-            )
+            spread = "" if m["network_se"] is None else f" ± {100 * m['network_se']:.1f}"
+            return f"{100 * m['mean']:.1f}{spread} (test s.e. {100 * m['binomial_se']:.1f})"
 
         d, r = means["distilled"], means["random_real"]
         lines.append(

@@ -110,9 +110,9 @@ def cross_architecture_section(accuracy: dict[str, dict], protocols: dict[str, d
     soft labels when evaluated); empty without an unseen architecture.
 
     The mean's ``network_se`` combines the architectures' network spreads (std/√n each, as
-    independent); its ``binomial_se`` is the mean of their binomial errors, the bound for errors
-    that are fully correlated, as errors on one test split may be. ``protocols`` states how
-    each architecture was trained.
+    independent; None when an architecture has one network); its ``binomial_se`` is the mean
+    of their binomial errors, the bound for errors that are fully correlated, as errors on one
+    test split may be. ``protocols`` states how each architecture was trained.
     """
     unseen = [a for a in accuracy if a != MATCHED_ARCH]
     if not unseen:
@@ -123,12 +123,11 @@ def cross_architecture_section(accuracy: dict[str, dict], protocols: dict[str, d
         if len(stats) != len(unseen):
             continue
         k = len(stats)
+        spread = math.sqrt(sum(st["std"] ** 2 / len(st["accuracies"]) for st in stats)) / k
         means[row] = {
             "mean": sum(st["mean"] for st in stats) / k,
-            "network_se": math.sqrt(
-                sum(st["std"] ** 2 / max(len(st["accuracies"]), 1) for st in stats)
-            )
-            / k,
+            # one network per architecture has no spread to measure
+            "network_se": spread if all(len(st["accuracies"]) > 1 for st in stats) else None,
             "binomial_se": sum(st.get("binomial_se", 0.0) for st in stats) / k,
         }
     return {
