@@ -107,3 +107,15 @@ def tiny_pixel_set(folder: Path, overrides: list[str]) -> tuple[Config, Path, Sp
         stop_reason="max_iterations",
     )
     return cfg, ds.save(folder / "set.pt"), data
+
+
+@pytest.fixture(scope="module")
+def generator_file(tmp_path_factory, tiny):
+    """A smoke generator trained on the module's ``tiny`` data (the module defines ``tiny``)."""
+    from gandistill.gan.trainer import train
+
+    root = tmp_path_factory.mktemp("gen")
+    cfg = load_config(
+        SMOKE, [f"run_dir={root / 'run'}", f"cache_dir={root}", "train.eval_samples_per_class=0"]
+    )
+    return train(cfg, data=tiny).generator_path

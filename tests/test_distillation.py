@@ -21,7 +21,6 @@ from gandistill.distillation.matching import (
 from gandistill.distillation.objectives import discrimination_loss, krr_loss, layerwise_dm
 from gandistill.errors import ArtifactError, ConfigError, DataError
 from gandistill.files import DistilledSet, load_generator_checkpoint
-from gandistill.gan.trainer import train
 from gandistill.models import ConvNet, to_gan_range
 from gandistill.runtime import step_generator
 
@@ -29,15 +28,6 @@ from gandistill.runtime import step_generator
 @pytest.fixture(scope="module")
 def tiny():
     return make_tiny_data(per_class=6)
-
-
-@pytest.fixture(scope="module")
-def generator_file(tmp_path_factory, tiny):
-    root = tmp_path_factory.mktemp("gen")
-    cfg = load_config(
-        SMOKE, [f"run_dir={root / 'run'}", f"cache_dir={root}", "train.eval_samples_per_class=0"]
-    )
-    return train(cfg, data=tiny).generator_path
 
 
 def _cfg(tmp_path, *overrides):

@@ -136,17 +136,6 @@ def test_mtt_distils_in_either_space(tmp_path, tiny, space, request):
     assert saved.space == space and saved.residuals is None
 
 
-@pytest.fixture(scope="module")
-def generator_file(tmp_path_factory, tiny):
-    from gandistill.gan.trainer import train
-
-    root = tmp_path_factory.mktemp("gen")
-    cfg = load_config(
-        SMOKE, [f"run_dir={root / 'run'}", f"cache_dir={root}", "train.eval_samples_per_class=0"]
-    )
-    return train(cfg, data=tiny).generator_path
-
-
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
