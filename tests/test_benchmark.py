@@ -256,6 +256,7 @@ def test_rows_of_several_architectures_round_trip_through_results(finished, cach
     text = (out / TABLE_FILE).read_text()
     main = table_rows(text)
     assert len(main) == len([r for r in rows if r["arch"] == "mlp"]) + 1  # the first network
+    assert "fresh mlp networks (the cross-architecture table: the same for lenet)" in text
     cross = table_rows(text.split("## Across architectures")[1])
     assert cross[0] == ["IPC", "method", "mlp", "lenet", "mean of unseen"]
     line = next(c for c in cross[1:] if c[:2] == ["1", "random"])

@@ -100,8 +100,14 @@ def _caption(
     command: str,
     test_images: int,
     val_is_test: bool,
+    archs: Sequence[str],
 ) -> list[str]:
-    ec, dc = protocol(cfg.eval, profile), cfg.distill
+    ec, dc = replace(protocol(cfg.eval, profile), arch=archs[0]), cfg.distill
+    others = (
+        f" (the cross-architecture table: the same for {', '.join(archs[1:])})"
+        if len(archs) > 1
+        else ""
+    )
     val_name = "test (no validation split)" if val_is_test else "validation"
     aug = "without augmentation" if ec.augment == "none" else f"with '{ec.augment}' augmentation"
     kind = "a reduced CPU profile, not the DC protocol" if profile == "quick" else "the DC protocol"
@@ -110,7 +116,7 @@ def _caption(
         f"Command: `{command}`.",
         "",
         f"Protocol `{profile}` ({kind}): accuracy is the mean ± std test-split accuracy over "
-        f"seeds × {ec.n_models} fresh {ec.arch} networks, {ec.epochs} epochs {aug}. FID: "
+        f"seeds × {ec.n_models} fresh {ec.arch} networks{others}, {ec.epochs} epochs {aug}. FID: "
         f"torch-fidelity with the independent network's features (not the classifier that picks "
         f"coresets), set pixels against the test "
         f"split. Distillation time: wall time of the optimisation (budget {minutes:g} min, quick "
@@ -462,6 +468,7 @@ def run_benchmark(
             command,
             len(bench.data.test),
             bench.data.val_is_test,
+            archs,
         )
         if skipped:
             caption += ["", f"Not run: {', '.join(skipped)} (no generator given)."]
