@@ -10,6 +10,7 @@ from gandistill import cli
 from gandistill.config import load_config
 from gandistill.data import load_dataset
 from gandistill.errors import ConfigError
+from gandistill.evaluation.options import parse_archs
 from gandistill.files import DistilledSet
 from gandistill.gan.trainer import train
 from gandistill.pipelines import benchmark
@@ -29,7 +30,6 @@ from gandistill.pipelines.benchmark_results import (
 from gandistill.pipelines.benchmark_settings import (
     METHODS,
     benchmark_config,
-    parse_archs,
     parse_ipcs,
     parse_methods,
 )

@@ -35,6 +35,7 @@ from gandistill.distillation.sampled import sample_set
 from gandistill.errors import ArtifactError, ConfigError, GandistillError
 from gandistill.evaluation.compare import compare_reports, report_file
 from gandistill.evaluation.generator import evaluate_generator
+from gandistill.evaluation.options import parse_archs
 from gandistill.evaluation.render import generator_markdown, headline
 from gandistill.evaluation.report import evaluate_distilled
 from gandistill.files import (
@@ -53,7 +54,6 @@ from gandistill.pipelines.benchmark import RESULTS_FILE, TABLE_FILE, run_benchma
 from gandistill.pipelines.benchmark_settings import METHODS as BENCHMARK_METHODS
 from gandistill.pipelines.benchmark_settings import (
     benchmark_config,
-    parse_archs,
     parse_ipcs,
     parse_methods,
 )

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gandistill.config import EvalConfig
+from gandistill.defaults import CROSS_ARCHS
 from gandistill.errors import ConfigError
 from gandistill.evaluation.fidelity import check_extractor
 from gandistill.files import DistilledSet
@@ -46,6 +47,25 @@ def apply_profile(ec: EvalConfig, profile: Profile) -> EvalConfig:
     )
 
 
+def check_archs(archs: Sequence[str]) -> list[str]:
+    """``archs`` as a list when each is an evaluation network, named once; else a
+    :class:`ConfigError`."""
+    archs = list(archs)
+    unknown = [a for a in archs if a not in EVAL_ARCHS]
+    if unknown or len(set(archs)) != len(archs) or not archs:
+        what = f"unknown architecture(s) {', '.join(unknown)}" if unknown else "repeated network"
+        raise ConfigError(f"{what} (known: {', '.join(EVAL_ARCHS)})")
+    return archs
+
+
+def parse_archs(text: str) -> list[str]:
+    """``"convnet,mlp"`` (``--archs``) → the checked list; ``"cross"`` is
+    :data:`~gandistill.defaults.CROSS_ARCHS`."""
+    if text.strip() == "cross":
+        return list(CROSS_ARCHS)
+    return check_archs([a.strip() for a in text.split(",")])
+
+
 def checked_inputs(
     distilled: str | Path | DistilledSet,
     profile: str,
@@ -64,12 +84,7 @@ def checked_inputs(
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile '{profile}' (known: {', '.join(PROFILES)})")
     inception_weights = check_extractor(extractor, inception_weights)
-    archs = list(archs or [])
-    unknown = [a for a in archs if a not in EVAL_ARCHS]
-    if unknown:
-        raise ConfigError(
-            f"unknown architecture(s) {', '.join(unknown)} (known: {', '.join(EVAL_ARCHS)})"
-        )
+    archs = check_archs(archs) if archs else []
     source_path = None
     if not isinstance(distilled, DistilledSet):
         source_path = Path(distilled)

@@ -46,6 +46,7 @@ from gandistill.distillation.loop import QUICK_CHECK_SEED, Distiller
 from gandistill.distillation.sampled import default_latent_scale, sample_set, selection_of
 from gandistill.errors import ConfigError, DataError, GandistillError
 from gandistill.evaluation.fidelity import KEY_EXTRACTOR, KEY_FID, fidelity_metrics
+from gandistill.evaluation.options import parse_archs
 from gandistill.evaluation.sections import full_bytes, image_cost, needed_bytes
 from gandistill.files import (
     DistilledSet,
@@ -74,7 +75,6 @@ from gandistill.pipelines.benchmark_settings import (
     OPTIMISED_METHODS,
     SAMPLED_METHODS,
     needs_generator,
-    parse_archs,
     parse_ipcs,
     parse_methods,
     protocol,

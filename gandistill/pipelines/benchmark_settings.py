@@ -21,12 +21,10 @@ from gandistill.config import (
     to_dict,
 )
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
-from gandistill.defaults import CROSS_ARCHS
 from gandistill.errors import ConfigError
 from gandistill.evaluation.options import PROFILES as REPORT_PROFILES
 from gandistill.evaluation.options import apply_profile
 from gandistill.files import GeneratorCheckpoint
-from gandistill.fit import EVAL_ARCHS
 
 # package data, so that a non-editable install finds it too (pyproject.toml: package-data)
 PRESET = "benchmark.yaml"
@@ -72,17 +70,6 @@ def parse_ipcs(text: str) -> list[int]:
     if not ipcs or min(ipcs) < 1 or len(set(ipcs)) != len(ipcs):
         raise ConfigError(f"--ipc takes distinct integers >= 1, got '{text}'")
     return ipcs
-
-
-def parse_archs(text: str) -> list[str]:
-    """``"convnet,mlp"`` → the list, checked against the evaluation networks; ``"cross"`` is
-    :data:`~gandistill.defaults.CROSS_ARCHS`."""
-    archs = list(CROSS_ARCHS) if text.strip() == "cross" else [a.strip() for a in text.split(",")]
-    unknown = [a for a in archs if a not in EVAL_ARCHS]
-    if unknown or len(set(archs)) != len(archs) or not archs:
-        what = f"unknown architecture(s) {', '.join(unknown)}" if unknown else "repeated network"
-        raise ConfigError(f"{what} in --archs (known: {', '.join(EVAL_ARCHS)})")
-    return archs
 
 
 def needs_generator(method: str) -> bool:
