@@ -10,6 +10,7 @@ literature (``gradient_similarity``, ``distribution``, ``structure``, ``privacy`
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import asdict
 from pathlib import Path
 
@@ -104,15 +105,31 @@ MATCHED_ARCH = "convnet"  # the network every matching objective runs on (distil
 CROSS_ARCH_ROWS = ("distilled", "distilled_soft", "random_real", "random_real_soft")
 
 
+def mean_over_networks(parts: list[tuple[list[float], float]]) -> dict:
+    """The mean accuracy over several architectures, each given as (its networks' accuracies,
+    its test-split binomial error), and the mean's two uncertainties.
+
+    ``network_se`` combines the architectures' network spreads as independent (sample
+    variance / n each, summed, over the count²); None when an architecture has one network,
+    which has no spread to measure. ``binomial_se`` is the mean of the binomial errors: the
+    bound for fully correlated errors, as errors on one test split may be.
+    """
+    k = len(parts)
+    spread = math.sqrt(sum(statistics.variance(a) / len(a) for a, _ in parts if len(a) > 1)) / k
+    return {
+        "mean": sum(statistics.fmean(a) for a, _ in parts) / k,
+        "network_se": spread if all(len(a) > 1 for a, _ in parts) else None,
+        "binomial_se": sum(b for _, b in parts) / k,
+    }
+
+
 def cross_architecture_section(accuracy: dict[str, dict], protocols: dict[str, dict]) -> dict:
     """Accuracy on the architectures distillation never saw: every evaluated architecture but
     the matching ConvNet, and the mean over them of each row (set, random real subset, with
     soft labels when evaluated); empty without an unseen architecture.
 
-    The mean's ``network_se`` combines the architectures' network spreads (std/√n each, as
-    independent; None when an architecture has one network); its ``binomial_se`` is the mean
-    of their binomial errors, the bound for errors that are fully correlated, as errors on one
-    test split may be. ``protocols`` states how each architecture was trained.
+    The mean and its uncertainties are :func:`mean_over_networks`'. ``protocols`` states how
+    each architecture was trained.
     """
     unseen = [a for a in accuracy if a != MATCHED_ARCH]
     if not unseen:
@@ -120,16 +137,10 @@ def cross_architecture_section(accuracy: dict[str, dict], protocols: dict[str, d
     means = {}
     for row in CROSS_ARCH_ROWS:
         stats = [accuracy[a][row] for a in unseen if row in accuracy[a]]
-        if len(stats) != len(unseen):
-            continue
-        k = len(stats)
-        spread = math.sqrt(sum(st["std"] ** 2 / len(st["accuracies"]) for st in stats)) / k
-        means[row] = {
-            "mean": sum(st["mean"] for st in stats) / k,
-            # one network per architecture has no spread to measure
-            "network_se": spread if all(len(st["accuracies"]) > 1 for st in stats) else None,
-            "binomial_se": sum(st.get("binomial_se", 0.0) for st in stats) / k,
-        }
+        if len(stats) == len(unseen):
+            means[row] = mean_over_networks(
+                [(st["accuracies"], st.get("binomial_se", 0.0)) for st in stats]
+            )
     return {
         "matched": MATCHED_ARCH if MATCHED_ARCH in accuracy else None,
         "unseen": unseen,

@@ -28,7 +28,7 @@ import torch
 
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
 from gandistill.errors import ArtifactError
-from gandistill.evaluation.sections import MATCHED_ARCH, TIE_MARK, Z95
+from gandistill.evaluation.sections import MATCHED_ARCH, TIE_MARK, Z95, mean_over_networks
 from gandistill.files import atomic_write
 from gandistill.pipelines.benchmark_settings import METHODS
 from gandistill.runtime import format_bytes, format_seconds
@@ -124,6 +124,12 @@ class _Score:
         accs, p = self.accuracies, self.mean
         spread = statistics.variance(accs) / len(accs) if len(accs) > 1 else 0.0
         return spread + (p * (1 - p) / self.test_images if self.test_images else 0.0)
+
+    @property
+    def with_binomial_se(self) -> tuple[list[float], float]:
+        """The accuracies and the test split's binomial error of their mean (0 when unknown)."""
+        p, n = self.mean, self.test_images
+        return self.accuracies, math.sqrt(p * (1 - p) / n) if n else 0.0
 
     @classmethod
     def of(cls, group: list[dict]) -> _Score:
@@ -233,7 +239,9 @@ def _cross_arch_table(rows: list[dict]) -> list[str]:
         "",
         f"Mean test accuracy (%) on each network (same protocol, {MATCHED_ARCH} the one every "
         f"matching objective runs on); the last column averages the {len(unseen)} unseen "
-        "ones, ± its standard error (networks × seeds spread and the binomial error, as above).",
+        "ones, ± the networks × seeds spread (absent with one network per row) and, in "
+        "brackets, the test split's binomial error (both standard errors, as in `evaluate`'s "
+        "report).",
         "",
         "| IPC | method | " + " | ".join(archs) + " | mean of unseen |",
         "|---:|---|" + "---:|" * (len(archs) + 1),
@@ -245,9 +253,9 @@ def _cross_arch_table(rows: list[dict]) -> list[str]:
         }
         cells = [f"{100 * scores[a].mean:.2f}" if a in scores else "–" for a in archs]
         if unseen and all(a in scores for a in unseen):
-            mean = statistics.fmean(scores[a].mean for a in unseen)
-            se = math.sqrt(sum(scores[a].squared_error for a in unseen)) / len(unseen)
-            cells.append(f"{100 * mean:.2f} ± {100 * se:.2f}")
+            m = mean_over_networks([scores[a].with_binomial_se for a in unseen])
+            spread = "" if m["network_se"] is None else f" ± {100 * m['network_se']:.2f}"
+            cells.append(f"{100 * m['mean']:.2f}{spread} ({100 * m['binomial_se']:.2f})")
         else:
             cells.append("–")
         lines.append(f"| {ipc} | {method} | " + " | ".join(cells) + " |")
