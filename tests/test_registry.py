@@ -10,7 +10,7 @@ from gandistill.config import DistillConfig
 from gandistill.config.derived import LATENT_INIT_CHOICES, PIXEL_INIT_CHOICES
 from gandistill.distillation.init import LATENT_INITS, PIXEL_INITS, REAL_INITS, Start
 from gandistill.distillation.objectives import OBJECTIVES, register_objective
-from gandistill.distillation.step import MatchingStep
+from gandistill.distillation.step import TrajectoryStep
 from gandistill.models import Generator
 from gandistill.registry import Registry
 
@@ -31,9 +31,9 @@ def _choices(name: str) -> tuple:
 
 
 def test_every_name_the_config_accepts_has_an_implementation():
-    # trajectory matching runs a student, not a matching network: MatchingStep's own path
+    # trajectory matching runs a student, not a matching network: a step of its own
     assert set(OBJECTIVES) | {"mtt"} == set(_choices("objective"))
-    assert "mtt" not in OBJECTIVES and callable(MatchingStep.match_trajectory)
+    assert "mtt" not in OBJECTIVES and callable(TrajectoryStep)
     coresets = set(REAL_INITS) - {"real"}  # they start as "real" once their images are chosen
     assert set(PIXEL_INITS) | coresets == set(PIXEL_INIT_CHOICES)
     assert set(LATENT_INITS) | coresets == set(LATENT_INIT_CHOICES)

@@ -1,8 +1,10 @@
 """Distillation: optimise a few latents (or pixels) per class to teach what real data teaches.
 
 The methods: gradient matching (Zhao et al. 2021, "Dataset Condensation with Gradient
-Matching"), bilevel, and distribution matching (Zhao & Bilen 2023); one outer iteration of
-either is :class:`~gandistill.distillation.step.MatchingStep`, the matching terms are in
+Matching"), bilevel, distribution matching (Zhao & Bilen 2023) and trajectory matching
+(Cazenavette et al. 2022); one outer iteration is a
+:class:`~gandistill.distillation.step.MatchingStep` (a
+:class:`~gandistill.distillation.step.TrajectoryStep` for trajectories), the matching terms are in
 :mod:`~gandistill.distillation.objectives`, the set in :mod:`~gandistill.distillation.synthetic`
 and its starts in :mod:`~gandistill.distillation.init`. ``space: pixel`` optimises the images
 themselves through the same code: the DC and DM baselines. This module runs the loop (an ignite
@@ -46,7 +48,7 @@ from gandistill.distillation.state import (
     set_tensors,
     state_path,
 )
-from gandistill.distillation.step import MatchingStep, check_processes
+from gandistill.distillation.step import check_processes, make_step
 from gandistill.errors import ArtifactError, ConfigError, Interrupted
 from gandistill.files import (
     DistilledSet,
@@ -159,9 +161,7 @@ class Distiller(ResumableState):
             self._classifier,
             fresh=saved is None,
         ).to(self.device)
-        self.step = MatchingStep(
-            cfg, self.info, self.train_set, self.syn, self.classes, self.device
-        )
+        self.step = make_step(cfg, self.info, self.train_set, self.syn, self.classes, self.device)
         self.opt, self.networks = self.step.opt, self.step.networks
         self.history: list[dict] = []
         self.stop_reason = STOP_ITERATIONS

@@ -118,7 +118,7 @@ class ResumableState:
             "set": set_tensors(self.syn),
             "optimizer": self.opt.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-            "pool": self.networks.state_dict(),
+            "pool": [] if self.networks is None else self.networks.state_dict(),
             "history": self.history,
             "stop_reason": self.stop_reason,
             "loss_tracking": self.patience.state_dict(),
@@ -133,7 +133,8 @@ class ResumableState:
             self.opt.load_state_dict(state["optimizer"])
             if self.scheduler is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
-            self.networks.load_state_dict(state.get("pool") or [], path)
+            if self.networks is not None:
+                self.networks.load_state_dict(state.get("pool") or [], path)
             self.patience.load_state_dict(state["loss_tracking"])
             self.history = list(state["history"])
             self.stop_reason = str(state["stop_reason"])

@@ -5,9 +5,9 @@ Gradient matching compares the per-class gradients of a network's loss on real b
 and on the synthetic images (with graph) and backpropagates their distance through the frozen
 generator into the latents; it runs ``outer_loop`` such updates against a freshly drawn network,
 with ``inner_loop`` epochs of training on the set in between. Distribution matching and KRR make
-one update against a network that is not trained. Trajectory matching (objective ``mtt``) has no
-matching network: a student unrolled from an expert's checkpoint (see
-:mod:`~gandistill.distillation.trajectories`).
+one update against a network that is not trained (:class:`MatchingStep`). Trajectory matching
+(objective ``mtt``) has no matching network but a student unrolled from an expert's checkpoint
+(:class:`TrajectoryStep`, see :mod:`~gandistill.distillation.trajectories`).
 
 Every draw of iteration ``it`` comes from ``step_generator(seed, it)`` (the network and its
 warm-up from their own streams, see :mod:`~gandistill.distillation.networks`), which resumed runs
@@ -84,25 +84,12 @@ class MatchingStep:
         self.rows = slice(classes.start * dc.ipc, classes.stop * dc.ipc)
         self.networks = MatchingNetworks(cfg, info, train, device)
         self.dsa_strategy = dsa_strategy_for(info) if dc.dsa else ""
-        groups = [{"params": syn.image_parameters(), "lr": dc.lr}]
-        if dc.objective == "mtt":
-            self.experts = expert_trajectories(cfg, info, train, device, progress=dc.progress)
-            self.student = StudentNetwork(cfg, info, device)
-            lr = syn.add_student_lr(dc.mtt_teacher_lr, learnable=dc.mtt_lr_lr > 0)
-            if dc.mtt_lr_lr > 0:  # a group of its own (the schedule drives group 0 only)
-                groups.append({"params": [lr], "lr": dc.mtt_lr_lr})
-        self.opt: torch.optim.Optimizer = (
-            torch.optim.Adam(groups)
-            if dc.optimizer == "adam"
-            else torch.optim.SGD(groups, momentum=dc.momentum)
-        )
+        self.opt = set_optimizer(dc, [{"params": syn.image_parameters(), "lr": dc.lr}])
 
     def __call__(self, it: int) -> dict[str, float]:
         """Outer iteration ``it``; returns its mean losses and gradient statistics."""
         dc = self.cfg.distill
         gen = step_generator(self.cfg.seed, it)
-        if dc.objective == "mtt":
-            return self.match_trajectory(gen)
         net, net_opt, slot = self.networks.draw(it)
         net.train()
         outer = dc.outer_loop if dc.objective == "gm" else 1
@@ -124,37 +111,6 @@ class MatchingStep:
         if dc.objective != "gm":
             del out["grad_cosine"], out["grad_l2"]
         return out
-
-    def match_trajectory(self, gen: torch.Generator) -> dict[str, float]:
-        """One trajectory-matching update (one process: every row is this rank's): a student
-        from a drawn expert checkpoint, ``mtt_syn_steps`` steps on the set, its normalised
-        distance to the expert's later checkpoint backpropagated into the set and the
-        student's learning rate."""
-        dc, syn = self.cfg.distill, self.syn
-        expert = self.experts[int(torch.randint(len(self.experts), (1,), generator=gen))]
-        t = int(torch.randint(dc.mtt_max_start_epoch, (1,), generator=gen))
-        start = expert[t].to(self.device)
-        target = expert[t + dc.mtt_expert_epochs].to(self.device)
-        student = unrolled_student(
-            self.student, start, syn(), syn.labels, syn.student_lr, dc.mtt_syn_steps,
-            dc.mtt_batch_syn, gen, self.dsa_strategy,
-        )  # fmt: skip
-        match = trajectory_loss(student, start, target)
-        loss = match + syn.penalty(dc)
-        self.opt.zero_grad(set_to_none=True)
-        params = [p for group in self.opt.param_groups for p in group["params"]]
-        loss.backward(inputs=params)
-        if dc.grad_clip > 0:
-            clip_gradients(syn, dc.grad_clip)
-        self.opt.step()
-        with torch.no_grad():  # a negative rate would climb the loss
-            syn.student_lr.clamp_(min=0.0)
-        syn.clamp_latents(dc.latent_clip)
-        return {
-            "match_loss": match.item(),
-            "student_lr": syn.student_lr.item(),
-            "latent_norm": syn.latent_radius(),
-        }
 
     def update(self, net: ConvNet, gen: torch.Generator) -> dict[str, float]:
         """One update of the set's rows of this rank's classes against ``net``."""
@@ -196,3 +152,86 @@ class MatchingStep:
             images = self.syn().detach()
         labels, strategy = self.syn.labels, self.dsa_strategy
         train_on_set(net, opt, images, labels, epochs, dc.batch_train, gen, strategy, dc.amp)
+
+
+class TrajectoryStep:
+    """Trajectory matching's outer iteration (objective ``mtt``, one process, so every row is
+    this rank's): a student from a drawn expert checkpoint takes ``mtt_syn_steps`` steps on the
+    set, and its normalised distance to the expert's later checkpoint is backpropagated into
+    the set and the student's learning rate. Holds the experts, the student and the
+    optimiser; no matching network (``networks`` is None). Arguments as
+    :class:`MatchingStep`'s.
+    """
+
+    networks = None
+
+    def __init__(
+        self,
+        cfg: Config,
+        info: DatasetInfo,
+        train: ImageTensors,
+        syn: SyntheticSet,
+        classes: range,
+        device: torch.device,
+    ) -> None:
+        dc = cfg.distill
+        self.cfg, self.syn, self.device = cfg, syn, device
+        self.dsa_strategy = dsa_strategy_for(info) if dc.dsa else ""
+        self.experts = expert_trajectories(cfg, info, train, device, progress=dc.progress)
+        self.student = StudentNetwork(cfg, info, device)
+        groups = [{"params": syn.image_parameters(), "lr": dc.lr}]
+        lr = syn.add_student_lr(dc.mtt_teacher_lr, learnable=dc.mtt_lr_lr > 0)
+        if dc.mtt_lr_lr > 0:  # a group of its own (the schedule drives group 0 only)
+            groups.append({"params": [lr], "lr": dc.mtt_lr_lr})
+        self.opt = set_optimizer(dc, groups)
+
+    def __call__(self, it: int) -> dict[str, float]:
+        """Outer iteration ``it``; returns its loss, the student's rate and the latent norm."""
+        gen = step_generator(self.cfg.seed, it)
+        dc, syn = self.cfg.distill, self.syn
+        expert = self.experts[int(torch.randint(len(self.experts), (1,), generator=gen))]
+        t = int(torch.randint(dc.mtt_max_start_epoch, (1,), generator=gen))
+        start = expert[t].to(self.device)
+        target = expert[t + dc.mtt_expert_epochs].to(self.device)
+        student = unrolled_student(
+            self.student, start, syn(), syn.labels, syn.student_lr, dc.mtt_syn_steps,
+            dc.mtt_batch_syn, gen, self.dsa_strategy,
+        )  # fmt: skip
+        match = trajectory_loss(student, start, target)
+        loss = match + syn.penalty(dc)
+        self.opt.zero_grad(set_to_none=True)
+        params = [p for group in self.opt.param_groups for p in group["params"]]
+        loss.backward(inputs=params)
+        if dc.grad_clip > 0:
+            clip_gradients(syn, dc.grad_clip)
+        self.opt.step()
+        with torch.no_grad():  # a negative rate would climb the loss
+            syn.student_lr.clamp_(min=0.0)
+        syn.clamp_latents(dc.latent_clip)
+        return {
+            "match_loss": match.item(),
+            "student_lr": syn.student_lr.item(),
+            "latent_norm": syn.latent_radius(),
+        }
+
+
+def make_step(
+    cfg: Config,
+    info: DatasetInfo,
+    train: ImageTensors,
+    syn: SyntheticSet,
+    classes: range,
+    device: torch.device,
+) -> MatchingStep | TrajectoryStep:
+    """The outer iteration of ``cfg.distill.objective``: a student's trajectory for ``mtt``,
+    a matching network for the others."""
+    kind = TrajectoryStep if cfg.distill.objective == "mtt" else MatchingStep
+    return kind(cfg, info, train, syn, classes, device)
+
+
+def set_optimizer(dc: DistillConfig, groups: list[dict]) -> torch.optim.Optimizer:
+    """The set's optimiser over ``groups`` (the set's parameters first: the schedule drives
+    group 0)."""
+    if dc.optimizer == "adam":
+        return torch.optim.Adam(groups)
+    return torch.optim.SGD(groups, momentum=dc.momentum)
