@@ -409,15 +409,21 @@ def test_patience_stops_early(tmp_path, tiny):
 
 
 @pytest.mark.parametrize("stop", ["distill.patience=2", "distill.max_minutes=0.0001"])
-def test_progress_bar_closes_when_the_run_stops_early(tmp_path, tiny, stop):
+def test_progress_bar_closes_when_the_run_stops_early(tmp_path, tiny, stop, capsys):
     """A budget or convergence stop ends the run before the epoch of ``max_iterations``; the
-    bar must still close there, not at interpreter exit after everything printed later."""
+    bar must still close there, not at interpreter exit after everything printed later, and
+    say why it stopped where it did instead of filling up to 100%."""
     common = ["distill.space=pixel", "distill.max_iterations=50", "distill.eval_every=0"]
     cfg = _cfg(tmp_path, *common, "distill.progress=true", "distill.tolerance=0.9", stop)
     d = Distiller(cfg, data=tiny)
     ds = d.run()
     assert len(ds.history) < 50 and ds.stop_reason in ("converged", "max_minutes")
     assert d.progress is not None and d.progress.pbar is None  # ignite's bar, closed
+    lines = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    last = [line for line in lines if line.startswith("distill")][-1]
+    why = "time budget spent" if "max_minutes" in stop else "converged"
+    assert last.startswith(f"distill, stopped ({why}): [{len(ds.history)}/50]")
+    assert "100%" not in last
 
 
 def test_bad_input(tmp_path, tiny, generator_file):

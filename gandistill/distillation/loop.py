@@ -214,7 +214,7 @@ class Distiller(ResumableState):
         if self.tb is not None:
             attach_tensorboard(engine, self.tb, dc, self._images01)
         if dc.progress and is_main():
-            self.progress = attach_progress(engine, dc.max_minutes)
+            self.progress = attach_progress(engine, dc.max_minutes, self._early_stop)
         # last, so that the saved history holds this iteration's stop check and quick eval
         every = dc.checkpoint_every
         self.stop_on_interrupt = StopOnInterrupt(
@@ -239,6 +239,10 @@ class Distiller(ResumableState):
 
     def _on_started(self, engine: Engine) -> None:
         self._t0 = time.perf_counter() - self._elapsed  # the budget spans resumes
+
+    def _early_stop(self) -> str | None:
+        """Why the run stopped before ``max_iterations``, in words; None when it did not."""
+        return {STOP_TIME: "time budget spent", STOP_CONVERGED: "converged"}.get(self.stop_reason)
 
     def _check_stop(self, engine: Engine) -> None:
         """Record the iteration; stop on convergence or when the time budget is spent."""
