@@ -9,6 +9,7 @@ from torch.nn import functional as F
 
 from gandistill.config import default_loops, load_config, resolve
 from gandistill.coreset.baselines import build_baseline
+from gandistill.distillation import monitor
 from gandistill.distillation import step as distillation_step
 from gandistill.distillation.init import invert
 from gandistill.distillation.loop import Distiller
@@ -424,6 +425,23 @@ def test_progress_bar_closes_when_the_run_stops_early(tmp_path, tiny, stop, caps
     why = "time budget spent" if "max_minutes" in stop else "converged"
     assert last.startswith(f"distill, stopped ({why}): [{len(ds.history)}/50]")
     assert "100%" not in last
+
+
+def test_the_pace_note_says_how_long_a_run_without_a_budget_takes():
+    assert monitor.pace_note(seconds=30.0, iteration=3, max_iterations=50) is None  # 8m20s
+    note = monitor.pace_note(seconds=648.0, iteration=3, max_iterations=200)  # 3m36s each
+    assert note.startswith("gandistill: note: at 3m36s per iteration the 200 iterations")
+    assert "about 720m00s (12.0 h)" in note and "distill.max_minutes=N" in note
+
+
+@pytest.mark.parametrize("budget", [0.0, 60.0])
+def test_a_run_without_a_budget_notes_its_pace_once(tmp_path, tiny, budget, capsys, monkeypatch):
+    monkeypatch.setattr(monitor, "PACE_NOTE_MINUTES", 0.0)  # any pace is long
+    monkeypatch.setattr(monitor, "PACE_AFTER", (2, 1e9))
+    common = ["distill.space=pixel", "distill.max_iterations=4", "distill.eval_every=0"]
+    Distiller(_cfg(tmp_path, *common, f"distill.max_minutes={budget}"), data=tiny).run()
+    notes = [x for x in capsys.readouterr().err.splitlines() if "per iteration the 4" in x]
+    assert len(notes) == (0 if budget else 1)  # with a budget the bar shows what is spent
 
 
 def test_bad_input(tmp_path, tiny, generator_file):

@@ -40,7 +40,11 @@ from gandistill.config import Config, DistillConfig, resolve
 from gandistill.config.derived import matching_archs
 from gandistill.data import Splits, load_dataset, require_compatible
 from gandistill.distillation.init import check_init, initial_set
-from gandistill.distillation.monitor import attach_progress, attach_tensorboard
+from gandistill.distillation.monitor import (
+    attach_pace_note,
+    attach_progress,
+    attach_tensorboard,
+)
 from gandistill.distillation.state import (
     STOP_ITERATIONS,
     ResumableState,
@@ -215,6 +219,9 @@ class Distiller(ResumableState):
             attach_tensorboard(engine, self.tb, dc, self._images01)
         if dc.progress and is_main():
             self.progress = attach_progress(engine, dc.max_minutes, self._early_stop)
+        if not dc.max_minutes and is_main():  # with a budget the bar shows what is spent
+            write = self.progress.log_message if self.progress is not None else None
+            attach_pace_note(engine, dc.max_iterations, write)
         # last, so that the saved history holds this iteration's stop check and quick eval
         every = dc.checkpoint_every
         self.stop_on_interrupt = StopOnInterrupt(
