@@ -295,6 +295,30 @@ def test_another_protocol_in_the_same_folder_is_refused(finished, cache):
     assert "epochs" not in message and "\n" not in message
 
 
+def test_a_validation_benchmark_scores_the_validation_split_and_keeps_to_it(cache, tmp_path):
+    """``split="validation"`` scores on the validation images (choices without the test split),
+    says so in the table and each row, and a folder holds one split."""
+    rows = run_benchmark(
+        _cfg(cache), tmp_path, (1,), ("random",), 1, BUDGET, "quick", split="validation"
+    )
+    data = load_dataset(_cfg(cache).data)
+    assert len(data.val) != len(data.test)  # so that the count below tells them apart
+    assert rows[0]["protocol"]["split"] == "validation" and rows[0]["test_images"] == len(data.val)
+    assert "mean ± std validation-split accuracy" in (tmp_path / TABLE_FILE).read_text()
+    with pytest.raises(ConfigError, match="another protocol .*split validation vs test"):
+        run_benchmark(_cfg(cache), tmp_path, (1,), ("random",), 1, BUDGET, "quick")
+    made = {"epochs": 300}  # a row from before the key: scored on the test split
+    old = [{"profile": "quick", "minutes": 1.0, "protocol": made}]
+    benchmark._check_settings(old, tmp_path, "quick", 1.0, {**made, "split": "test"})
+    with pytest.raises(ConfigError, match="split test vs validation"):
+        benchmark._check_settings(old, tmp_path, "quick", 1.0, {**made, "split": "validation"})
+    with pytest.raises(ConfigError, match="needs a validation split"):
+        run_benchmark(
+            _cfg(cache, "data.val_fraction=0"), tmp_path / "b", (1,), ("random",), 1, BUDGET,
+            "quick", split="validation",
+        )  # fmt: skip
+
+
 def test_settings_error_names_the_differing_protocol_keys(tmp_path):
     made = {"epochs": 300, "augment": "none", "lr": 0.01}
     rows = [{"profile": "quick", "minutes": 1.0, "protocol": made}]

@@ -282,6 +282,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         ckpt,
         distilled_generator=args.distilled_generator,
         archs=parse_archs(args.archs) if args.archs else None,
+        split=args.split,
     )
     print(f"wrote {Path(args.out) / TABLE_FILE} and {Path(args.out) / RESULTS_FILE}")
     return 0

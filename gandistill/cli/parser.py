@@ -32,6 +32,7 @@ from gandistill.evaluation.options import PROFILES as EVAL_PROFILES
 from gandistill.files import EXPORT_FORMATS
 from gandistill.parallel import BACKENDS, DEFAULT_TIMEOUT_MINUTES
 from gandistill.pipelines.benchmark_settings import PROFILES as BENCHMARK_PROFILES
+from gandistill.pipelines.benchmark_settings import SPLITS as BENCHMARK_SPLITS
 
 DESCRIPTION = (
     "Command line: ``gandistill train|distill|distill-generator|baseline|evaluate|compare|"
@@ -359,6 +360,13 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
         "--archs",
         help="comma-separated networks that score each set, one row each (e.g. convnet,mlp); "
         "'cross' = " + ",".join(defaults.CROSS_ARCHS) + " (default: eval.arch)",
+    )
+    own.add_argument(
+        "--split",
+        choices=BENCHMARK_SPLITS,
+        default="test",
+        help="what accuracy and FID are measured on: test (results to report) or validation "
+        "(choosing settings without reading the test split)",
     )
     own.add_argument("--out", default=defaults.BENCHMARK_OUT, help="output folder")
     shared = _shared_flags(config="the generator's run config")

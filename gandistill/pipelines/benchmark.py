@@ -74,6 +74,7 @@ from gandistill.pipelines.benchmark_settings import (
     METHODS,
     OPTIMISED_METHODS,
     SAMPLED_METHODS,
+    SPLITS,
     needs_generator,
     parse_ipcs,
     parse_methods,
@@ -101,6 +102,7 @@ def _caption(
     test_images: int,
     val_is_test: bool,
     archs: Sequence[str],
+    split: str = "test",
 ) -> list[str]:
     ec, dc = replace(protocol(cfg.eval, profile), arch=archs[0]), cfg.distill
     others = (
@@ -115,10 +117,10 @@ def _caption(
         f"Machine: {machine()}, device {device}. Date: {datetime.date.today().isoformat()}. "
         f"Command: `{command}`.",
         "",
-        f"Protocol `{profile}` ({kind}): accuracy is the mean ± std test-split accuracy over "
+        f"Protocol `{profile}` ({kind}): accuracy is the mean ± std {split}-split accuracy over "
         f"seeds × {ec.n_models} fresh {ec.arch} networks{others}, {ec.epochs} epochs {aug}. FID: "
         f"torch-fidelity with the independent network's features (not the classifier that picks "
-        f"coresets), set pixels against the test "
+        f"coresets), set pixels against the {split} "
         f"split. Distillation time: wall time of the optimisation (budget {minutes:g} min, quick "
         f"checks excluded) or of the coreset selection. Time to random-real accuracy: "
         f"distillation time at the first quick check (every {dc.eval_every} iterations and at "
@@ -133,7 +135,7 @@ def _caption(
         f"resolution of the difference is marked {TIE_MARK} (tied with the best rather than "
         f"ranked below it). The resolution of the difference of two rows is √(se₁² + se₂²), "
         f"with se² = s²/n (s: sample std of the row's n accuracies, networks × seeds) + "
-        f"p(1 − p)/N (binomial variance of a mean accuracy p on the N = {test_images} test "
+        f"p(1 − p)/N (binomial variance of a mean accuracy p on the N = {test_images} {split} "
         f"images; left out for rows that do not record N). vs best: the difference from the "
         f"best mean, ± {Z95} × its resolution, in percentage points.",
         "",
@@ -156,8 +158,11 @@ class _Bench:
         ckpt: GeneratorCheckpoint | None,
         data: Splits,
         distilled: GeneratorCheckpoint | None = None,
+        split: str = "test",
     ) -> None:
         self.cfg, self.out, self.minutes, self.profile = cfg, out, minutes, profile
+        self.split = split  # the split every accuracy and FID is measured on
+        self.scored = data.val if split == "validation" else data.test
         self.device = resolve_device(cfg.device)
         self.data, self.ckpt, self.distilled = data, ckpt, distilled
         self.machine = f"{machine()}, {self.device}"
@@ -246,7 +251,7 @@ class _Bench:
             if method in SAMPLED_METHODS
             else self.build(cfg, method, path)
         )
-        train, test, info = self.data.train, self.data.test, self.data.info
+        train, test, info = self.data.train, self.scored, self.data.info
         fid = fidelity_metrics(
             ds.images_uint8,
             test.images,
@@ -268,7 +273,7 @@ class _Bench:
             res = evaluate_set(ds.images_float, ds.labels, test, info, prot, seed, self.device)
             row = {
                 "ipc": ipc, "method": method, "seed": seed, "arch": arch, "profile": self.profile,
-                "minutes": self.minutes, "protocol": asdict(prot),
+                "minutes": self.minutes, "protocol": {**asdict(prot), "split": self.split},
                 "accuracies": res.accuracies, "mean": res.mean, "std": res.std,
                 "test_images": len(test), "fid": fid[KEY_FID], "fid_extractor": fid[KEY_EXTRACTOR],
                 "distill_seconds": ds.history[-1]["seconds"] if ds.history else 0.0,
@@ -308,7 +313,8 @@ def _differences(row: dict, profile: str, minutes: float, prot: dict) -> dict[st
     for key in [*prot, *(k for k in old if k not in prot)]:
         if key == "arch":  # rows of one folder may score their sets on several networks
             continue
-        was, now = old.get(key, _ABSENT), prot.get(key, _ABSENT)
+        absent = "test" if key == "split" else _ABSENT  # rows made before --split: test
+        was, now = old.get(key, absent), prot.get(key, _ABSENT)
         if was != now:
             found.setdefault("protocol", []).append(f"{key} {_show(was)} vs {_show(now)}")
     return found
@@ -410,6 +416,7 @@ def run_benchmark(
     say: Callable[[str], None] = print,
     distilled_generator: str | Path | GeneratorCheckpoint | None = None,
     archs: Sequence[str] | None = None,
+    split: str = "test",
 ) -> list[dict]:
     """Build and score every (IPC, method, seed) not yet in ``<out>/results.jsonl``.
 
@@ -431,6 +438,9 @@ def run_benchmark(
             ``distilled-generator``.
         archs: the networks each set is scored with, one row each (default: ``cfg.eval.arch``);
             the table shows the first, and a cross-architecture table all of them.
+        split: what accuracy and FID are measured on, ``test`` (reported results) or
+            ``validation`` (choosing settings without reading the test split); recorded in
+            each row's protocol, so that one folder holds one.
 
     Returns:
         All rows of ``results.jsonl`` (keys :data:`RESULT_KEYS`).
@@ -443,7 +453,9 @@ def run_benchmark(
     archs = parse_archs(",".join(archs or [cfg.eval.arch]))
     if seeds < 1 or minutes <= 0:
         raise ConfigError(f"need seeds >= 1 and minutes > 0, got {seeds} and {minutes}")
-    prot = asdict(protocol(cfg.eval, profile))
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split '{split}' (known: {', '.join(SPLITS)})")
+    prot = {**asdict(protocol(cfg.eval, profile)), "split": split}
     out = Path(out)
     with RunLock(out, folder=True):  # one benchmark appends to a results file at a time
         results_path = out / RESULTS_FILE
@@ -455,10 +467,12 @@ def run_benchmark(
             generator = load_generator_checkpoint(generator, device=device)
         distilled = _distilled_generator(distilled_generator, device)
         data = _load_data(cfg, ipcs)
+        if split == "validation" and data.val_is_test:
+            raise ConfigError("--split validation needs a validation split (data.val_fraction > 0)")
         for ckpt, what in ((generator, "the generator"), (distilled, "the distilled generator")):
             if ckpt is not None:
                 require_compatible(ckpt.info, data.info, what)
-        bench = _Bench(cfg, out, minutes, profile, generator, data, distilled)
+        bench = _Bench(cfg, out, minutes, profile, generator, data, distilled, split)
         command = command or command_line()
         caption = _caption(
             cfg,
@@ -466,9 +480,10 @@ def run_benchmark(
             minutes,
             str(bench.device),
             command,
-            len(bench.data.test),
+            len(bench.scored),
             bench.data.val_is_test,
             archs,
+            split,
         )
         if skipped:
             caption += ["", f"Not run: {', '.join(skipped)} (no generator given)."]

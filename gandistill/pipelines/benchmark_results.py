@@ -5,10 +5,11 @@ machine and the command line its caption names.
 Within each IPC the table marks the best mean accuracy and the methods tied with it: a difference
 below :data:`Z95` times its resolution ``sqrt(se_a**2 + se_b**2)`` is a tie, where a row's
 ``se**2`` is the spread of its accuracies over networks and seeds (sample variance / n) plus the
-binomial variance ``p * (1 - p) / N`` of an accuracy ``p`` measured on ``N`` test images (left out
-for rows that do not record ``test_images``). The IOR column is DD-Ranking's improvement over
-random (Li et al. 2025, arXiv:2505.13300): the mean accuracy minus that of the ``random`` coreset
-at the same IPC.
+binomial variance ``p * (1 - p) / N`` of an accuracy ``p`` measured on ``N`` images of the scored
+split (``test_images``: the test split's, or the validation split's for rows whose protocol says
+``split: validation``; left out for rows that do not record it). The IOR column is DD-Ranking's
+improvement over random (Li et al. 2025, arXiv:2505.13300): the mean accuracy minus that of the
+``random`` coreset at the same IPC.
 """
 
 from __future__ import annotations
@@ -233,14 +234,15 @@ def _cross_arch_table(rows: list[dict]) -> list[str]:
     if len(archs) < 2:
         return []
     unseen = [a for a in archs if a != MATCHED_ARCH]
+    split = rows[0]["protocol"].get("split", "test")
     lines = [
         "",
         "## Across architectures",
         "",
-        f"Mean test accuracy (%) on each network (same protocol, {MATCHED_ARCH} the one every "
+        f"Mean {split} accuracy (%) on each network (same protocol, {MATCHED_ARCH} the one every "
         f"matching objective runs on); the last column averages the {len(unseen)} unseen "
         "ones, ± the networks × seeds spread (absent with one network per row) and, in "
-        "brackets, the test split's binomial error (both standard errors, as in `evaluate`'s "
+        f"brackets, the {split} split's binomial error (both standard errors, as in `evaluate`'s "
         "report).",
         "",
         "| IPC | method | " + " | ".join(archs) + " | mean of unseen |",

@@ -59,6 +59,7 @@ GENERATOR_SAMPLE, DISTILLED_GENERATOR = "generator-sample", "distilled-generator
 SAMPLED_METHODS = (GENERATOR_SAMPLE, DISTILLED_GENERATOR)
 METHODS = (*CORESET_METHODS, *OPTIMISED_METHODS, *SAMPLED_METHODS)
 PROFILES = ("quick", "full")
+SPLITS = ("test", "validation")  # what a benchmark scores on (--split)
 
 
 def parse_ipcs(text: str) -> list[int]:
