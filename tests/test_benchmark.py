@@ -1,6 +1,8 @@
 """The benchmark: the table and results file on the smoke config, resuming, bad arguments."""
 
+import io
 import json
+import math
 import shutil
 
 import pytest
@@ -15,6 +17,7 @@ from gandistill.files import DistilledSet
 from gandistill.gan.trainer import train
 from gandistill.pipelines import benchmark
 from gandistill.pipelines.benchmark import (
+    CROSS_ARCH_PLOT,
     RESULTS_FILE,
     TABLE_FILE,
     run_benchmark,
@@ -25,6 +28,8 @@ from gandistill.pipelines.benchmark_results import (
     RESULT_KEYS,
     TABLE_HEADER,
     TIE_MARK,
+    cross_arch_points,
+    plot_cross_arch,
     render_table,
 )
 from gandistill.pipelines.benchmark_settings import (
@@ -254,6 +259,7 @@ def test_rows_of_several_architectures_round_trip_through_results(finished, cach
         twin = next(x for x in rows if x["arch"] == "mlp" and x["method"] == r["method"])
         assert twin["set_file"] == r["set_file"] and twin["ipc"] == 1
     text = (out / TABLE_FILE).read_text()
+    assert not (out / CROSS_ARCH_PLOT).exists()  # no ConvNet row to set the unseen ones against
     main = table_rows(text)
     assert len(main) == len([r for r in rows if r["arch"] == "mlp"]) + 1  # the first network
     assert "fresh mlp networks (the cross-architecture table: the same for lenet)" in text
@@ -275,6 +281,35 @@ def test_rows_of_several_architectures_round_trip_through_results(finished, cach
         archs=archs,
     )  # fmt: skip
     assert len(again) == len(rows) and lines[-1].endswith("done earlier, skipped")
+
+
+def test_the_cross_architecture_points_and_their_plot():
+    """A point per (IPC, method) scored on ConvNet and every unseen network: the ConvNet mean
+    with its standard error, the unseen mean as the report computes it; a PNG of them."""
+
+    def row(method, arch, accs):
+        return {"ipc": 1, "method": method, "seed": 0, "arch": arch, "accuracies": accs,
+                "test_images": 1000, "protocol": {"arch": arch}}  # fmt: skip
+
+    rows = [
+        row("random", "convnet", [0.5, 0.6]), row("random", "mlp", [0.3, 0.5]),
+        row("random", "lenet", [0.4, 0.4]), row("pixel-dm", "convnet", [0.8, 0.8]),
+        row("pixel-dm", "mlp", [0.7, 0.7]),  # no lenet row: no point
+    ]  # fmt: skip
+    (point,) = cross_arch_points(rows)
+    assert (point["ipc"], point["method"]) == (1, "random")
+    p = 0.55
+    assert point["matched"] == pytest.approx(p)
+    assert point["matched_se"] == pytest.approx(math.sqrt(0.005 / 2 + p * (1 - p) / 1000))
+    unseen = point["unseen"]
+    assert unseen["mean"] == pytest.approx(0.4)
+    assert unseen["network_se"] == pytest.approx(math.sqrt(0.02 / 2 + 0.0) / 2)
+    b = [math.sqrt(q * (1 - q) / 1000) for q in (0.4, 0.4)]
+    assert unseen["binomial_se"] == pytest.approx(sum(b) / 2)
+    buf = io.BytesIO()
+    plot_cross_arch([point], buf)
+    assert buf.getvalue().startswith(b"\x89PNG")
+    assert cross_arch_points([r for r in rows if r["arch"] != "convnet"]) == []  # no matched one
 
 
 def test_a_generator_not_distilled_into_is_refused_for_the_distilled_row(

@@ -295,7 +295,7 @@ def _plot_cas(report: dict, fh: BinaryIO) -> None:
         row["samples_per_class"] if "samples_per_class" in row else int(k)
         for k, row in cas["rows"].items()
     ]
-    plt, fig, ax = _figure()
+    plt, fig, ax = figure()
     for name, label in (("generated", "generated samples"), ("real", "real images")):
         stats = [row[name] for row in rows]
         means = [100 * s["mean"] for s in stats]
@@ -305,7 +305,7 @@ def _plot_cas(report: dict, fh: BinaryIO) -> None:
     ax.set_xlabel("training images per class")
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=8)
-    _save(plt, fig, fh)
+    save(plt, fig, fh)
 
 
 def generator_markdown(report: dict) -> list[str]:
@@ -350,7 +350,8 @@ def generator_markdown(report: dict) -> list[str]:
 # --- plots -----------------------------------------------------------------------------------
 
 
-def _figure(width: float = 5.0, height: float = 3.2, ncols: int = 1):
+def figure(width: float = 5.0, height: float = 3.2, ncols: int = 1):
+    """``(pyplot, figure, axes)`` of a row of ``ncols`` plots (see :func:`save`)."""
     # imported here, with the file-only backend, so that importing the package needs no display
     # and does not pay for matplotlib
     import matplotlib
@@ -362,7 +363,8 @@ def _figure(width: float = 5.0, height: float = 3.2, ncols: int = 1):
     return plt, fig, axes
 
 
-def _save(plt, fig, fh: BinaryIO) -> None:
+def save(plt, fig, fh: BinaryIO) -> None:
+    """Write ``fig`` as PNG to ``fh`` and close it."""
     fig.tight_layout()
     fig.savefig(fh, dpi=110, format="png")
     plt.close(fig)
@@ -372,7 +374,7 @@ def _plot(report: dict, fh: BinaryIO) -> None:
     """Accuracy of every row, one bar group per architecture, on an axis that starts near the
     lowest bar (from 0 the differences that matter would not show); error bars combine the
     spread over networks with the test split's standard error."""
-    plt, fig, ax = _figure()
+    plt, fig, ax = figure()
     lows, highs = [], []
     for arch, rows in report["accuracy"].items():
         stat_rows = _stat_rows(rows)
@@ -386,14 +388,14 @@ def _plot(report: dict, fh: BinaryIO) -> None:
     ax.set_ylabel("test accuracy (%)")
     ax.tick_params(axis="x", labelsize=7)
     ax.set_title(f"IPC {report['source']['ipc']}, profile {report['profile']}", fontsize=9)
-    _save(plt, fig, fh)
+    save(plt, fig, fh)
 
 
 def _plot_fidelity(report: dict, fh: BinaryIO) -> None:
     """FID and KID of the distilled set, the random real subset and the real-vs-real floor."""
     fid = report["fidelity"]
     names = [n for n in ("distilled", "random_real") if n in fid]
-    plt, fig, axes = _figure(7.0, 3.0, 2)
+    plt, fig, axes = figure(7.0, 3.0, 2)
     for ax, key, label in zip(axes, ("fid", "kid"), ("FID", "KID ×10³"), strict=True):
         values = [fid[n].get(key, float("nan")) for n in names]
         cis = [fid[n].get(f"{key}_ci") for n in names]
@@ -405,7 +407,7 @@ def _plot_fidelity(report: dict, fh: BinaryIO) -> None:
         ax.bar(names, values, yerr=err, capsize=4, color="tab:orange")
         ax.set_ylabel(f"{label} against the test split")
     fig.suptitle(f"fidelity, extractor {fid['extractor'][:40]}", fontsize=9)
-    _save(plt, fig, fh)
+    save(plt, fig, fh)
 
 
 def _plot_distillation(report: dict, fh: BinaryIO) -> None:
@@ -413,7 +415,7 @@ def _plot_distillation(report: dict, fh: BinaryIO) -> None:
     distillation time when the run made any."""
     hist = report["distillation"]
     checks = hist["quick_checks"]
-    plt, fig, axes = _figure(8.0 if checks else 4.5, 3.0, 2 if checks else 1)
+    plt, fig, axes = figure(8.0 if checks else 4.5, 3.0, 2 if checks else 1)
     loss_ax = axes[0] if checks else axes
     its, loss = zip(*hist["match_loss"], strict=True)
     loss_ax.plot(its, loss, lw=0.8)
@@ -425,7 +427,7 @@ def _plot_distillation(report: dict, fh: BinaryIO) -> None:
         axes[1].set_xlabel("distillation time (min)")
         split = hist.get("quick_checks_read", "test")
         axes[1].set_ylabel(f"quick-check accuracy (%), {split} split", fontsize=8)
-    _save(plt, fig, fh)
+    save(plt, fig, fh)
 
 
 # --- files -----------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from gandistill.distillation.sampled import default_latent_scale, sample_set, se
 from gandistill.errors import ConfigError, DataError, GandistillError
 from gandistill.evaluation.fidelity import KEY_EXTRACTOR, KEY_FID, fidelity_metrics
 from gandistill.evaluation.options import parse_archs
-from gandistill.evaluation.sections import full_bytes, image_cost, needed_bytes
+from gandistill.evaluation.sections import MATCHED_ARCH, full_bytes, image_cost, needed_bytes
 from gandistill.files import (
     DistilledSet,
     GeneratorCheckpoint,
@@ -63,8 +63,10 @@ from gandistill.pipelines.benchmark_results import (
     Z95,
     append_result,
     command_line,
+    cross_arch_points,
     load_results,
     machine,
+    plot_cross_arch,
     render_table,
     row_arch,
 )
@@ -83,6 +85,7 @@ from gandistill.pipelines.benchmark_settings import (
 from gandistill.runtime import format_seconds, resolve_device
 
 RESULTS_FILE, TABLE_FILE, SETS_DIR, TB_DIR = "results.jsonl", "benchmark.md", "sets", "tb"
+CROSS_ARCH_PLOT = "cross_arch.png"  # written beside the table when rows span unseen networks
 
 
 def time_to_accuracy(history: list[dict], target: float) -> float | None:
@@ -390,6 +393,13 @@ def _write_table(
     elsewhere = sorted({r["machine"] for r in rows} - {this_machine})
     note = ["", f"Rows from earlier runs on: {'; '.join(elsewhere)}."] if elsewhere else []
     text = render_table(rows, [*caption, *note], main_arch)
+    points = cross_arch_points(rows)
+    if points:  # the cross-architecture table as a picture
+        atomic_write(out / CROSS_ARCH_PLOT, lambda fh: plot_cross_arch(points, fh))
+        text += (
+            f"\n![{MATCHED_ARCH} accuracy against the mean over the unseen networks, a point per "
+            f"method and IPC, ± standard errors]({CROSS_ARCH_PLOT})\n"
+        )
     atomic_write(out / TABLE_FILE, lambda fh: fh.write(text.encode()))
 
 

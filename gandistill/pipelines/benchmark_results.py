@@ -24,11 +24,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
 from gandistill.errors import ArtifactError
+from gandistill.evaluation.render import figure, save
 from gandistill.evaluation.sections import MATCHED_ARCH, TIE_MARK, Z95, mean_over_networks
 from gandistill.files import atomic_write
 from gandistill.pipelines.benchmark_settings import METHODS
@@ -262,6 +264,62 @@ def _cross_arch_table(rows: list[dict]) -> list[str]:
             cells.append("–")
         lines.append(f"| {ipc} | {method} | " + " | ".join(cells) + " |")
     return lines
+
+
+def cross_arch_points(rows: list[dict]) -> list[dict]:
+    """For each (IPC, method) scored on the matched network and every unseen one: its mean on
+    the matched network with that mean's standard error (as the main table's), and the mean over
+    the unseen networks (:func:`~gandistill.evaluation.sections.mean_over_networks`); empty when
+    the rows hold no unseen network or no matched one."""
+    archs = list(dict.fromkeys(row_arch(r) for r in rows))
+    unseen = [a for a in archs if a != MATCHED_ARCH]
+    if MATCHED_ARCH not in archs or not unseen:
+        return []
+    by_arch = {a: _groups([r for r in rows if row_arch(r) == a]) for a in archs}
+    points = []
+    for ipc, method in by_arch[MATCHED_ARCH]:
+        if all((ipc, method) in by_arch[a] for a in unseen):
+            matched = _Score.of(by_arch[MATCHED_ARCH][ipc, method])
+            parts = [_Score.of(by_arch[a][ipc, method]).with_binomial_se for a in unseen]
+            points.append(
+                {
+                    "ipc": ipc,
+                    "method": method,
+                    "matched": matched.mean,
+                    "matched_se": math.sqrt(matched.squared_error),
+                    "unseen": mean_over_networks(parts),
+                }
+            )
+    return points
+
+
+def plot_cross_arch(points: list[dict], fh: BinaryIO) -> None:
+    """Accuracy on the matched network against the mean over the unseen ones, a panel per IPC,
+    a point per method with its standard errors (the unseen mean's network spread and binomial
+    error combined), coloured by family (pixel, latent, hybrid, other); a set that transfers
+    lies high, one fitted to the matched network far to the right of the others."""
+    ipcs = sorted({p["ipc"] for p in points})
+    plt, fig, axes = figure(5.0 * len(ipcs), 3.8, len(ipcs))
+    for ax, ipc in zip([axes] if len(ipcs) == 1 else axes, ipcs, strict=True):
+        family_count: dict[str, int] = {}
+        for p in (p for p in points if p["ipc"] == ipc):
+            u, family = p["unseen"], p["method"].split("-")[0]
+            n = family_count[family] = family_count.get(family, -1) + 1
+            ax.errorbar(
+                100 * p["matched"], 100 * u["mean"], xerr=100 * p["matched_se"],
+                yerr=100 * math.hypot(u["network_se"] or 0.0, u["binomial_se"]),
+                fmt=_MARKERS[n % len(_MARKERS)], color=_FAMILY_COLORS.get(family, "tab:gray"),
+                capsize=2, ms=5, label=p["method"],
+            )  # fmt: skip
+        ax.set_xlabel(f"{MATCHED_ARCH} (matched) accuracy (%)")
+        ax.set_ylabel("mean over unseen networks (%)")
+        ax.set_title(f"IPC {ipc}", fontsize=9)
+        ax.legend(fontsize=6, loc="lower right")
+    save(plt, fig, fh)
+
+
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+_FAMILY_COLORS = {"pixel": "tab:blue", "latent": "tab:orange", "hybrid": "tab:green"}
 
 
 def _bytes_table(
