@@ -57,8 +57,8 @@ def check_processes(dc: DistillConfig, num_classes: int) -> None:
         raise ConfigError(f"{what} {why}, so it runs in one process; drop --nproc")
 
 
-class MatchingStep:
-    """Holds the set's optimiser and the matching networks; a call runs one outer iteration.
+class _Step:
+    """What every outer iteration holds: the run's config, data, set and device.
 
     Args:
         cfg: the resolved config (``distill`` section).
@@ -82,9 +82,18 @@ class MatchingStep:
         self.cfg, self.info, self.train, self.syn, self.device = cfg, info, train, syn, device
         self.classes = classes
         self.rows = slice(classes.start * dc.ipc, classes.stop * dc.ipc)
-        self.networks = MatchingNetworks(cfg, info, train, device)
         self.dsa_strategy = dsa_strategy_for(info) if dc.dsa else ""
-        self.opt = set_optimizer(dc, [{"params": syn.image_parameters(), "lr": dc.lr}])
+
+
+class MatchingStep(_Step):
+    """Holds the set's optimiser and the matching networks; a call runs one outer iteration
+    (arguments: :class:`_Step`'s)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        dc = self.cfg.distill
+        self.networks = MatchingNetworks(self.cfg, self.info, self.train, self.device)
+        self.opt = set_optimizer(dc, [{"params": self.syn.image_parameters(), "lr": dc.lr}])
 
     def __call__(self, it: int) -> dict[str, float]:
         """Outer iteration ``it``; returns its mean losses and gradient statistics."""
@@ -154,31 +163,23 @@ class MatchingStep:
         train_on_set(net, opt, images, labels, epochs, dc.batch_train, gen, strategy, dc.amp)
 
 
-class TrajectoryStep:
+class TrajectoryStep(_Step):
     """Trajectory matching's outer iteration (objective ``mtt``, one process, so every row is
     this rank's): a student from a drawn expert checkpoint takes ``mtt_syn_steps`` steps on the
     set, and its normalised distance to the expert's later checkpoint is backpropagated into
     the set and the student's learning rate. Holds the experts, the student and the
-    optimiser; no matching network (``networks`` is None). Arguments as
-    :class:`MatchingStep`'s.
+    optimiser; no matching network (``networks`` is None). Arguments: :class:`_Step`'s.
     """
 
     networks = None
 
-    def __init__(
-        self,
-        cfg: Config,
-        info: DatasetInfo,
-        train: ImageTensors,
-        syn: SyntheticSet,
-        classes: range,
-        device: torch.device,
-    ) -> None:
-        dc = cfg.distill
-        self.cfg, self.syn, self.device = cfg, syn, device
-        self.dsa_strategy = dsa_strategy_for(info) if dc.dsa else ""
-        self.experts = expert_trajectories(cfg, info, train, device, progress=dc.progress)
-        self.student = StudentNetwork(cfg, info, device)
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        cfg, dc, syn = self.cfg, self.cfg.distill, self.syn
+        self.experts = expert_trajectories(
+            cfg, self.info, self.train, self.device, progress=dc.progress
+        )
+        self.student = StudentNetwork(cfg, self.info, self.device)
         groups = [{"params": syn.image_parameters(), "lr": dc.lr}]
         lr = syn.add_student_lr(dc.mtt_teacher_lr, learnable=dc.mtt_lr_lr > 0)
         if dc.mtt_lr_lr > 0:  # a group of its own (the schedule drives group 0 only)
