@@ -13,7 +13,7 @@ from gandistill.config import load_config
 from gandistill.data import load_dataset
 from gandistill.errors import ConfigError
 from gandistill.evaluation.options import parse_archs
-from gandistill.files import DistilledSet
+from gandistill.files import DistilledSet, load_generator_checkpoint
 from gandistill.gan.trainer import train
 from gandistill.pipelines import benchmark
 from gandistill.pipelines.benchmark import (
@@ -352,6 +352,22 @@ def test_a_validation_benchmark_scores_the_validation_split_and_keeps_to_it(cach
             _cfg(cache, "data.val_fraction=0"), tmp_path / "b", (1,), ("random",), 1, BUDGET,
             "quick", split="validation",
         )  # fmt: skip
+
+
+def test_a_pixel_set_started_from_the_generator_is_made_with_it(cache, tmp_path, generator_file):
+    """A pixel method with a ``best_of_k`` start draws it from ``--generator``: the set records
+    that generator, stores pixels only, and is reused by a second call."""
+    cfg, method = _cfg(cache), ("pixel-dm-gen-init",)
+    assert benchmark.needs_generator(method[0])
+    run_benchmark(cfg, tmp_path, (1,), method, 1, BUDGET, "quick", generator_file)
+    path = next((tmp_path / "sets").glob("*pixel-dm-gen-init*.pt"))
+    ds = DistilledSet.load(path)
+    assert ds.space == "pixel" and ds.latents is None and ds.config.distill.init == "best_of_k"
+    assert ds.generator_sha256 == load_generator_checkpoint(generator_file).sha256
+    made = path.stat().st_mtime_ns
+    (tmp_path / RESULTS_FILE).unlink()  # rows gone, set kept: as after a killed scoring
+    run_benchmark(cfg, tmp_path, (1,), method, 1, BUDGET, "quick", generator_file)
+    assert path.stat().st_mtime_ns == made  # made the same way: reused, not rebuilt
 
 
 def test_settings_error_names_the_differing_protocol_keys(tmp_path):

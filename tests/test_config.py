@@ -104,7 +104,7 @@ def test_resolve_makes_every_derived_distill_setting_concrete():
 
 def test_resolve_refuses_settings_that_contradict_each_other():
     for overrides, message in (
-        (["distill.space=pixel", "distill.init=best_of_k"], "is for latent space"),
+        (["distill.space=pixel", "distill.init=truncated"], "is for latent space"),
         (["distill.space=latent", "distill.init=noise"], "is for pixel space"),
         (["distill.objective=dm", "distill.dm_weight=1"], "dm_weight"),
         (["distill.dm_layers=true"], "dm_layers"),

@@ -337,6 +337,24 @@ def test_latent_real_init_inverts_a_real_subset(tmp_path, tiny, generator_file):
     assert err(z) < err(start)  # (the smoke generator is barely trained: a small gain)
 
 
+def test_pixel_best_of_k_starts_at_the_latent_start_decoded(tmp_path, tiny, generator_file):
+    """Pixel space's best_of_k start is the images of latent space's best_of_k start (the control
+    that tells what a start adds from what optimising latents adds); it stores pixels only and
+    needs the generator."""
+    latent_cfg = _cfg(tmp_path, "distill.init=best_of_k", "distill.space=latent")
+    latent = Distiller(latent_cfg, generator=generator_file, data=tiny)
+    pixel_cfg = _cfg(tmp_path, "distill.space=pixel", "distill.init=best_of_k")
+    pixel = Distiller(pixel_cfg, generator=generator_file, data=tiny)
+    assert torch.allclose(pixel.syn(), latent.syn(), atol=1e-5)
+    noise = Distiller(_cfg(tmp_path, "distill.space=pixel"), generator=generator_file, data=tiny)
+    assert noise.ckpt is None and not torch.allclose(noise.syn(), latent.syn(), atol=0.1)
+    ds = pixel.run()
+    assert ds.space == "pixel" and ds.latents is None and ds.residuals is None
+    assert ds.generator_sha256 == pixel.ckpt.sha256  # what the start was drawn from
+    with pytest.raises(ConfigError, match="best_of_k.*--generator"):
+        Distiller(pixel_cfg, data=tiny)
+
+
 @pytest.mark.parametrize(
     "method,space", [("herding", "pixel"), ("kmeans", "pixel"), ("herding", "hybrid")]
 )

@@ -28,6 +28,7 @@ from gandistill.config import (
     config_from_dict,
     load_config,
     to_dict,
+    uses_generator,
 )
 from gandistill.coreset.baselines import build_baseline
 from gandistill.distillation.loop import Distiller, state_path
@@ -228,8 +229,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     flags = {"distill.ipc": args.ipc, "distill.space": args.space, "device": args.device}
     ckpt = load_generator_checkpoint(args.generator) if args.generator else None
     cfg = _config(args.config, _overrides(args, flags), ckpt)  # else the generator's run config
-    if cfg.distill.space == "pixel":
-        ckpt = None
+    if not uses_generator(cfg.distill):
+        ckpt = None  # a pixel set started from noise or real images does not depend on it
     _launch(args, cfg, _distill_worker, cfg, ckpt, out, args.resume)
     return 0
 

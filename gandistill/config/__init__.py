@@ -5,7 +5,7 @@ comparing configs in :mod:`~gandistill.config.loading`, the values that ``auto``
 :mod:`~gandistill.config.derived`; the names every stage uses are importable from here.
 """
 
-from gandistill.config.derived import default_loops, resolve
+from gandistill.config.derived import default_loops, resolve, uses_generator
 from gandistill.config.loading import (
     apply_overrides,
     check_unchanged,
@@ -52,4 +52,5 @@ __all__ = [
     "read_yaml",
     "resolve",
     "to_dict",
+    "uses_generator",
 ]

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from gandistill.config.schema import MAX_DEPTH, MAX_WIDTH, Config, DistillConfig
+from gandistill.config.schema import (
+    GENERATOR_SPACES,
+    MAX_DEPTH,
+    MAX_WIDTH,
+    Config,
+    DistillConfig,
+)
 from gandistill.errors import ConfigError
 
 # (outer_loop, inner_loop) of the DC reference implementation, by images per class
@@ -91,16 +97,22 @@ def matching_archs(dc: DistillConfig) -> list[tuple[str, int, int]]:
     return out
 
 
-PIXEL_INIT_CHOICES = ("noise", "real", "herding", "kmeans")
+PIXEL_INIT_CHOICES = ("noise", "real", "herding", "kmeans", "best_of_k")
 LATENT_INIT_CHOICES = ("normal", "truncated", "best_of_k", "real", "herding", "kmeans")
+
+
+def uses_generator(dc: DistillConfig) -> bool:
+    """Whether a run with ``dc`` needs a generator: latent and hybrid space decode through one;
+    pixel space draws its start from one with ``init: best_of_k`` (and keeps only pixels)."""
+    return dc.space in GENERATOR_SPACES or dc.init == "best_of_k"
 
 
 def check_distill(dc: DistillConfig) -> None:
     """The rules between distill settings that one key's range cannot express."""
     if dc.space == "pixel" and dc.init not in (*PIXEL_INIT_CHOICES, "auto"):
         raise ConfigError(
-            f"init '{dc.init}' is for latent space; pixel space takes noise, real, herding or "
-            "kmeans"
+            f"init '{dc.init}' is for latent space; pixel space takes noise, real, herding, "
+            "kmeans or best_of_k (decoded generator samples)"
         )
     if dc.space != "pixel" and dc.init not in (*LATENT_INIT_CHOICES, "auto"):
         raise ConfigError(

@@ -192,7 +192,8 @@ class DistillConfig:
         "auto",
         "auto: noise (pixel), best_of_k (latent, ipc < 10), real (latent, ipc >= 10); real = a "
         "random real subset (latent: inverted into the generator, the residual takes the rest); "
-        "herding / kmeans = that coreset of the real data (see baselines) instead of a random one",
+        "herding / kmeans = that coreset of the real data (see baselines) instead of a random one; "
+        "best_of_k in pixel space = the latent start's images, decoded (needs a generator)",
         choices=("auto", "normal", "truncated", "best_of_k", "noise", "real", "herding", "kmeans"),
     )
     truncation: float = _f(1.0, "|z| bound of the truncated-normal init", min=0.0)

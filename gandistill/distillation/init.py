@@ -1,7 +1,7 @@
-"""Initialisations of the synthetic set, as registries by space: noise or real images in pixel
-space; normal, truncated, best-of-K generator samples or real images inverted into the
-generator in latent space. ``herding`` and ``kmeans`` start from that coreset of the real data
-and then proceed as ``real``."""
+"""Initialisations of the synthetic set, as registries by space: noise, real images or decoded
+best-of-K generator samples in pixel space; normal, truncated, best-of-K generator samples or
+real images inverted into the generator in latent space. ``herding`` and ``kmeans`` start from
+that coreset of the real data and then proceed as ``real``."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ class Start:
     real: Tensor | None  # (N, C, H, W) real images in [0, 1] for the real starts, on the device
     gen: torch.Generator  # the initialisation's own stream
     device: torch.device
-    generator: Generator | None  # latent space only
+    generator: Generator | None  # latent space, and pixel space's best_of_k
     classifier: Callable[[], RealClassifier]  # built (or loaded) on first call
 
 
@@ -145,6 +145,7 @@ PIXEL_INITS: Registry[Callable[[Start], Tensor]] = Registry(
     {
         "noise": lambda s: torch.randn(_image_shape(s), generator=s.gen),
         "real": lambda s: s.info.normalize(s.real),
+        "best_of_k": lambda s: _decode(s, _best_of_k(s)),
     },
 )
 LATENT_INITS: Registry[Callable[[Start], Tensor]] = Registry(
@@ -156,16 +157,7 @@ LATENT_INITS: Registry[Callable[[Start], Tensor]] = Registry(
         "truncated": lambda s: truncated_normal(
             len(s.labels), s.generator.latent_dim, s.dc.truncation, s.gen
         ),
-        "best_of_k": lambda s: best_of_k(
-            s.generator,
-            s.classifier(),
-            s.dc.ipc,
-            s.dc.init_candidates,
-            s.gen,
-            s.device,
-            s.dc.select,
-            scale=s.dc.latent_scale,
-        ),
+        "best_of_k": lambda s: _best_of_k(s),
         "real": lambda s: invert(
             s.generator,
             to_gan_range(s.real),
@@ -176,6 +168,31 @@ LATENT_INITS: Registry[Callable[[Start], Tensor]] = Registry(
         ),
     },
 )
+
+
+def _best_of_k(s: Start) -> Tensor:
+    return best_of_k(
+        s.generator,
+        s.classifier(),
+        s.dc.ipc,
+        s.dc.init_candidates,
+        s.gen,
+        s.device,
+        s.dc.select,
+        scale=s.dc.latent_scale,
+    )
+
+
+@torch.no_grad()
+def _decode(s: Start, z: Tensor, batch_size: int = 500) -> Tensor:
+    """Normalised images of latents ``z`` (one per label of ``s``) through the generator: the
+    pixels a latent set with these latents starts at."""
+    s.generator.eval()
+    parts = [
+        s.info.normalize(from_gan_range(s.generator(zb, yb)))
+        for zb, yb in zip(z.split(batch_size), s.labels.split(batch_size), strict=True)
+    ]
+    return torch.cat(parts)
 
 
 def _image_shape(s: Start) -> tuple[int, int, int, int]:

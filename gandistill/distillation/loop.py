@@ -36,7 +36,7 @@ from ignite.handlers.tensorboard_logger import TensorboardLogger
 from torch import Tensor
 
 from gandistill.classifier import RealClassifier, get_classifier
-from gandistill.config import Config, DistillConfig, resolve
+from gandistill.config import Config, DistillConfig, resolve, uses_generator
 from gandistill.config.derived import matching_archs
 from gandistill.data import Splits, load_dataset, require_compatible
 from gandistill.distillation.init import check_init, initial_set
@@ -79,10 +79,16 @@ QUICK_CHECK_SEED = 7919  # seed offset of the quick checks' networks (the benchm
 def _generator(
     generator: str | Path | GeneratorCheckpoint | None, dc: DistillConfig, device: torch.device
 ) -> GeneratorCheckpoint | None:
-    """The generator checkpoint a latent-space run decodes through, on ``device``."""
-    if dc.space == "pixel":
+    """The generator checkpoint a latent-space run decodes through, or a pixel-space run draws
+    its start from (``init: best_of_k``), on ``device``; None when the run needs none."""
+    if not uses_generator(dc):
         return None
     if generator is None:
+        if dc.space == "pixel":
+            raise ConfigError(
+                "init 'best_of_k' in pixel space starts from generator samples: pass a generator "
+                "(--generator FILE)"
+            )
         raise ConfigError(f"space '{dc.space}' needs a generator (--generator FILE)")
     if not isinstance(generator, GeneratorCheckpoint):
         generator = load_generator_checkpoint(generator, device=device)

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from gandistill.classifier import get_classifier, get_independent_network
-from gandistill.config import GENERATOR_SPACES, Config, apply_overrides, from_dict, to_dict
+from gandistill.config import Config, apply_overrides, from_dict, to_dict, uses_generator
 from gandistill.config.derived import resolve
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
 from gandistill.coreset.baselines import build_baseline
@@ -232,7 +232,8 @@ class _Bench:
     def build(self, cfg: Config, method: str, path: Path) -> DistilledSet:
         if path.is_file():  # a set whose scoring was killed: reuse it if made the same way
             ds = DistilledSet.load(path)
-            sha = self.ckpt.sha256 if needs_generator(method) and self.ckpt else None
+            ckpt = self._generator(cfg, method)
+            sha = None if ckpt is None else ckpt.sha256
             # an optimised set saves its config resolved (see gandistill.config.derived.resolve)
             made = (
                 cfg if method in CORESET_METHODS else resolve(cfg, resolve_device(cfg.device).type)
@@ -241,9 +242,17 @@ class _Bench:
                 return ds
         if method in CORESET_METHODS:
             return build_baseline(cfg, method, cfg.distill.ipc, out=path, data=self.data)
-        generator = self.ckpt if cfg.distill.space in GENERATOR_SPACES else None
         log_dir = self.out / TB_DIR / path.stem
+        generator = self._generator(cfg, method)
         return Distiller(cfg, generator, out=path, data=self.data, log_dir=log_dir).run()
+
+    def _generator(self, cfg: Config, method: str) -> GeneratorCheckpoint | None:
+        """The generator a set of ``method`` is made with (None: made without)."""
+        if method in CORESET_METHODS:
+            return None
+        if needs_generator(method) or uses_generator(cfg.distill):  # the row's own settings
+            return self.ckpt
+        return None
 
     def rows(self, method: str, ipc: int, seed: int, archs: Sequence[str]) -> list[dict]:
         """The rows of one set (built once) scored by fresh networks of each of ``archs``."""

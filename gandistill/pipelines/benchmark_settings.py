@@ -11,7 +11,6 @@ from importlib import resources
 from pathlib import Path
 
 from gandistill.config import (
-    GENERATOR_SPACES,
     Config,
     EvalConfig,
     apply_overrides,
@@ -19,6 +18,7 @@ from gandistill.config import (
     load_config,
     read_yaml,
     to_dict,
+    uses_generator,
 )
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
 from gandistill.errors import ConfigError
@@ -74,16 +74,15 @@ def parse_ipcs(text: str) -> list[int]:
 
 
 def needs_generator(method: str) -> bool:
-    """Whether ``method`` decodes through the trained generator (``--generator``): the latent
-    and hybrid methods, and ``generator-sample``."""
+    """Whether ``method`` needs the trained generator (``--generator``): the latent and hybrid
+    methods decode through it, a pixel method with a ``best_of_k`` start draws its start from it,
+    ``generator-sample`` is drawn from it."""
     if method == GENERATOR_SAMPLE:
         return True
-    spaces = [
-        o.partition("=")[2]
-        for o in OPTIMISED_METHODS.get(method, ())
-        if o.startswith("distill.space=")
-    ]
-    return bool(spaces) and spaces[-1] in GENERATOR_SPACES
+    if method not in OPTIMISED_METHODS:
+        return False
+    made = from_dict(Config, apply_overrides(to_dict(Config()), OPTIMISED_METHODS[method]))
+    return uses_generator(made.distill)
 
 
 def parse_methods(text: str) -> list[str]:
