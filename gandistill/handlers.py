@@ -1,7 +1,8 @@
 """Small ignite-style handlers that both training loops (the GAN's and distillation's) share:
 their checkpoints (one resume mechanism: ignite's ``Checkpoint`` writing atomically), the stop
 after Ctrl-C or SIGTERM with its last checkpoint, the stop rules of a run that ends by
-convergence or by a wall-clock budget, and the image grids they show in TensorBoard.
+convergence or by a wall-clock budget, their progress bars, and the image grids they show in
+TensorBoard.
 
 Each one decides the same on every rank of a multi-process run: the interrupt flag is OR-ed over
 the ranks and rank 0's clock decides the budget, so all ranks stop after the same iteration.
@@ -13,8 +14,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ignite.engine import Engine
-from ignite.handlers import Checkpoint
+from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint, ProgressBar
 from ignite.handlers.checkpoint import BaseSaveHandler
 from ignite.handlers.tensorboard_logger import TensorboardLogger
 from torch import Tensor
@@ -154,3 +155,44 @@ class ImageGrid:
     def __call__(self, engine: Engine) -> None:
         picture = image_grid(self.images01(), self.nrow)
         self.tb.writer.add_image(self.tag, picture, engine.state.iteration)
+
+
+def attach_progress(
+    engine: Engine,
+    desc: str,
+    fields: Callable[[Any], dict],
+    max_minutes: float,
+    seconds: Callable[[Any], float],
+    stopped_by: Callable[[], str | None],
+) -> ProgressBar:
+    """A bar over a loop's iterations showing ``fields(output)``, and the budget spent (from
+    ``seconds(output)``) when there is one.
+
+    A run that ends before its last iteration (``stopped_by()`` names why: the time budget,
+    convergence) leaves its bar where it stopped, the reason in front (``train, stopped (time
+    budget spent)``), not filled to 100%.
+    """
+
+    def shown(out: Any) -> dict:
+        values = fields(out)
+        if max_minutes:
+            values["budget"] = f"{seconds(out) / 60:.1f}/{max_minutes:g} min"
+        return values
+
+    # with a time budget, the budget, not the iteration cap, decides the end: no ETA
+    fmt = "{desc}[{n_fmt}/{total_fmt}] {percentage:3.0f}%|{bar}{postfix} [{elapsed}]"
+    style = {"bar_format": fmt} if max_minutes else {}
+    progress = ProgressBar(persist=True, desc=desc, **style)
+
+    def close_where_stopped(e: Engine) -> None:
+        bar, why = progress.pbar, stopped_by()
+        if bar is not None and why:  # closed here: ignite's close would fill the bar
+            bar.set_description(f"{desc}, stopped ({why})", refresh=False)
+            bar.close()
+            progress.pbar = None
+
+    engine.add_event_handler(Events.COMPLETED, close_where_stopped)  # before ignite's close
+    # closed on COMPLETED, however the run stops (a budget or convergence stop ends it before
+    # the last iteration does), so later output starts on a new line
+    progress.attach(engine, output_transform=shown, closing_event_name=Events.COMPLETED)
+    return progress

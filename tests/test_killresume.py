@@ -272,6 +272,32 @@ def test_train_resuming_a_finished_run_does_not_train_again(tiny_train):
     _tensors_equal(after["ema_state_dict"], before["ema_state_dict"])
 
 
+def test_train_time_budget_stops_writes_the_generator_and_counts_over_resumes(tiny_train, capsys):
+    """``train.max_minutes`` stops after the iteration that spends it, with a checkpoint and the
+    generator file; the clock is saved, so resuming under the same budget trains no further and
+    a larger one goes on to where an uninterrupted run ends."""
+    data = make_tiny_data()
+    budget = ("train.max_minutes=1e-9", "train.checkpoint_every=100", "train.progress=true")
+    cfg = tiny_train("run", *budget)
+    first = GANTrainer(cfg, data=data)
+    result = first.run()
+    assert result.stopped_by == "time budget spent" and result.iterations == 1
+    run = Path(cfg.run_dir)
+    assert _state_steps(run) == [1] and (run / "generator.pt").is_file()
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert [line for line in bar if line.startswith("train")][-1].startswith(
+        "train, stopped (time budget spent): [1/6]"
+    )
+    again = GANTrainer(cfg, resume=True, data=data)
+    assert again.clock.earlier > 0  # saved with the checkpoint
+    assert again.run().iterations == 1 and _state_steps(run) == [1]
+    on = GANTrainer(tiny_train("run", "train.max_minutes=60"), resume=True, data=data)
+    assert on.run().stopped_by is None and on.engine.state.iteration == 6
+    reference = GANTrainer(tiny_train("ref"), data=data)
+    reference.run()
+    _tensors_equal(_weights(on), _weights(reference))
+
+
 def test_train_failed_save_keeps_the_previous_checkpoint(tiny_train, monkeypatch):
     data = make_tiny_data()
     cfg = tiny_train("run", "train.checkpoint_every=1", "train.n_saved=1")

@@ -196,7 +196,10 @@ def _train_worker(local_rank: int, cfg: Config, resume: bool, overwrite: bool) -
         share = 100 * result.class_consistency
         print(f"class consistency: {share:.1f}% ({n} EMA samples per class)")
     procs = f", {world_size()} processes" if world_size() > 1 else ""
-    print(f"iterations: {result.iterations}, wall time: {_fmt_seconds(result.seconds)}{procs}")
+    stop = f" (stopped: {result.stopped_by})" if result.stopped_by else ""
+    print(
+        f"iterations: {result.iterations}{stop}, wall time: {_fmt_seconds(result.seconds)}{procs}"
+    )
     print(f"follow it with: tensorboard --logdir {Path(cfg.run_dir).parent}")
 
 

@@ -80,6 +80,12 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     iterations: int = _f(3000, "number of (D step, G step) iterations", min=1)
+    max_minutes: float = _f(
+        0.0,
+        "budget in minutes of training time, summed over resumes (0: none); a run that spends "
+        "it stops after that iteration and writes its generator as a finished run does",
+        min=0.0,
+    )
     batch_size: int = _f(
         64, "real (and fake) images per step, class-balanced", min=1, max=MAX_BATCH
     )

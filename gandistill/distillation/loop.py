@@ -42,7 +42,6 @@ from gandistill.data import Splits, load_dataset, require_compatible
 from gandistill.distillation.init import check_init, initial_set
 from gandistill.distillation.monitor import (
     attach_pace_note,
-    attach_progress,
     attach_tensorboard,
 )
 from gandistill.distillation.state import (
@@ -61,7 +60,13 @@ from gandistill.files import (
     to_uint8,
 )
 from gandistill.fit import train_and_test
-from gandistill.handlers import LossPatience, StopOnInterrupt, budget_spent, make_checkpoint
+from gandistill.handlers import (
+    LossPatience,
+    StopOnInterrupt,
+    attach_progress,
+    budget_spent,
+    make_checkpoint,
+)
 from gandistill.locks import RunLock
 from gandistill.models.convnet import check_depth
 from gandistill.parallel import (
@@ -224,7 +229,14 @@ class Distiller(ResumableState):
         if self.tb is not None:
             attach_tensorboard(engine, self.tb, dc, self._images01)
         if dc.progress and is_main():
-            self.progress = attach_progress(engine, dc.max_minutes, self._early_stop)
+            self.progress = attach_progress(
+                engine,
+                "distill",
+                lambda out: {"loss": out["match_loss"]},
+                dc.max_minutes,
+                lambda out: out["seconds"],
+                self._early_stop,
+            )
         if not dc.max_minutes and is_main():  # with a budget the bar shows what is spent
             write = self.progress.log_message if self.progress is not None else None
             attach_pace_note(engine, dc.max_iterations, write)

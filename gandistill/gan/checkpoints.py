@@ -11,6 +11,7 @@ only, and :func:`adopt_checkpoints` prunes there).
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,30 @@ RESUME_LOCKED = (
     "train.iterations",
     "train.init_from",
 )
+# checkpointed objects that checkpoints of earlier versions lack
+OPTIONAL_STATE = ("clock",)
+
+
+class TrainingClock:
+    """Training time summed over the processes of one run (``train.max_minutes``), saved in
+    every checkpoint: the seconds of earlier processes plus this one's since :meth:`start`."""
+
+    def __init__(self) -> None:
+        self.earlier = 0.0
+        self._started: float | None = None
+
+    def start(self) -> None:
+        self._started = time.perf_counter()
+
+    def seconds(self) -> float:
+        now = 0.0 if self._started is None else time.perf_counter() - self._started
+        return self.earlier + now
+
+    def state_dict(self) -> dict:
+        return {"seconds": self.seconds()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.earlier = float(state["seconds"])
 
 
 class ConfigRecord:
@@ -177,7 +202,9 @@ def resume_from_newest(
     path = files[-1]
     state = read_checkpoint(path, device)
     check_resumable(state["config"], cfg, run_dir)
-    Checkpoint.load_objects(to_save, state)
+    # a checkpoint written before the training clock was saved resumes with it at zero
+    optional = [k for k in OPTIONAL_STATE if k not in state]
+    Checkpoint.load_objects({k: v for k, v in to_save.items() if k not in optional}, state)
     adopt_checkpoints(checkpoint, files, run_dir, cfg.train.n_saved)
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import ProgressBar
 from ignite.handlers.tensorboard_logger import OptimizerParamsHandler, TensorboardLogger
 from torch import Tensor, nn
 from torch.optim import Optimizer
@@ -68,12 +67,12 @@ def attach_monitor(
     samples01: Callable[[], Tensor],
     diversity: Callable[[], dict[str, float]] | None = None,
 ) -> tuple[TensorboardLogger, ImageGrid]:
-    """Log the step's outputs and learning rates to TensorBoard, samples, and show progress.
+    """Log the step's outputs and learning rates to TensorBoard, and samples.
 
     Args:
         engine: the training engine, whose output is the step's dict of losses.
         log_dir: where the TensorBoard events go.
-        tc: the ``train`` section (``log_every``, ``sample_every``, ``progress``).
+        tc: the ``train`` section (``log_every``, ``sample_every``).
         optimizers: tag suffix (``lr_g``, ...) → optimiser whose learning rate is logged.
         samples01: the samples (N, C, H, W) in [0, 1] whose grid (a row of
             :data:`GRID_COLUMNS` per class) is logged every ``sample_every`` iterations.
@@ -106,8 +105,4 @@ def attach_monitor(
                 tb.writer.add_scalar(tag, value, e.state.iteration)
 
         engine.add_event_handler(Events.ITERATION_COMPLETED(every=tc.sample_every), log_diversity)
-    if tc.progress:
-        ProgressBar(persist=True, desc="train").attach(
-            engine, output_transform=lambda out: {k: out[k] for k in ("loss_d", "loss_g")}
-        )
     return tb, grid

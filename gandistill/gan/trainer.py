@@ -51,6 +51,7 @@ from gandistill.gan.checkpoints import (
     TB_DIR,
     ConfigRecord,
     SourceRecord,
+    TrainingClock,
     check_run_dir,
     continue_from,
     init_run_dir,
@@ -66,7 +67,7 @@ from gandistill.gan.monitor import (
     diversity_scalars,
 )
 from gandistill.gan.step import GANStep
-from gandistill.handlers import ImageGrid, StopOnInterrupt
+from gandistill.handlers import ImageGrid, StopOnInterrupt, attach_progress, budget_spent
 from gandistill.locks import RunLock
 from gandistill.models import to_gan_range
 from gandistill.models.generator import SIZES as GENERATOR_SIZES
@@ -78,6 +79,8 @@ from gandistill.parallel import (
     world_size,
 )
 from gandistill.runtime import InterruptFlag, resolve_device, step_generator
+
+BUDGET_STOP = "time budget spent"  # TrainResult.stopped_by, and the progress bar's words
 
 
 class TrainingDiverged(GandistillError):
@@ -200,6 +203,8 @@ class GANTrainer:
         counts = [min(DIVERSITY_SAMPLES, n) for n in self.train_set.class_counts()]
         self.diversity_real = self.train_set.sample_per_class(counts, step_generator(cfg.seed, -3))
         self.engine = Engine(self._step)
+        self.clock = TrainingClock()  # training time over resumes, for train.max_minutes
+        self.budget_spent = False
         self.to_save = {
             "generator": self.generator,
             "discriminator": self.discriminator,
@@ -207,6 +212,7 @@ class GANTrainer:
             "opt_g": self.opt_g,
             "opt_d": self.opt_d,
             "trainer": self.engine,
+            "clock": self.clock,
             "config": ConfigRecord(cfg),
         }
         # a run that continues another (distillation into its generator) records its source;
@@ -243,6 +249,7 @@ class GANTrainer:
     def _attach_handlers(self) -> None:
         """NaN stop, checkpoints, Ctrl-C stop and end-of-run writes; on rank 0, the monitor."""
         tc, engine = self.cfg.train, self.engine
+        engine.add_event_handler(Events.STARTED, lambda e: self.clock.start())
         engine.add_event_handler(Events.ITERATION_COMPLETED, TerminateOnNan())
         engine.add_event_handler(Events.TERMINATE, self._on_terminate)
         self.checkpoint = make_checkpoint(self.to_save, self.run_dir, tc.n_saved)
@@ -260,6 +267,7 @@ class GANTrainer:
             when=lambda e: _finite(e.state.output),
         )
         engine.add_event_handler(Events.ITERATION_COMPLETED, self.stop_on_interrupt)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._check_budget)
         engine.add_event_handler(Events.COMPLETED, self._on_completed)
         self.tb: TensorboardLogger | None = None
         self.grid: ImageGrid | None = None
@@ -268,6 +276,15 @@ class GANTrainer:
             self.tb, self.grid = attach_monitor(
                 engine, self.run_dir / TB_DIR, tc, optimizers, self._samples01, self.diversity
             )
+            if tc.progress:
+                attach_progress(
+                    engine,
+                    "train",
+                    lambda out: {k: out[k] for k in ("loss_d", "loss_g")},
+                    tc.max_minutes,
+                    lambda out: self.clock.seconds(),
+                    lambda: BUDGET_STOP if self.budget_spent else None,
+                )
 
     # --- the step ----------------------------------------------------------------------------
 
@@ -307,6 +324,13 @@ class GANTrainer:
                 self.diversity_z,
                 *self.diversity_real,
             )
+
+    def _check_budget(self, engine: Engine) -> None:
+        """Stop after this iteration once ``train.max_minutes`` of training time are spent (the
+        generator is then written as at the end of a run)."""
+        if budget_spent(self.clock.seconds(), self.cfg.train.max_minutes):
+            self.budget_spent = True
+            engine.terminate()
 
     def _on_terminate(self, engine: Engine) -> None:
         if engine.state.output is not None and not _finite(engine.state.output):
@@ -358,14 +382,18 @@ class GANTrainer:
             iterations=self.engine.state.iteration,
             seconds=seconds,
             class_consistency=consistency,
+            stopped_by=BUDGET_STOP if self.budget_spent else None,
         )
 
     def _train(self) -> None:
-        """Run the engine from its current iteration to ``train.iterations``; Ctrl-C stops it."""
+        """Run the engine from its current iteration to ``train.iterations`` or until the time
+        budget is spent; Ctrl-C stops it."""
         iterations = self.cfg.train.iterations
-        if self.engine.state.iteration >= iterations:
+        spent = budget_spent(self.clock.seconds(), self.cfg.train.max_minutes)
+        if self.engine.state.iteration >= iterations or spent:
             # resumed a finished run (maybe killed before it wrote the generator): ignite
             # would start over at iteration 0; only the end-of-run writes are left
+            self.budget_spent = spent and self.engine.state.iteration < iterations
             self._write_generator(self.engine)
         else:
             with self.interrupt:
@@ -426,6 +454,7 @@ class TrainResult:
     iterations: int
     seconds: float  # wall time of the training loop (this process only, on resume)
     class_consistency: float | None  # None when train.eval_samples_per_class is 0
+    stopped_by: str | None = None  # why it stopped before train.iterations (the time budget)
 
 
 def train(
