@@ -9,11 +9,18 @@ from pathlib import Path
 import pytest
 
 from gandistill.cli import main
+from gandistill.errors import ConfigError
 from gandistill.evaluation import options
-from gandistill.files import DistilledSet
-from gandistill.pipelines.quickstart import quickstart_config, quickstart_preset
+from gandistill.files import DistilledSet, load_generator_checkpoint
+from gandistill.pipelines.quickstart import (
+    STAGE_SHARES,
+    quickstart_config,
+    quickstart_preset,
+    sized_to,
+)
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
+MINUTES = 0.25
 
 
 def _argv(tmp_path: Path) -> list[str]:
@@ -30,6 +37,13 @@ def _argv(tmp_path: Path) -> list[str]:
         "--set",
         "eval.epochs=1",  # one epoch for each set's network
         "--no-progress",
+        # training and distillation stopped by the budgets --minutes gives them, not by a count
+        "--minutes",
+        str(MINUTES),
+        "--set",
+        "train.iterations=1000000",
+        "--set",
+        "distill.max_iterations=1000000",
     ]
 
 
@@ -50,18 +64,33 @@ def test_quickstart_runs_all_stages_then_reuses_them(tmp_path: Path, capsys) -> 
     run = tmp_path / "qs"
     for stage in ("[1/3] training", "[2/3] distilling", "[3/3] quick evaluation"):
         assert stage in out
+    train_share, distill_share = (STAGE_SHARES[k] * MINUTES for k in ("train", "distill"))
+    assert f"1000000 iterations or {train_share:g} min, what comes first" in out
+    assert "stopped: time budget spent" in out and f"of a {MINUTES:g}-minute budget" in out
+    generator = load_generator_checkpoint(run / "generator.pt")
+    assert generator.config.train.max_minutes == train_share
     ds = DistilledSet.load(run / "distilled_ipc2.pt")
+    assert ds.stop_reason == "max_minutes" and ds.config.distill.max_minutes == distill_share
     assert ds.ipc == 2 and ds.space == "latent"  # the smoke config: the default space
     assert quickstart_config().distill.space == "hybrid"  # the preset: as its figures were made
     report = json.loads((run / "report_ipc2" / "report.json").read_text())
     assert set(report["accuracy"]["convnet"]) >= {"distilled", "random_real", "full_data"}
     assert "| set | accuracy (test split) |" in out and f"tensorboard --logdir {run}" in out
+    assert f"gandistill evaluate --distilled {run / 'distilled_ipc2.pt'}" in out  # what next
     mtime = (run / "distilled_ipc2.pt").stat().st_mtime_ns
 
     assert main(_argv(tmp_path)) == 0  # a second call finds every stage done
     out = capsys.readouterr().out
     assert out.count("reusing") == 3
     assert (run / "distilled_ipc2.pt").stat().st_mtime_ns == mtime
+
+
+def test_minutes_budget_training_and_distillation_their_shares() -> None:
+    cfg = sized_to(quickstart_config(), 10)
+    assert (cfg.train.max_minutes, cfg.distill.max_minutes) == (4.0, 3.0)
+    assert sum(STAGE_SHARES.values()) < 1  # the rest: set-up and the evaluation
+    with pytest.raises(ConfigError, match="--minutes must be > 0"):
+        sized_to(cfg, 0)
 
 
 def test_quickstart_defaults_apply_only_without_a_config() -> None:

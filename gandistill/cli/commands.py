@@ -58,7 +58,7 @@ from gandistill.pipelines.benchmark_settings import (
     parse_ipcs,
     parse_methods,
 )
-from gandistill.pipelines.quickstart import quickstart, quickstart_config, summary
+from gandistill.pipelines.quickstart import quickstart, quickstart_config, sized_to, summary
 from gandistill.runtime import format_seconds as _fmt_seconds
 from gandistill.runtime import resolve_device, step_generator
 
@@ -299,9 +299,11 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     if args.no_progress:
         overrides += ["train.progress=false", "distill.progress=false"]
     cfg = quickstart_config(args.config, overrides)
+    if args.minutes is not None:
+        cfg = sized_to(cfg, args.minutes)
     _check_output_folder(Path(cfg.run_dir))
     result = quickstart(cfg, overwrite=args.overwrite, progress=not args.no_progress)
-    print(summary(result))
+    print(summary(result, args.minutes))
     return 0
 
 

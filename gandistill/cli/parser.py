@@ -318,10 +318,18 @@ def _add_quickstart(sub: argparse._SubParsersAction) -> None:
         progress=True,
         overwrite="start over, discarding earlier output",
     )
+    own = _flags()
+    own.add_argument(
+        "--minutes",
+        type=_Bounded(float, above=0),
+        help="size the stages to about this total: training and distillation get budgets of "
+        "their share (train.max_minutes, distill.max_minutes), set-up and evaluation the rest "
+        "(default: the preset's own sizes)",
+    )
     p = sub.add_parser(
         "quickstart",
         help="train on mnist5k, distil IPC 10, evaluate: the whole pipeline",
-        parents=[shared],
+        parents=[shared, own],
     )
     p.set_defaults(func=cmd_quickstart)
 

@@ -14,13 +14,14 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
 from gandistill.config import Config, apply_overrides, from_dict, load_config, read_yaml
 from gandistill.distillation.loop import Distiller, state_path
+from gandistill.errors import ConfigError
 from gandistill.evaluation.render import REPORT_JSON, REPORT_MD, headline
 from gandistill.evaluation.report import evaluate_distilled
 from gandistill.files import GENERATOR_FILE, DistilledSet, load_generator_checkpoint
@@ -31,6 +32,10 @@ from gandistill.runtime import format_seconds as _fmt
 
 # package data, so that a non-editable install finds it too (pyproject.toml: package-data)
 PRESET = "quickstart.yaml"
+# the shares of a total (quickstart --minutes) that training and distillation are budgeted; the
+# rest is left to what has no budget of its own: loading the data, the real-data classifier on a
+# cold cache, and the evaluation's networks (a fixed number of epochs each)
+STAGE_SHARES = {"train": 0.4, "distill": 0.3}
 _T = TypeVar("_T")
 
 
@@ -56,6 +61,25 @@ def quickstart_config(config: str | Path | None = None, overrides: Sequence[str]
     if config is not None:
         return load_config(config, overrides)
     return from_dict(Config, apply_overrides(quickstart_preset(), overrides))
+
+
+def sized_to(cfg: Config, minutes: float) -> Config:
+    """``cfg`` with training and distillation budgeted their :data:`STAGE_SHARES` of a total of
+    ``minutes`` (``train.max_minutes``, ``distill.max_minutes``); each stage still stops at its
+    iteration count when that comes first (on a GPU it may)."""
+    if not minutes > 0:
+        raise ConfigError(f"--minutes must be > 0, got {minutes}")
+    return replace(
+        cfg,
+        train=replace(cfg.train, max_minutes=STAGE_SHARES["train"] * minutes),
+        distill=replace(cfg.distill, max_minutes=STAGE_SHARES["distill"] * minutes),
+    )
+
+
+def _bound(iterations: int, minutes: float) -> str:
+    """``"3000 iterations"`` or ``"3000 iterations or 4 min, what comes first"``."""
+    text = f"{iterations} iterations"
+    return f"{text} or {minutes:g} min, what comes first" if minutes else text
 
 
 class _Stages:
@@ -91,13 +115,15 @@ class _Stages:
         states = self.run_dir / STATE_DIR
         resume = states.is_dir() and any(states.glob("*.pt"))
         verb = "resuming" if resume else "training"
-        say(
-            f"[1/3] {verb} a conditional GAN on {cfg.data.name} ({cfg.train.iterations} iterations)"
-        )
+        tc = cfg.train
+        bound = _bound(tc.iterations, tc.max_minutes)
+        say(f"[1/3] {verb} a conditional GAN on {cfg.data.name} ({bound})")
         result = self._timed("train", lambda: train(cfg, resume=resume))
         consistency = result.class_consistency
         extra = "" if consistency is None else f", class consistency {100 * consistency:.1f}%"
-        say(f"      wrote {path} ({_fmt(self.seconds['train'])}{extra})")
+        stop = f"stopped: {result.stopped_by}, " if result.stopped_by else ""
+        done = f"{stop}{result.iterations} iterations, {_fmt(self.seconds['train'])}"
+        say(f"      wrote {path} ({done}{extra})")
 
     def distil(self) -> None:
         """Stage 2: distil (or resume distilling) through the generator, unless the set exists."""
@@ -105,7 +131,7 @@ class _Stages:
         if path.is_file():
             say(f"[2/3] distilled set: found {path}, reusing it")
             return
-        budget = f"{dc.max_minutes:g} min" if dc.max_minutes else f"{dc.max_iterations} iterations"
+        budget = _bound(dc.max_iterations, dc.max_minutes)
         resume = state_path(path).is_file()  # an interrupted distillation
         verb = "resuming" if resume else "distilling"
         say(
@@ -175,8 +201,10 @@ def quickstart(
         )
 
 
-def summary(result: QuickstartResult) -> str:
-    """The headline table and where everything lies."""
+def summary(result: QuickstartResult, minutes: float | None = None) -> str:
+    """The headline table, where everything lies, the wall time (against ``minutes``, the
+    total the stages were sized to, when given) and the commands to try next."""
+    run, gen = result.tensorboard_dir, result.generator_path
     lines = [
         headline(result.report),
         "",
@@ -188,5 +216,14 @@ def summary(result: QuickstartResult) -> str:
     if result.seconds:
         total = sum(result.seconds.values())
         parts = ", ".join(f"{k} {_fmt(v)}" for k, v in result.seconds.items())
-        lines.append(f"wall time:            {_fmt(total)} ({parts})")
+        budget = f" of a {minutes:g}-minute budget" if minutes else ""
+        lines.append(f"wall time:            {_fmt(total)}{budget} ({parts})")
+    lines += [
+        "next:",
+        f"  gandistill sample --generator {gen} --ipc 50 --out {run / 'sampled_ipc50.pt'}",
+        f"  gandistill distill --generator {gen} --ipc 1 --out {run / 'distilled_ipc1.pt'} "
+        "--set distill.max_minutes=5",
+        f"  gandistill evaluate --distilled {result.distilled_path} --archs convnet,mlp,lenet "
+        f"--out {run / 'report_cross'}",
+    ]
     return "\n".join(lines)
