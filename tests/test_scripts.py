@@ -203,3 +203,39 @@ def test_bench_sampled_refuses_zero_draws_in_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "bench_sampled: error: --draws and every --ipc must be at least 1"
     ]
+
+
+_STUB_MAIN = """
+import argparse, sys
+import torchvision
+p = argparse.ArgumentParser()
+for a in ("dataset", "data_path", "ipc", "Iteration", "num_exp", "num_eval", "epoch_eval_train",
+          "init", "save_path", "dsa_strategy"):
+    p.add_argument("--" + a)
+args = p.parse_args()
+if ".view(out.size(0), -1)" in open("networks.py").read():
+    sys.exit("networks.py not patched")
+train = torchvision.datasets.MNIST(args.data_path, train=True, download=False)
+test = torchvision.datasets.MNIST(args.data_path, train=False, download=False)
+print("sizes", len(train), len(test), int(train.targets.sum()))
+for it in range(0, int(args.Iteration) + 1, 10):  # 5 s per 10 iterations
+    print("[2026-12-03 00:%02d:%02d] iter = %05d, loss = 1.0" % (it // 120, it // 2 % 60, it))
+"""
+
+
+def test_bench_reference_times_a_reference_checkout(tmp_path):
+    """The script writes mnist5k as MNIST idx files torchvision reads, patches the reference's
+    copy, reads its timestamps (a stub stamping 0.5 s per iteration here) and times gandistill."""
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    (ref / "main_DM.py").write_text(_STUB_MAIN)
+    (ref / "networks.py").write_text("out = out.view(out.size(0), -1)\n")
+    proc = run_script(
+        "bench_reference.py", "--reference", ref, "--ipc", 1, "--iterations", 20,
+        "--config", SMOKE, "--out", tmp_path / "speed.md", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    row = (tmp_path / "speed.md").read_text().splitlines()[-1].strip("|").split("|")
+    assert row[0].strip() == "1" and row[1].strip() == "0.50"  # the stub's pace, parsed
+    assert float(row[2]) > 0 and row[3].strip().endswith("×")
+    assert "mnist5k" not in proc.stderr and (ref / "networks.py").read_text().count(".view(") == 1
