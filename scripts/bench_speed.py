@@ -16,10 +16,16 @@ Every number is a median over ``--repeats`` timed rounds after warm-up, on one d
   ``FlopCounterMode`` on the per-class loop, divided by its time) as a share of a 4096 × 4096
   matmul's GFLOP/s in the dtype the step computes in (bfloat16 under autocast, else float32).
 
+With ``--ops N`` a second table says where the time goes: the ``N`` operators with the largest
+share of self time (torch.profiler; device time on CUDA, CPU time otherwise) in each stage: a
+GAN training run of the timed length, the timed distillation outer step, one distribution
+matching iteration at IPC 10 with the reference DM code's settings (real init, DSA, 256 real
+images per class) and one epoch of an evaluation network on a random real IPC 10 subset.
+
 Example::
 
     python scripts/bench_speed.py                 # mnist5k defaults; CUDA when present
-    python scripts/bench_speed.py --device cpu --repeats 10
+    python scripts/bench_speed.py --device cpu --repeats 10 --ops 6
     python scripts/bench_speed.py --quick         # seconds: tiny sizes, a smoke run
 """
 
@@ -32,6 +38,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
 from functools import partial
@@ -47,17 +54,19 @@ from speed_common import (
     plain_outer_seconds,
     synchronize,
 )
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from gandistill.augment import diff_augment
 from gandistill.classifier import RealClassifier
-from gandistill.config import Config, load_config
+from gandistill.config import Config, apply_overrides, from_dict, load_config, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, Splits, load_dataset
 from gandistill.distances import mmd2
 from gandistill.distillation.loop import Distiller
 from gandistill.distillation.matching import amp_context
 from gandistill.errors import GandistillError
 from gandistill.evaluation.fidelity import fidelity_metrics
+from gandistill.fit import train_network
 from gandistill.gan.losses import class_conditional, hinge_d, hinge_g
 from gandistill.gan.trainer import GANTrainer
 from gandistill.models import ConvNet, Discriminator, Generator
@@ -280,6 +289,58 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+# one distribution-matching iteration with the reference DM code's settings (--ops)
+DM_OVERRIDES = (
+    "distill.objective=dm",
+    "distill.init=real",
+    "distill.dsa=true",
+    "distill.ipc=10",
+    "distill.max_iterations=1",
+)
+
+
+def op_shares(fn: Callable[[], object], device: torch.device, top: int) -> list[tuple[str, float]]:
+    """The ``top`` operators by share (%) of the self time of one ``fn()`` call under
+    torch.profiler: device time on CUDA, CPU time otherwise."""
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        fn()
+        synchronize(device)
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if getattr(e, key) > 0]
+    total = sum(getattr(e, key) for e in events)
+    ranked = sorted(events, key=lambda e: getattr(e, key), reverse=True)[:top]
+    return [(e.key, 100.0 * getattr(e, key) / total) for e in ranked]
+
+
+def where_time_goes(
+    cfg: Config, dcfg: Config, data: Data, device: torch.device, top: int, run_dir: str
+) -> list[str]:
+    """The ``--ops`` table: per stage, its heaviest operators and their shares."""
+    trainer = GANTrainer(replace(cfg, run_dir=run_dir), overwrite=True, data=data)
+    outer = Distiller(dcfg, data=data)
+    dm = Distiller(from_dict(Config, apply_overrides(to_dict(dcfg), DM_OVERRIDES)), data=data)
+    ec = replace(cfg.eval, epochs=1)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    subset = data.train.sample_per_class([10] * data.info.num_classes, gen)
+    images = data.info.normalize(subset[0])
+    stages = {
+        "GAN training": trainer.run,
+        "distillation outer step": outer.run,
+        "DM iteration, IPC 10 (reference settings)": dm.run,
+        "evaluation network, one epoch": lambda: train_network(
+            images, subset[1], data.info, ec, cfg.seed, device
+        ),
+    }
+    lines = ["| stage | operator | share of self time |", "|---|---|---:|"]
+    for name, fn in stages.items():
+        for op, share in op_shares(fn, device, top):
+            lines.append(f"| {name} | `{op}` | {share:.1f}% |")
+    return lines
+
+
 def header(device: torch.device) -> str:
     where = f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu"
     return (
@@ -304,6 +365,13 @@ def main(argv: list[str] | None = None) -> int:
         f"with --quick); GAN steps: {GAN_STEPS_PER_REPEAT} per round",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of seconds")
+    parser.add_argument(
+        "--ops",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also profile each stage and list its N heaviest operators (0: no profile)",
+    )
     args = parser.parse_args(argv)
     repeats = args.repeats or (QUICK_REPEATS if args.quick else DEFAULT_REPEATS)
     if repeats < 1:
@@ -334,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
             cfg, data, device, fidelity_images, repeats
         )
         peak = {dt: matmul_gflops(size, dt, device, repeats) for dt in DTYPE_NAMES}
+        ops = []
+        if args.ops > 0:
+            with tempfile.TemporaryDirectory(prefix="bench_speed_") as tmp:
+                ops = where_time_goes(cfg, dcfg, data, device, args.ops, tmp)
     except GandistillError as exc:
         print(f"bench_speed: error: {exc}", file=sys.stderr)
         return 2
@@ -386,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Matmul {size}²: float32 {fmt(peak[torch.float32])}, "
         f"bfloat16 {fmt(peak[torch.bfloat16])} GFLOP/s. Medians of {repeats} rounds.",
     ]
+    if ops:
+        lines += ["", "Where the time goes (torch.profiler, one call of each stage):", "", *ops]
     print("\n".join(lines))
     return 0
 

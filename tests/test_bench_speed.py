@@ -23,7 +23,15 @@ def number(cell: str) -> float:
 @pytest.mark.slow
 def test_bench_speed_quick_prints_four_positive_ratios(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "bench_speed.py"), "--quick", "--device", "cpu"],
+        [
+            sys.executable,
+            str(REPO / "scripts" / "bench_speed.py"),
+            "--quick",
+            "--device",
+            "cpu",
+            "--ops",
+            "3",
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -33,7 +41,9 @@ def test_bench_speed_quick_prints_four_positive_ratios(tmp_path):
     lines = proc.stdout.splitlines()
     head = lines[0]
     assert head.startswith("Device cpu; CPU ") and "torch " in head and "threads" in head
-    rows = [line.strip("|").split("|") for line in lines if line.startswith("| ")][1:]
+    tables = "\n".join(lines).split("Where the time goes")
+    rows = [line.strip("|").split("|") for line in tables[0].splitlines() if line.startswith("| ")]
+    rows = rows[1:]
     assert len(rows) == len(ROWS), proc.stdout
     for row, name in zip(rows, ROWS, strict=True):
         assert row[0].strip().startswith(name), row
@@ -41,3 +51,11 @@ def test_bench_speed_quick_prints_four_positive_ratios(tmp_path):
         assert all(math.isfinite(v) and v > 0 for v in values), row
         assert values[2] == pytest.approx(values[0] / values[1], rel=0.05), row
     assert not any(tmp_path.iterdir())  # run files go to a temporary folder, not the cwd
+    # --ops: each stage's three heaviest operators, by falling share of its self time
+    ops = [line.strip("|").split("|") for line in tables[1].splitlines() if line.startswith("| ")]
+    by_stage: dict[str, list[float]] = {}
+    for stage, op, share in ops[1:]:
+        assert op.strip().startswith("`aten::") or op.strip().startswith("`"), op
+        by_stage.setdefault(stage.strip(), []).append(float(share.strip().rstrip("%")))
+    assert len(by_stage) == 4 and all(len(s) == 3 for s in by_stage.values()), by_stage
+    assert all(0 < s[0] <= 100 and s == sorted(s, reverse=True) for s in by_stage.values())
