@@ -7,6 +7,7 @@ import os
 import platform
 import signal
 import threading
+from contextlib import nullcontext
 from importlib import metadata
 
 import ignite.distributed as idist
@@ -139,3 +140,12 @@ class InterruptFlag:
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous = {}
+
+
+def amp_context(device: torch.device, enabled: bool):
+    """bfloat16 autocast where it pays: CUDA, and CPUs with native bf16 (AVX512-BF16/AMX); a
+    no-op context elsewhere or when not ``enabled``."""
+    fast_cpu = device.type == "cpu" and torch.cpu._is_avx512_bf16_supported()
+    if enabled and (device.type == "cuda" or fast_cpu):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()

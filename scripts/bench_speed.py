@@ -39,7 +39,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -63,14 +62,13 @@ from gandistill.config import Config, apply_overrides, from_dict, load_config, t
 from gandistill.data import DatasetInfo, ImageTensors, Splits, load_dataset
 from gandistill.distances import mmd2
 from gandistill.distillation.loop import Distiller
-from gandistill.distillation.matching import amp_context
 from gandistill.errors import GandistillError
 from gandistill.evaluation.fidelity import fidelity_metrics
 from gandistill.fit import train_network
 from gandistill.gan.losses import class_conditional, hinge_d, hinge_g
 from gandistill.gan.trainer import GANTrainer
 from gandistill.models import ConvNet, Discriminator, Generator
-from gandistill.runtime import resolve_device
+from gandistill.runtime import amp_context, resolve_device
 
 Data = Splits
 
@@ -107,7 +105,8 @@ class PlainGAN:
 
     Same models and optimisers as :class:`~gandistill.gan.GANTrainer`, same batch size, hinge
     loss, class-conditional MMD² on D's features (``train.dist_weight``), DiffAugment policy,
-    EMA and bfloat16 autocast on CUDA; real batches are drawn uniformly, not class-balanced.
+    EMA and bfloat16 autocast where the trainer uses it; real batches are drawn uniformly, not
+    class-balanced.
     """
 
     def __init__(
@@ -134,12 +133,7 @@ class PlainGAN:
         ]
         self.opt_g = torch.optim.Adam(self.G.parameters(), tc.lr_g, (tc.beta1, tc.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), tc.lr_d, (tc.beta1, tc.beta2))
-        use_amp = tc.amp and device.type == "cuda"
-        self.autocast = (
-            partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16)
-            if use_amp
-            else nullcontext
-        )
+        self.autocast = partial(amp_context, device, tc.amp)  # as the trainer's step
         self.gen = torch.Generator().manual_seed(cfg.seed)  # diff_augment draws on the CPU
 
     def step(self) -> None:

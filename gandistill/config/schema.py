@@ -117,7 +117,9 @@ class TrainConfig:
     sample_every: int = _f(250, "iterations between image grids", min=1)
     checkpoint_every: int = _f(500, "iterations between resumable checkpoints", min=1)
     n_saved: int = _f(2, "resumable checkpoints kept", min=1)
-    amp: bool = _f(True, "mixed precision (bfloat16 autocast) on CUDA; ignored on CPU")
+    amp: bool = _f(
+        True, "bfloat16 autocast of G and D (CUDA; CPUs with native bf16, AVX512-BF16/AMX)"
+    )
     progress: bool = _f(True, "show a progress bar")
     eval_samples_per_class: int = _f(
         100,

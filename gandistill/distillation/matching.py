@@ -9,7 +9,6 @@ a default of the config: :func:`gandistill.config.default_loops`.)
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 
 import torch
 from torch import Tensor, nn
@@ -109,11 +108,3 @@ def per_class_gradients(
         embs.append(emb if create_graph else emb.detach())
     grads = {n: torch.stack([g[i] for g in per_class]) for i, n in enumerate(names)}
     return (grads, torch.stack(embs)) if embeddings else grads
-
-
-def amp_context(device: torch.device, enabled: bool):
-    """bfloat16 autocast where it pays: CUDA, and CPUs with native bf16 (AVX512-BF16/AMX)."""
-    fast_cpu = device.type == "cpu" and torch.cpu._is_avx512_bf16_supported()
-    if enabled and (device.type == "cuda" or fast_cpu):
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return nullcontext()

@@ -20,11 +20,10 @@ from gandistill.augment import dsa_augment
 from gandistill.config import Config
 from gandistill.config.derived import matching_archs
 from gandistill.data import DatasetInfo, ImageTensors
-from gandistill.distillation.matching import amp_context
 from gandistill.errors import ConfigError
 from gandistill.fit import Batches, fit
 from gandistill.models import ConvNet
-from gandistill.runtime import step_generator
+from gandistill.runtime import amp_context, step_generator
 
 NET_STREAM, WARMUP_STREAM, POOL_STREAM = 1, 2, 3  # step_generator keys within an iteration
 

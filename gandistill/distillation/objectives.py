@@ -20,14 +20,10 @@ from torch.nn import functional as F
 from gandistill.augment import dsa_augment
 from gandistill.config import DistillConfig
 from gandistill.data import DatasetInfo, ImageTensors
-from gandistill.distillation.matching import (
-    DISTANCES,
-    amp_context,
-    flat_gradients,
-    per_class_gradients,
-)
+from gandistill.distillation.matching import DISTANCES, flat_gradients, per_class_gradients
 from gandistill.models import ConvNet
 from gandistill.registry import Registry
+from gandistill.runtime import amp_context
 
 DISCRIMINATION_TEMPERATURE = 0.1  # of the cosine logits in discrimination_loss
 

@@ -28,7 +28,7 @@ from gandistill.gan.losses import (
 )
 from gandistill.gan.pool import MatchingPool
 from gandistill.models import ConvNet, Discriminator, Generator
-from gandistill.runtime import step_generator
+from gandistill.runtime import amp_context, step_generator
 
 
 def ema_decay_at(decay: float, n_averaged: Tensor) -> Tensor:
@@ -104,7 +104,7 @@ class GANStep:
             self._D = idist.auto_model(self.discriminator)
         self.opt_g, self.opt_d = idist.auto_optim(self.opt_g), idist.auto_optim(self.opt_d)
         self.loss_d_fn, self.loss_g_fn = ADVERSARIAL[tc.loss]
-        self.use_amp = tc.amp and device.type == "cuda"
+        self.amp = tc.amp
         # the mode-seeking term's bound per pair: the real images' ratio (set by the trainer)
         self.mode_seeking_cap: float | None = None
         # the pool-matching term (distillation into the generator), built after the networks
@@ -115,10 +115,9 @@ class GANStep:
             self.pool = MatchingPool(cfg.match, info, device, step_generator(cfg.seed, -5))
 
     def autocast(self):
-        """bfloat16 autocast on CUDA with ``train.amp``, a no-op context otherwise."""
-        if self.use_amp:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return nullcontext()
+        """bfloat16 autocast with ``train.amp`` on CUDA and CPUs with native bf16, a no-op
+        context otherwise (see :func:`~gandistill.runtime.amp_context`)."""
+        return amp_context(self.device, self.amp)
 
     def __call__(self, real: Tensor, labels: Tensor, gen: torch.Generator) -> dict[str, float]:
         """Update D, then G and its EMA, on one real batch.
