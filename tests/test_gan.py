@@ -31,6 +31,23 @@ def test_one_iteration_gives_finite_losses_and_changes_both_networks(smoke_cfg, 
     assert any(not torch.equal(a, b) for a, b in zip(d0, d1, strict=True))
 
 
+@pytest.mark.parametrize("amp", [True, False])
+def test_train_amp_autocasts_where_bfloat16_is_native(smoke_cfg, tiny_data, amp, monkeypatch):
+    """``train.amp`` runs G and D under bfloat16 autocast on a CPU with native bf16 (as on CUDA),
+    in float32 on one without it, and never when off."""
+    for native in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda n=native: n)
+        cfg = dataclasses.replace(smoke_cfg, train=dataclasses.replace(smoke_cfg.train, amp=amp))
+        trainer = GANTrainer(cfg, data=tiny_data)
+        with trainer.gan_step.autocast():
+            y = trainer.generator(
+                torch.randn(2, trainer.generator.latent_dim), torch.zeros(2, dtype=torch.long)
+            )
+        expected = torch.bfloat16 if amp and native else torch.float32
+        assert y.dtype == expected, (amp, native)
+        trainer.lock.release()
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
