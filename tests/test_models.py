@@ -43,3 +43,16 @@ def test_rebuild_from_kwargs(kind):
     clone = build_model(kind, model.kwargs)
     clone.load_state_dict(model.state_dict())
     assert clone.kwargs == model.kwargs
+
+
+@pytest.mark.parametrize("size", [(32, 32), (7, 9)])
+def test_convnet_pooling_is_average_pooling(size):
+    from gandistill.models.convnet import AvgPool2x2
+
+    x = torch.randn(3, 4, *size, requires_grad=True)
+    ours = AvgPool2x2()(x)
+    theirs = torch.nn.functional.avg_pool2d(x, 2)
+    torch.testing.assert_close(ours, theirs)
+    (g_ours,) = torch.autograd.grad(ours.square().sum(), x)
+    (g_theirs,) = torch.autograd.grad(theirs.square().sum(), x)
+    torch.testing.assert_close(g_ours, g_theirs)

@@ -320,3 +320,34 @@ def test_each_process_takes_the_gpu_of_its_local_rank(monkeypatch):
     monkeypatch.setattr(runtime.idist, "get_world_size", lambda: 1)
     assert runtime.resolve_device("cuda:1") == torch.device("cuda", 1)
     assert runtime.resolve_device("cpu") == torch.device("cpu")
+
+
+_FREED = """
+import os, torch
+from gandistill.runtime import resolve_device
+resolve_device("cpu")
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+x = torch.ones(64 * 2**20)  # 256 MiB
+before = rss()
+del x
+print(before - rss())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+@pytest.mark.parametrize("tuned_by_user", [False, True])
+def test_a_cpu_run_keeps_freed_memory_for_reuse(tuned_by_user):
+    """A CPU device makes malloc keep a freed 256 MiB tensor's memory (no fresh pages next step);
+    an allocator set in the environment is left as it is, and the memory goes back."""
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    if tuned_by_user:
+        env["MALLOC_TRIM_THRESHOLD_"] = "131072"
+    out = subprocess.run(
+        [sys.executable, "-c", _FREED], env=env, capture_output=True, text=True, check=True
+    )
+    returned = int(out.stdout)
+    if tuned_by_user:
+        assert returned > 200 * 2**20
+    else:
+        assert returned < 16 * 2**20
