@@ -27,6 +27,7 @@ from gandistill.config import EvalConfig
 from gandistill.data import DatasetInfo, ImageTensors
 from gandistill.models import ConvNet
 from gandistill.models.evalnets import EVAL_NETWORKS
+from gandistill.runtime import amp_context
 
 EVAL_ARCHS: dict[str, Callable[[DatasetInfo], nn.Module]] = {
     "convnet": lambda info: ConvNet(info.num_classes, info.channels, info.image_size),
@@ -115,6 +116,19 @@ def _train_loader(
         shuffle=True,
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+def _forward(ec: EvalConfig, device: torch.device) -> Callable[[nn.Module, Tensor], Tensor] | None:
+    """The training forward pass under ``ec.amp`` (bfloat16 autocast where
+    :func:`~gandistill.runtime.amp_context` allows it); None: the plain ``net(x)``."""
+    if not ec.amp:
+        return None
+
+    def forward(net: nn.Module, x: Tensor) -> Tensor:
+        with amp_context(device, True):
+            return net(x)
+
+    return forward
 
 
 def _batch_preparer(
@@ -260,6 +274,7 @@ def train_network(
         device,
         loss_fn,
         prepare_batch=_batch_preparer(augment, teacher),
+        model_fn=_forward(ec, device),
         scheduler=sched,
         progress="eval" if progress else "",
     )
@@ -336,6 +351,7 @@ def train_to_convergence(
         max_epochs,
         device,
         prepare_batch=_batch_preparer(_augmenter(ec.augment, info, seed + 1), None),
+        model_fn=_forward(ec, device),
         progress="full data" if progress else "",
         attach=attach,
     )

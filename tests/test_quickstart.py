@@ -13,6 +13,7 @@ from gandistill.errors import ConfigError
 from gandistill.evaluation import options
 from gandistill.files import DistilledSet, load_generator_checkpoint
 from gandistill.pipelines.quickstart import (
+    DEFAULT_MINUTES,
     STAGE_SHARES,
     quickstart_config,
     quickstart_preset,
@@ -86,8 +87,15 @@ def test_quickstart_runs_all_stages_then_reuses_them(tmp_path: Path, capsys) -> 
 
 
 def test_minutes_budget_training_and_distillation_their_shares() -> None:
-    cfg = sized_to(quickstart_config(), 10)
-    assert (cfg.train.max_minutes, cfg.distill.max_minutes) == (4.0, 3.0)
+    cfg = sized_to(quickstart_config(), 20)
+    assert (cfg.train.max_minutes, cfg.distill.max_minutes) == (6.0, 5.0)
+    preset = quickstart_config()  # sized as --minutes 10 sizes it
+    assert DEFAULT_MINUTES == 10 and preset.eval.amp
+    sized = sized_to(preset, DEFAULT_MINUTES)
+    assert (preset.train.max_minutes, preset.distill.max_minutes) == (
+        sized.train.max_minutes,
+        sized.distill.max_minutes,
+    )
     assert sum(STAGE_SHARES.values()) < 1  # the rest: set-up and the evaluation
     with pytest.raises(ConfigError, match="--minutes must be > 0"):
         sized_to(cfg, 0)

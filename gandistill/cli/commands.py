@@ -58,7 +58,13 @@ from gandistill.pipelines.benchmark_settings import (
     parse_ipcs,
     parse_methods,
 )
-from gandistill.pipelines.quickstart import quickstart, quickstart_config, sized_to, summary
+from gandistill.pipelines.quickstart import (
+    DEFAULT_MINUTES,
+    quickstart,
+    quickstart_config,
+    sized_to,
+    summary,
+)
 from gandistill.runtime import format_seconds as _fmt_seconds
 from gandistill.runtime import resolve_device, step_generator
 
@@ -299,11 +305,14 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     if args.no_progress:
         overrides += ["train.progress=false", "distill.progress=false"]
     cfg = quickstart_config(args.config, overrides)
-    if args.minutes is not None:
-        cfg = sized_to(cfg, args.minutes)
+    minutes = args.minutes
+    if minutes is not None:
+        cfg = sized_to(cfg, minutes)
+    elif args.config is None:  # the preset is sized to this total
+        minutes = DEFAULT_MINUTES
     _check_output_folder(Path(cfg.run_dir))
     result = quickstart(cfg, overwrite=args.overwrite, progress=not args.no_progress)
-    print(summary(result, args.minutes))
+    print(summary(result, minutes))
     return 0
 
 

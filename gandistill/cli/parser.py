@@ -324,7 +324,7 @@ def _add_quickstart(sub: argparse._SubParsersAction) -> None:
         type=_Bounded(float, above=0),
         help="size the stages to about this total: training and distillation get budgets of "
         "their share (train.max_minutes, distill.max_minutes), set-up and evaluation the rest "
-        "(default: the preset's own sizes)",
+        "(default: the preset's sizes, those of 10 minutes; a --config file's own)",
     )
     p = sub.add_parser(
         "quickstart",

@@ -393,6 +393,11 @@ class EvalConfig:
     kd_alpha: float = _f(
         0.7, "soft labels: weight of the KL term (1 - alpha: hard labels)", min=0.0, max=1.0
     )
+    amp: bool = _f(
+        False,
+        "bfloat16 autocast of the networks' training (CUDA; CPUs with native bf16): about 1.5x "
+        "faster there; off by default, as the field's protocol trains in float32",
+    )
 
 
 @dataclass

@@ -469,6 +469,10 @@ def fidelity_scalars(fidelity: dict) -> dict[str, float]:
     }
 
 
+# eval.amp set (reports from before the key have none)
+AMP_NOTE = ", trained under bfloat16 autocast where the device has it (eval.amp)"
+
+
 def _report_markdown(report: dict) -> list[str]:
     """``report.md`` of a distilled-set report, as lines."""
     ipc = report["source"]["ipc"]
@@ -482,7 +486,7 @@ def _report_markdown(report: dict) -> list[str]:
         _splits_line(report.get("splits")),
         f"Protocol: {report['protocol']['arch']}, {report['protocol']['epochs']} epochs, "
         f"augmentation {report['protocol']['augment']}, {report['protocol']['n_models']} "
-        "network(s) per set.",
+        f"network(s) per set{AMP_NOTE * bool(report['protocol'].get('amp'))}.",
         "",
         headline(report),
         "",
