@@ -362,3 +362,37 @@ def test_full_data_reference_keeps_its_best_validation_epoch():
         images, data.train.labels, data.val, data.info, cfg.eval, 0, dev, max_epochs=2, patience=2
     )
     assert capped["epochs"] == 2 and not capped["converged"]
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_eval_amp_trains_the_networks_under_bfloat16_autocast(amp, monkeypatch):
+    """``eval.amp`` runs the evaluation networks' training forward passes under bfloat16 autocast
+    on a CPU with native bf16 (both the protocol's fixed schedule and the full-data run), and
+    in float32 when off; the report's protocol line says so."""
+
+    from gandistill import fit
+    from gandistill.evaluation.render import AMP_NOTE, protocol_line
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    data = make_tiny_data(per_class=4)
+    cfg = load_config(SMOKE, [*FAST, f"eval.amp={amp}"])
+    dtypes: list[torch.dtype] = []
+    real_fresh = fit._fresh_network
+
+    def hooked(*args, **kwargs):
+        net = real_fresh(*args, **kwargs)
+        net.register_forward_hook(
+            lambda m, i, out: dtypes.append(out.dtype) if m.training else None
+        )
+        return net
+
+    monkeypatch.setattr(fit, "_fresh_network", hooked)
+    images = data.info.normalize(data.train.images.float() / 255)
+    dev = torch.device("cpu")
+    fit.train_network(images, data.train.labels, data.info, cfg.eval, 0, dev, epochs=1)
+    fit.train_to_convergence(
+        images, data.train.labels, data.val, data.info, cfg.eval, 0, dev, max_epochs=1, patience=1
+    )
+    assert len(dtypes) >= 2 and set(dtypes) == {torch.bfloat16 if amp else torch.float32}
+    protocol = {"arch": "convnet", "epochs": 3, "augment": "none", "n_models": 1, "amp": amp}
+    assert (AMP_NOTE in protocol_line(protocol)) == amp

@@ -473,6 +473,14 @@ def fidelity_scalars(fidelity: dict) -> dict[str, float]:
 AMP_NOTE = ", trained under bfloat16 autocast where the device has it (eval.amp)"
 
 
+def protocol_line(p: dict) -> str:
+    """The report's line on how its networks were trained (its protocol manifest ``p``)."""
+    return (
+        f"Protocol: {p['arch']}, {p['epochs']} epochs, augmentation {p['augment']}, "
+        f"{p['n_models']} network(s) per set{AMP_NOTE * bool(p.get('amp'))}."
+    )
+
+
 def _report_markdown(report: dict) -> list[str]:
     """``report.md`` of a distilled-set report, as lines."""
     ipc = report["source"]["ipc"]
@@ -484,9 +492,7 @@ def _report_markdown(report: dict) -> list[str]:
         f"Source: {_source(report['source']['path'])} ({report['source']['space']} space, "
         f"IPC {ipc}, dataset {report['source']['dataset']}).",
         _splits_line(report.get("splits")),
-        f"Protocol: {report['protocol']['arch']}, {report['protocol']['epochs']} epochs, "
-        f"augmentation {report['protocol']['augment']}, {report['protocol']['n_models']} "
-        f"network(s) per set{AMP_NOTE * bool(report['protocol'].get('amp'))}.",
+        protocol_line(report["protocol"]),
         "",
         headline(report),
         "",
