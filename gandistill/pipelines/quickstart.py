@@ -36,7 +36,7 @@ PRESET = "quickstart.yaml"
 # rest is left to what has no budget of its own: loading the data, the real-data classifiers on
 # a cold cache, and the evaluation's networks (a fixed number of epochs each, and the full-data
 # reference trained until it converges when its cache is cold)
-STAGE_SHARES = {"train": 0.27, "distill": 0.22}
+STAGE_SHARES = {"train": 0.25, "distill": 0.2}
 DEFAULT_MINUTES = 10  # what the preset's budgets are STAGE_SHARES of
 _T = TypeVar("_T")
 
