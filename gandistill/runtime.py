@@ -60,7 +60,7 @@ def reuse_freed_memory() -> bool:
 
     A CPU run allocates and frees feature maps of hundreds of MB every step; by default each
     comes from a fresh ``mmap`` whose pages fault in one by one, which took about 40% of a
-    distribution-matching forward pass here (``scripts/bench_speed.py``). The price: the
+    distribution-matching forward pass here (docs/benchmarks.md). The price: the
     process keeps its peak memory until it exits. :func:`resolve_device` calls it for the CPU.
     """
     global _allocator_tuned

@@ -31,7 +31,7 @@ def _norm(kind: str, ch: int) -> nn.Module:
 class AvgPool2x2(nn.Module):
     """2×2 average pooling with stride 2, as ``nn.AvgPool2d(2)`` (odd sizes floored), computed as
     two strided sums: on a CPU, ATen's average pooling of NCHW tensors is about 2× slower than
-    these element-wise adds, in float32 and bfloat16 alike (``scripts/bench_speed.py``)."""
+    these element-wise adds, in float32 and bfloat16 alike (docs/benchmarks.md)."""
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
