@@ -8,6 +8,7 @@ is one line and a dead worker stops the run instead of hanging it.
 import contextlib
 import gc
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -335,7 +336,7 @@ print(before - rss())
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator")
 @pytest.mark.parametrize("tuned_by_user", [False, True])
 def test_a_cpu_run_keeps_freed_memory_for_reuse(tuned_by_user):
     """A CPU device makes malloc keep a freed 256 MiB tensor's memory (no fresh pages next step);
