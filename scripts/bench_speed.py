@@ -16,6 +16,13 @@ Every number is a median over ``--repeats`` timed rounds after warm-up, on one d
   ``FlopCounterMode`` on the per-class loop, divided by its time) as a share of a 4096 × 4096
   matmul's GFLOP/s in the dtype the step computes in (bfloat16 under autocast, else float32).
 
+A second table puts each stage beside the machine's limits: its achieved GFLOP/s (FLOPs of
+matmuls and convolutions counted by ``FlopCounterMode``, divided by the timed seconds) against
+the measured peak of a large matmul and of the convolution that dominates ConvNet-3 (128 → 128
+channels, 3 × 3, batch 256, forward and both backward passes), each in the dtype the stage
+computes in: the GAN training step, the distillation outer step and one epoch of an evaluation
+network on a random real IPC 10 subset (the protocol's batch, augmentation and precision).
+
 With ``--ops N`` a second table says where the time goes: the ``N`` operators with the largest
 share of self time (torch.profiler; device time on CUDA, CPU time otherwise) in each stage: a
 GAN training run of the timed length, the timed distillation outer step, one distribution
@@ -78,6 +85,9 @@ GAN_STEPS_PER_REPEAT = 10  # GAN steps are short: ten timed steps per repeat
 FIDELITY_IMAGES = (2000, 1000)  # set under test (train split), reference (test split)
 FIDELITY_BATCH = 64
 MATMUL_SIZE = 4096
+CONV_SHAPE = (256, 128)  # batch, channels in and out: ConvNet-3's widest layer at its width
+EVAL_IPC = 10  # the evaluation network's set: a random real subset of this size per class
+EVAL_EPOCHS = 30  # epochs per timed round of the evaluation network (one step each at IPC 10)
 DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16"}  # the matmul peaks taken
 MIN_ROUND_SECONDS = 0.2  # fast calls are repeated within a round up to this
 DEFAULT_REPEATS = 5
@@ -94,6 +104,8 @@ QUICK_OVERRIDES = (
 )
 QUICK_FIDELITY_IMAGES = (200, 100)
 QUICK_MATMUL_SIZE = 256
+QUICK_CONV_SHAPE = (16, 16)
+QUICK_EVAL_EPOCHS = 2
 QUICK_REPEATS = 2
 
 
@@ -270,6 +282,52 @@ def matmul_gflops(size: int, dtype: torch.dtype, device: torch.device, repeats: 
     return 2 * size**3 / seconds / 1e9
 
 
+def conv_gflops(
+    shape: tuple[int, int], image_size: int, dtype: torch.dtype, device: torch.device, repeats: int
+) -> float:
+    """GFLOP/s of a 3 × 3 convolution (``shape`` = batch, channels), padding 1, at
+    ``image_size``: forward plus the gradients of its input and weight, as a training step
+    computes them; FLOPs counted by ``FlopCounterMode``."""
+    batch, channels = shape
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, channels, image_size, image_size, generator=gen)
+    x = x.to(device, dtype).requires_grad_(True)
+    w = torch.randn(channels, channels, 3, 3, generator=gen).mul_(0.03)
+    w = w.to(device, dtype).requires_grad_(True)
+
+    def step() -> None:
+        y = torch.nn.functional.conv2d(x, w, padding=1)
+        torch.autograd.grad(y, (x, w), torch.ones_like(y))
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    seconds = median_seconds(step, device, repeats, MIN_ROUND_SECONDS)
+    return counter.get_total_flops() / seconds / 1e9
+
+
+def counted_flops(fn: Callable[[], object]) -> int:
+    """FLOPs (matmuls and convolutions, forward and backward) of one ``fn()`` call."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def eval_epoch(cfg: Config, data: Data, device: torch.device, epochs: int, repeats: int):
+    """Seconds and FLOPs of one epoch of an evaluation network (``cfg.eval``: architecture,
+    batch, augmentation, precision) on a random real subset of ``EVAL_IPC`` images per class;
+    rounds of ``epochs`` epochs, network set-up included."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    images, labels = data.train.sample_per_class([EVAL_IPC] * data.info.num_classes, gen)
+    images = data.info.normalize(images)
+
+    def run(n: int) -> None:
+        train_network(images, labels, data.info, cfg.eval, cfg.seed, device, epochs=n)
+
+    return median_seconds(partial(run, epochs), device, repeats) / epochs, counted_flops(
+        partial(run, 1)
+    )
+
+
 # --- report ------------------------------------------------------------------------------------
 
 
@@ -335,6 +393,45 @@ def where_time_goes(
     return lines
 
 
+def computes_in(device: torch.device, amp: bool) -> torch.dtype:
+    """The dtype a stage's matmuls and convolutions run in: bfloat16 under autocast."""
+    return torch.bfloat16 if isinstance(amp_context(device, amp), torch.autocast) else torch.float32
+
+
+def limits_table(
+    rows: list[tuple[str, int, float, torch.dtype]],
+    matmul: dict[torch.dtype, float],
+    conv: dict[torch.dtype, float],
+    size: int,
+    conv_shape: tuple[int, int],
+    image_size: int,
+) -> list[str]:
+    """The second table: each stage's achieved GFLOP/s beside the measured matmul and
+    convolution peaks in its dtype, and its share of the larger of the two."""
+    lines = [
+        "| stage | dtype | GFLOP per step | seconds per step | achieved GFLOP/s | matmul peak "
+        "| conv peak | share of the peak |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, flops, seconds, dtype in rows:
+        achieved = flops / seconds / 1e9
+        best = max(matmul[dtype], conv[dtype])
+        lines.append(
+            f"| {name} | {DTYPE_NAMES[dtype]} | {fmt(flops / 1e9)} | {fmt(seconds)} "
+            f"| {fmt(achieved)} | {fmt(matmul[dtype])} | {fmt(conv[dtype])} "
+            f"| {100 * achieved / best:.0f}% |"
+        )
+    batch, channels = conv_shape
+    lines += [
+        "",
+        f"Peaks: {size}² matmul; 3 × 3 convolution {channels} → {channels} channels at "
+        f"{image_size}², batch {batch}, forward and both backward passes. GFLOP counted by "
+        "FlopCounterMode (matmuls and convolutions only); evaluation epochs timed with the "
+        "network's set-up included.",
+    ]
+    return lines
+
+
 def header(device: torch.device) -> str:
     where = f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu"
     return (
@@ -373,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = list(QUICK_OVERRIDES) if args.quick else []
     fidelity_images = QUICK_FIDELITY_IMAGES if args.quick else FIDELITY_IMAGES
     size = QUICK_MATMUL_SIZE if args.quick else MATMUL_SIZE
+    conv_shape = QUICK_CONV_SHAPE if args.quick else CONV_SHAPE
+    eval_epochs = QUICK_EVAL_EPOCHS if args.quick else EVAL_EPOCHS
     gan_steps = GAN_STEPS_PER_REPEAT * repeats
     try:
         with tempfile.TemporaryDirectory(prefix="bench_speed_") as tmp:
@@ -396,6 +495,11 @@ def main(argv: list[str] | None = None) -> int:
             cfg, data, device, fidelity_images, repeats
         )
         peak = {dt: matmul_gflops(size, dt, device, repeats) for dt in DTYPE_NAMES}
+        conv_peak = {
+            dt: conv_gflops(conv_shape, info.image_size, dt, device, repeats) for dt in DTYPE_NAMES
+        }
+        gan_flops = counted_flops(PlainGAN(cfg, data.train, info, device).step)
+        eval_s, eval_flops = eval_epoch(cfg, data, device, eval_epochs, repeats)
         ops = []
         if args.ops > 0:
             with tempfile.TemporaryDirectory(prefix="bench_speed_") as tmp:
@@ -407,6 +511,19 @@ def main(argv: list[str] | None = None) -> int:
     batch, dc = cfg.train.batch_size, dcfg.distill
     step_dtype = torch.bfloat16 if bf16 else torch.float32
     achieved = flops / outer_s / 1e9
+    gan_dtype = computes_in(device, cfg.train.amp)
+    eval_dtype = computes_in(device, cfg.eval.amp)
+    limit_rows = [
+        ("GAN training step", gan_flops, trainer_s, gan_dtype),
+        ("distillation outer step", flops, outer_s, step_dtype),
+        (
+            f"evaluation network epoch ({cfg.eval.arch}, IPC {EVAL_IPC}, "
+            f"augment {cfg.eval.augment})",
+            eval_flops,
+            eval_s,
+            eval_dtype,
+        ),
+    ]
     rows = [
         (
             "GAN training step (images/s)",
@@ -452,6 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Matmul {size}²: float32 {fmt(peak[torch.float32])}, "
         f"bfloat16 {fmt(peak[torch.bfloat16])} GFLOP/s. Medians of {repeats} rounds.",
     ]
+    lines += ["", *limits_table(limit_rows, peak, conv_peak, size, conv_shape, info.image_size)]
     if ops:
         lines += ["", "Where the time goes (torch.profiler, one call of each stage):", "", *ops]
     print("\n".join(lines))
