@@ -431,6 +431,7 @@ def test_parsers():
         parse_archs("convnet,vgg")
     assert benchmark.needs_generator("latent-mtt") and benchmark.needs_generator("hybrid-gm")
     assert not benchmark.needs_generator("pixel-mtt") and not benchmark.needs_generator("random")
+    assert benchmark.needs_generator("pixel-mtt-gen-init")  # its start is drawn from G
     with pytest.raises(ConfigError):
         parse_methods("random,random")
 
