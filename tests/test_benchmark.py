@@ -13,6 +13,7 @@ from gandistill.config import load_config
 from gandistill.data import load_dataset
 from gandistill.errors import ConfigError
 from gandistill.evaluation.options import parse_archs
+from gandistill.evaluation.sections import at_chance
 from gandistill.files import DistilledSet, load_generator_checkpoint
 from gandistill.gan.trainer import train
 from gandistill.pipelines import benchmark
@@ -267,10 +268,12 @@ def test_rows_of_several_architectures_round_trip_through_results(finished, cach
     assert cross[0] == ["IPC", "method", "mlp", "lenet", "mean of unseen"]
     line = next(c for c in cross[1:] if c[:2] == ["1", "random"])
     lenet = next(r for r in new if r["method"] == "random")
-    assert line[3] == f"{100 * lenet['mean']:.2f}"
+    failed = at_chance(lenet["accuracies"], lenet["num_classes"])  # tiny nets may not learn
+    assert line[3] == f"{100 * lenet['mean']:.2f}" + (" †" if failed else "")
     mlp = next(r for r in rows if r["arch"] == "mlp" and r["method"] == "random" and r["ipc"] == 1)
     p = (mlp["mean"] + lenet["mean"]) / 2  # ± network spread (binomial error), as the report's
-    assert line[4].startswith(f"{100 * p:.2f}") and line[4].endswith(")") and "(" in line[4]
+    assert line[4].startswith(f"{100 * p:.2f}") and "(" in line[4]
+    assert line[4].removesuffix(" †").endswith(")")
     assert next(c for c in cross[1:] if c[:2] == ["2", "random"])[3] == "–"  # not scored
     # rows made before the key existed are read as their protocol's network
     old = dict(rows[0])
@@ -383,6 +386,10 @@ def test_settings_error_names_the_differing_protocol_keys(tmp_path):
     assert "augment" not in message and "lr" not in message and "\n" not in message
     with pytest.raises(ConfigError, match=r"another budget .*minutes 1 vs 2\.5"):
         benchmark._check_settings(rows, tmp_path, "quick", 2.5, dict(made))
+    # keys added later read as the value older rows were made with: split test, amp off
+    benchmark._check_settings(rows, tmp_path, "quick", 1.0, {**made, "split": "test", "amp": False})
+    with pytest.raises(ConfigError, match=r"amp False vs True"):
+        benchmark._check_settings(rows, tmp_path, "quick", 1.0, {**made, "amp": True})
 
 
 def test_cli_skips_latent_methods_without_generator(cache, tmp_path, capsys):
@@ -536,3 +543,27 @@ def test_rows_without_test_images_render_without_the_binomial_term():
     # a method mixing old and new rows counts as unknown, and still renders
     mixed = [*old, _row(1, "kmeans", 1, [0.785] * 3)]
     assert TIE_MARK not in _cells(mixed)[1, "kmeans"]["accuracy (%)"]
+
+
+def test_networks_at_chance_are_marked_in_the_cross_architecture_table():
+    """A cell whose networks include one at chance (1/K ± 2 points) and the unseen mean it
+    enters are marked, a footnote says which and how many; rows that do not record their
+    number of classes (older ones) are not judged."""
+
+    def row(method, arch, accs, classes=10):
+        r = {**_row(1, method, 0, accs), "arch": arch, "protocol": {"arch": arch}}
+        return r if classes is None else {**r, "num_classes": classes}
+
+    rows = [
+        row("random", "convnet", [0.5, 0.6]), row("random", "alexnet", [0.35, 0.34]),
+        row("latent-dm", "convnet", [0.8, 0.8]), row("latent-dm", "alexnet", [0.10, 0.71, 0.73]),
+        row("pixel-dm", "convnet", [0.8, 0.8]), row("pixel-dm", "alexnet", [0.1, 0.7], None),
+    ]  # fmt: skip
+    text = render_table(rows, [], "convnet")
+    cross = table_rows(text.split("## Across architectures")[1])
+    cells = {c[1]: c for c in cross[1:]}
+    assert cells["latent-dm"][3] == "51.33 †" and cells["latent-dm"][4].endswith(" †")
+    assert "†" not in "".join(cells["random"]) and "†" not in "".join(cells["pixel-dm"])
+    note = next(line for line in text.splitlines() if line.startswith("† "))
+    assert "within 2 points of 1/K" in note and note.endswith("alexnet IPC 1 latent-dm 1 of 3.")
+    assert "†" not in render_table(rows[:2], [], "convnet")  # no network at chance: no note

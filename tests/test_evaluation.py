@@ -12,7 +12,8 @@ from conftest import SMOKE, make_tiny_data, tiny_pixel_set
 from gandistill.config import load_config
 from gandistill.errors import ConfigError
 from gandistill.evaluation import report as report_mod
-from gandistill.evaluation.render import headline
+from gandistill.evaluation.render import cross_architecture_lines, headline
+from gandistill.evaluation.sections import at_chance, cross_architecture_section
 from gandistill.files import DistilledSet, atomic_save
 
 FAST = ["eval.epochs=3", "eval.n_models=2", "classifier.epochs=1", "classifier.width=8"]
@@ -396,3 +397,32 @@ def test_eval_amp_trains_the_networks_under_bfloat16_autocast(amp, monkeypatch):
     assert len(dtypes) >= 2 and set(dtypes) == {torch.bfloat16 if amp else torch.float32}
     protocol = {"arch": "convnet", "epochs": 3, "augment": "none", "n_models": 1, "amp": amp}
     assert (AMP_NOTE in protocol_line(protocol)) == amp
+
+
+def test_the_report_marks_networks_at_chance():
+    """An architecture with a network at chance is marked in the cross-architecture block, and
+    the unseen mean that includes it; a footnote counts them. No network at chance, no mark."""
+
+    def stats(accs):
+        return {"mean": sum(accs) / len(accs), "std": 0.0, "accuracies": accs, "binomial_se": 0.01}
+
+    accuracy = {
+        "convnet": {"distilled": stats([0.9, 0.92]), "random_real": stats([0.5, 0.52])},
+        "alexnet": {"distilled": stats([0.1, 0.7]), "random_real": stats([0.34, 0.36])},
+        "mlp": {"distilled": stats([0.6, 0.62]), "random_real": stats([0.39, 0.41])},
+    }
+    protocols = {a: {"n_models": 2, "epochs": 300, "augment": "none"} for a in accuracy}
+    cross = cross_architecture_section(accuracy, protocols, num_classes=10)
+    assert cross["at_chance"] == {"alexnet": {"distilled": 1}}
+    assert at_chance([0.1, 0.119, 0.121, 0.9], 10) == 2 and at_chance([0.5, 0.51], 2) == 2
+    lines = cross_architecture_lines(cross, accuracy)
+    alexnet = next(line for line in lines if line.startswith("| alexnet"))
+    assert alexnet.split("|")[3].strip().endswith("†")
+    assert "†" not in alexnet.split("|")[4]  # its random real networks trained
+    mean = next(line for line in lines if "mean of 2 unseen" in line)
+    assert mean.split("|")[3].strip().endswith("†") and "†" not in mean.split("|")[4]
+    assert lines[-1].startswith("† networks at chance") and "alexnet distilled 1 of 2" in lines[-1]
+    accuracy["alexnet"]["distilled"] = stats([0.68, 0.7])
+    clean = cross_architecture_section(accuracy, protocols, num_classes=10)
+    assert clean["at_chance"] == {}
+    assert "†" not in "".join(cross_architecture_lines(clean, accuracy))

@@ -19,6 +19,7 @@ from ignite.handlers.tensorboard_logger import TensorboardLogger
 from torchvision.utils import save_image
 
 from gandistill.data import DatasetInfo
+from gandistill.evaluation.sections import CHANCE_MARGIN
 from gandistill.files import atomic_write
 from gandistill.runtime import format_bytes
 
@@ -175,6 +176,24 @@ def _protocol_cell(p: dict) -> str:
     return f"{p['n_models']} × {p['epochs']} epochs, {aug}"
 
 
+CHANCE_MARK = "†"  # appended to a mean that includes networks at chance
+
+
+def chance_note(counts: dict[str, dict[str, int]], sizes: dict[str, dict[str, int]]) -> str:
+    """The footnote for :data:`CHANCE_MARK`: which rows of which networks held networks at
+    chance, ``counts[arch][row]`` of ``sizes[arch][row]``."""
+    parts = [
+        f"{arch} {row.replace('_', ' ')} {n} of {sizes[arch][row]}"
+        for arch, rows in counts.items()
+        for row, n in rows.items()
+    ]
+    return (
+        f"{CHANCE_MARK} networks at chance (test accuracy within "
+        f"{100 * CHANCE_MARGIN:.0f} points of 1/K; their training collapsed), counted in the "
+        f"means: {', '.join(parts)}."
+    )
+
+
 def cross_architecture_lines(cross: dict, accuracy: dict) -> list[str]:
     """The cross-architecture table: each architecture with its protocol, the set's and the
     random real subset's accuracy, and the mean over the architectures distillation never saw
@@ -189,12 +208,18 @@ def cross_architecture_lines(cross: dict, accuracy: dict) -> list[str]:
         "| architecture | protocol | set | random real | set − random (pts) |",
         "|---|---|---|---|---:|",
     ]
+    failed = cross.get("at_chance", {})  # reports before the count have none
+
+    def mark(archs: list[str], row: str) -> str:
+        return f" {CHANCE_MARK}" if any(row in failed.get(a, {}) for a in archs) else ""
+
     for arch, rows in accuracy.items():
         role = "matched" if arch == cross["matched"] else "unseen"
         d, r = rows["distilled"], rows["random_real"]
         lines.append(
-            f"| {arch} ({role}) | {_protocol_cell(cross['protocols'][arch])} | {_pct(d)} | "
-            f"{_pct(r)} | {100 * (d['mean'] - r['mean']):+.1f} |"
+            f"| {arch} ({role}) | {_protocol_cell(cross['protocols'][arch])} | "
+            f"{_pct(d)}{mark([arch], 'distilled')} | {_pct(r)}{mark([arch], 'random_real')} | "
+            f"{100 * (d['mean'] - r['mean']):+.1f} |"
         )
     means = cross["unseen_mean"]
     if "distilled" in means and "random_real" in means:
@@ -204,10 +229,14 @@ def cross_architecture_lines(cross: dict, accuracy: dict) -> list[str]:
             return f"{100 * m['mean']:.1f}{spread} (test s.e. {100 * m['binomial_se']:.1f})"
 
         d, r = means["distilled"], means["random_real"]
+        unseen = cross["unseen"]
         lines.append(
-            f"| **mean of {len(cross['unseen'])} unseen** | – | {cell(d)} | {cell(r)} | "
-            f"{100 * (d['mean'] - r['mean']):+.1f} |"
+            f"| **mean of {len(unseen)} unseen** | – | {cell(d)}{mark(unseen, 'distilled')} | "
+            f"{cell(r)}{mark(unseen, 'random_real')} | {100 * (d['mean'] - r['mean']):+.1f} |"
         )
+    if failed:
+        sizes = {a: {row: len(accuracy[a][row]["accuracies"]) for row in failed[a]} for a in failed}
+        lines += ["", chance_note(failed, sizes)]
     return lines
 
 

@@ -366,7 +366,7 @@ def _measure(
             data,
         ),
         "accuracy": accuracy,
-        "cross_architecture": cross_architecture_section(accuracy, protocols),
+        "cross_architecture": cross_architecture_section(accuracy, protocols, info.num_classes),
         "fairness": fairness_section(accuracy),
         "fidelity": fidelity_table(
             fidelity_sets,

@@ -123,13 +123,28 @@ def mean_over_networks(parts: list[tuple[list[float], float]]) -> dict:
     }
 
 
-def cross_architecture_section(accuracy: dict[str, dict], protocols: dict[str, dict]) -> dict:
+CHANCE_MARGIN = 0.02  # a network within this of 1/K test accuracy learnt nothing
+
+
+def at_chance(accuracies: list[float], num_classes: int) -> int:
+    """How many of the networks ended at chance: test accuracy within :data:`CHANCE_MARGIN` of
+    1/K. Networks without normalisation (AlexNet, as the DC code defines it) can have a loss
+    spike under the protocol's SGD rate kill their ReLUs one layer after another until they
+    predict one class (docs/benchmarks.md, "Why an AlexNet stays at chance"); such a network
+    counts in the mean, and the report says so rather than hide it."""
+    return sum(a <= 1.0 / num_classes + CHANCE_MARGIN for a in accuracies)
+
+
+def cross_architecture_section(
+    accuracy: dict[str, dict], protocols: dict[str, dict], num_classes: int
+) -> dict:
     """Accuracy on the architectures distillation never saw: every evaluated architecture but
     the matching ConvNet, and the mean over them of each row (set, random real subset, with
     soft labels when evaluated); empty without an unseen architecture.
 
     The mean and its uncertainties are :func:`mean_over_networks`'. ``protocols`` states how
-    each architecture was trained.
+    each architecture was trained; ``at_chance`` counts, per architecture and row, the networks
+    that ended at chance (:func:`at_chance`; rows without any are left out).
     """
     unseen = [a for a in accuracy if a != MATCHED_ARCH]
     if not unseen:
@@ -141,11 +156,17 @@ def cross_architecture_section(accuracy: dict[str, dict], protocols: dict[str, d
             means[row] = mean_over_networks(
                 [(st["accuracies"], st.get("binomial_se", 0.0)) for st in stats]
             )
+    failed: dict[str, dict[str, int]] = {}
+    for arch, rows in accuracy.items():
+        for row in CROSS_ARCH_ROWS:
+            if row in rows and (n := at_chance(rows[row]["accuracies"], num_classes)):
+                failed.setdefault(arch, {})[row] = n
     return {
         "matched": MATCHED_ARCH if MATCHED_ARCH in accuracy else None,
         "unseen": unseen,
         "protocols": {a: protocols[a] for a in accuracy},
         "unseen_mean": means,
+        "at_chance": failed,
     }
 
 

@@ -287,7 +287,8 @@ class _Bench:
                 "ipc": ipc, "method": method, "seed": seed, "arch": arch, "profile": self.profile,
                 "minutes": self.minutes, "protocol": {**asdict(prot), "split": self.split},
                 "accuracies": res.accuracies, "mean": res.mean, "std": res.std,
-                "test_images": len(test), "fid": fid[KEY_FID], "fid_extractor": fid[KEY_EXTRACTOR],
+                "test_images": len(test), "num_classes": info.num_classes,
+                "fid": fid[KEY_FID], "fid_extractor": fid[KEY_EXTRACTOR],
                 "distill_seconds": ds.history[-1]["seconds"] if ds.history else 0.0,
                 "iterations": len(ds.history) if optimised else 0, "stop_reason": ds.stop_reason,
                 "quick_checks": checks, "target_accuracy": target,
@@ -304,6 +305,9 @@ class _Bench:
 
 
 _ABSENT = object()  # a protocol key that one side lacks
+# protocol keys added after rows were first written, and the value a row without the key was
+# made with: rows before --split scored the test split, rows before eval.amp trained in float32
+_BEFORE_KEY = {"split": "test", "amp": False}
 
 
 def _show(value: object) -> str:
@@ -325,8 +329,7 @@ def _differences(row: dict, profile: str, minutes: float, prot: dict) -> dict[st
     for key in [*prot, *(k for k in old if k not in prot)]:
         if key == "arch":  # rows of one folder may score their sets on several networks
             continue
-        absent = "test" if key == "split" else _ABSENT  # rows made before --split: test
-        was, now = old.get(key, absent), prot.get(key, _ABSENT)
+        was, now = old.get(key, _BEFORE_KEY.get(key, _ABSENT)), prot.get(key, _ABSENT)
         if was != now:
             found.setdefault("protocol", []).append(f"{key} {_show(was)} vs {_show(now)}")
     return found

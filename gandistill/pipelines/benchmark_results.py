@@ -30,16 +30,22 @@ import torch
 
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
 from gandistill.errors import ArtifactError
-from gandistill.evaluation.render import figure, save
-from gandistill.evaluation.sections import MATCHED_ARCH, TIE_MARK, Z95, mean_over_networks
+from gandistill.evaluation.render import CHANCE_MARK, chance_note, figure, save
+from gandistill.evaluation.sections import (
+    MATCHED_ARCH,
+    TIE_MARK,
+    Z95,
+    at_chance,
+    mean_over_networks,
+)
 from gandistill.files import atomic_write
 from gandistill.pipelines.benchmark_settings import METHODS
 from gandistill.runtime import format_bytes, format_seconds
 
 RESULT_KEYS = (
     "ipc", "method", "seed", "arch", "profile", "minutes", "protocol", "accuracies", "mean", "std",
-    "test_images", "fid", "fid_extractor", "distill_seconds", "iterations", "stop_reason",
-    "quick_checks", "target_accuracy", "time_to_accuracy", "compression", "bytes",
+    "test_images", "num_classes", "fid", "fid_extractor", "distill_seconds", "iterations",
+    "stop_reason", "quick_checks", "target_accuracy", "time_to_accuracy", "compression", "bytes",
     "generator_bytes", "images_per_class_equivalent", "set_file",
     "eval_seconds", "machine", "date",
 )  # fmt: skip
@@ -251,19 +257,40 @@ def _cross_arch_table(rows: list[dict]) -> list[str]:
         "|---:|---|" + "---:|" * (len(archs) + 1),
     ]
     by_arch = {a: _groups([r for r in rows if row_arch(r) == a]) for a in archs}
+    failed: dict[str, dict[str, int]] = {}
+    sizes: dict[str, dict[str, int]] = {}
     for ipc, method in _groups(rows):
         scores = {
             a: _Score.of(by_arch[a][ipc, method]) for a in archs if (ipc, method) in by_arch[a]
         }
-        cells = [f"{100 * scores[a].mean:.2f}" if a in scores else "–" for a in archs]
+        for a in scores:
+            if n := _at_chance(by_arch[a][ipc, method]):
+                failed.setdefault(a, {})[f"IPC {ipc} {method}"] = n
+                sizes.setdefault(a, {})[f"IPC {ipc} {method}"] = len(scores[a].accuracies)
+
+        def mark(names: list[str], ipc: int = ipc, method: str = method) -> str:
+            key = f"IPC {ipc} {method}"
+            return f" {CHANCE_MARK}" if any(key in failed.get(a, {}) for a in names) else ""
+
+        cells = [f"{100 * scores[a].mean:.2f}{mark([a])}" if a in scores else "–" for a in archs]
         if unseen and all(a in scores for a in unseen):
             m = mean_over_networks([scores[a].with_binomial_se for a in unseen])
             spread = "" if m["network_se"] is None else f" ± {100 * m['network_se']:.2f}"
-            cells.append(f"{100 * m['mean']:.2f}{spread} ({100 * m['binomial_se']:.2f})")
+            cells.append(
+                f"{100 * m['mean']:.2f}{spread} ({100 * m['binomial_se']:.2f}){mark(unseen)}"
+            )
         else:
             cells.append("–")
         lines.append(f"| {ipc} | {method} | " + " | ".join(cells) + " |")
+    if failed:
+        lines += ["", chance_note(failed, sizes)]
     return lines
+
+
+def _at_chance(group: list[dict]) -> int:
+    """Networks of a group of rows (one IPC, method and network) that ended at chance; rows
+    that do not record their number of classes (made before it was) count none."""
+    return sum(at_chance(r["accuracies"], r["num_classes"]) for r in group if "num_classes" in r)
 
 
 def cross_arch_points(rows: list[dict]) -> list[dict]:
