@@ -72,6 +72,10 @@ def test_quickstart_runs_all_stages_then_reuses_them(tmp_path: Path, capsys) -> 
     assert generator.config.train.max_minutes == train_share
     ds = DistilledSet.load(run / "distilled_ipc2.pt")
     assert ds.stop_reason == "max_minutes" and ds.config.distill.max_minutes == distill_share
+    # the distillation clock ends within its share, overshooting by at most its last iteration
+    seconds = [h["seconds"] for h in ds.history]
+    last = seconds[-1] - (seconds[-2] if len(seconds) > 1 else 0.0)
+    assert 60 * distill_share <= seconds[-1] <= 60 * distill_share + last + 1e-6
     assert ds.ipc == 2 and ds.space == "latent"  # the smoke config: the default space
     assert quickstart_config().distill.space == "hybrid"  # the preset: as its figures were made
     report = json.loads((run / "report_ipc2" / "report.json").read_text())
