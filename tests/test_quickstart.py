@@ -68,6 +68,7 @@ def test_quickstart_runs_all_stages_then_reuses_them(tmp_path: Path, capsys) -> 
     train_share, distill_share = (STAGE_SHARES[k] * MINUTES for k in ("train", "distill"))
     assert f"1000000 iterations or {train_share:g} min, what comes first" in out
     assert "stopped: time budget spent" in out and f"of a {MINUTES:g}-minute budget" in out
+    assert " over: --minutes sizes training and distillation" in out  # 15 s: set-up alone exceeds
     generator = load_generator_checkpoint(run / "generator.pt")
     assert generator.config.train.max_minutes == train_share
     ds = DistilledSet.load(run / "distilled_ipc2.pt")
