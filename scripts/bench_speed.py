@@ -23,7 +23,7 @@ channels, 3 × 3, batch 256, forward and both backward passes), each in the dtyp
 computes in: the GAN training step, the distillation outer step and one epoch of an evaluation
 network on a random real IPC 10 subset (the protocol's batch, augmentation and precision).
 
-With ``--ops N`` a second table says where the time goes: the ``N`` operators with the largest
+With ``--ops N`` a third table says where the time goes: the ``N`` operators with the largest
 share of self time (torch.profiler; device time on CUDA, CPU time otherwise) in each stage: a
 GAN training run of the timed length, the timed distillation outer step, one distribution
 matching iteration at IPC 10 with the reference DM code's settings (real init, DSA, 256 real
