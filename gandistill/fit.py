@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -291,6 +292,7 @@ def train_to_convergence(
     max_epochs: int,
     patience: int,
     progress: bool = False,
+    deadline: float | None = None,
 ) -> tuple[nn.Module, dict]:
     """Train one fresh ``ec.arch`` network on normalised ``images`` until its accuracy on
     ``val_set`` stops improving: the full-data reference, which a fixed short schedule would
@@ -298,12 +300,14 @@ def train_to_convergence(
 
     The protocol's optimiser and augmentation; its learning rate is divided by 10 after
     ``patience`` epochs without a better validation accuracy, training stops after
-    ``2 * patience`` such epochs (or at ``max_epochs``), and the weights of the best
-    validation epoch are restored.
+    ``2 * patience`` such epochs (or at ``max_epochs``, or after the first epoch that ends past
+    ``deadline``, a :func:`time.perf_counter` value), and the weights of the best validation
+    epoch are restored.
 
     Returns:
         The network (best validation epoch) and a summary: ``epochs`` trained, ``best_epoch``,
-        ``val_accuracy`` there, and ``converged`` (stopped before ``max_epochs``).
+        ``val_accuracy`` there, ``out_of_time`` (stopped by ``deadline``) and ``converged``
+        (stopped by the validation accuracy, neither at ``max_epochs`` nor by ``deadline``).
     """
     net = _fresh_network(ec, info, seed, device)
     opt = torch.optim.SGD(
@@ -312,6 +316,7 @@ def train_to_convergence(
     loader = _train_loader(images, labels, None, ec.batch_size, seed)
     best: dict = {"accuracy": -1.0, "epoch": 0, "state": None}
     engines: list[Engine] = []
+    timed_out: list[int] = []  # the epoch the deadline stopped, if it did
 
     def prepare(batch, device, non_blocking):
         x, y = batch
@@ -344,6 +349,13 @@ def train_to_convergence(
         stopper.logger.setLevel(logging.WARNING)  # the stop is in the returned summary
         evaluator.add_event_handler(Events.COMPLETED, stopper)
 
+        def out_of_time(engine: Engine) -> None:
+            if deadline is not None and time.perf_counter() >= deadline:
+                timed_out.append(engine.state.epoch)
+                engine.terminate()
+
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, out_of_time)
+
     fit(
         net,
         opt,
@@ -361,7 +373,8 @@ def train_to_convergence(
         "epochs": epochs,
         "best_epoch": best["epoch"],
         "val_accuracy": best["accuracy"],
-        "converged": epochs < max_epochs,
+        "out_of_time": bool(timed_out),
+        "converged": epochs < max_epochs and not timed_out,
     }
 
 

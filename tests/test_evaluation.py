@@ -2,6 +2,7 @@
 
 import json
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -362,7 +363,30 @@ def test_full_data_reference_keeps_its_best_validation_epoch():
     _, capped = train_to_convergence(
         images, data.train.labels, data.val, data.info, cfg.eval, 0, dev, max_epochs=2, patience=2
     )
-    assert capped["epochs"] == 2 and not capped["converged"]
+    assert capped["epochs"] == 2 and not capped["converged"] and not capped["out_of_time"]
+    _, late = train_to_convergence(
+        images, data.train.labels, data.val, data.info, cfg.eval, 0, dev, max_epochs=40,
+        patience=2, deadline=time.perf_counter(),
+    )  # fmt: skip
+    assert late["epochs"] == 1 and late["out_of_time"] and not late["converged"]
+    assert not run["out_of_time"]
+
+
+def test_a_budgeted_report_stops_the_full_data_reference_and_does_not_cache_it(tmp_path, setup):
+    """``max_minutes``: the full-data reference stops after the first epoch that ends past the
+    budget, its row says so, and it is not cached (the next report trains it again); the sets'
+    networks keep the protocol's epochs. A budget that is not positive is a one-line error."""
+    cfg, path, data = setup
+    out = tmp_path / "report"
+    rep = report_mod.evaluate_distilled(
+        path, cfg, out=out, profile="quick", data=data, progress=False, max_minutes=1e-6
+    )
+    full = rep["accuracy"]["convnet"]["full_data"]
+    assert full["out_of_time"] and full["epochs"] == [1] and not full["converged"]
+    assert "1 epochs, stopped by the time budget, not converged" in (out / "report.md").read_text()
+    assert not list((Path(cfg.cache_dir) / report_mod.BASELINE_DIR).glob("*.pt"))
+    with pytest.raises(ConfigError, match="max_minutes must be > 0"):
+        report_mod.evaluate_distilled(path, cfg, data=data, progress=False, max_minutes=0)
 
 
 @pytest.mark.parametrize("amp", [False, True])

@@ -311,7 +311,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     elif args.config is None:  # the preset is sized to this total
         minutes = DEFAULT_MINUTES
     _check_output_folder(Path(cfg.run_dir))
-    result = quickstart(cfg, overwrite=args.overwrite, progress=not args.no_progress)
+    progress = not args.no_progress
+    result = quickstart(cfg, overwrite=args.overwrite, progress=progress, minutes=minutes)
     print(summary(result, minutes))
     return 0
 

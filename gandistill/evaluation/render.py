@@ -112,6 +112,8 @@ def full_data_epochs(stats: dict, protocol: dict) -> str:
     best = "/".join(str(e) for e in stats["best_epochs"])
     if stats.get("converged"):
         return f"converged, best validation epoch {best}"
+    if stats.get("out_of_time"):
+        return f"{max(stats['epochs'])} epochs, stopped by the time budget, not converged"
     return f"{max(stats['epochs'])} epochs, not converged"
 
 

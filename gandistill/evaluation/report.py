@@ -33,6 +33,7 @@ from gandistill.classifier import RealClassifier, get_classifier, get_independen
 from gandistill.config import Config, EvalConfig, to_dict
 from gandistill.data import DatasetInfo, ImageTensors, Splits, load_dataset, require_compatible
 from gandistill.defaults import EVAL_PROFILE, FEATURE_EXTRACTOR
+from gandistill.errors import ConfigError
 from gandistill.evaluation.fidelity import (
     EXTRACTOR_CLASSIFIER,
     EXTRACTOR_INDEPENDENT,
@@ -145,19 +146,21 @@ def converged_accuracy(
     device: torch.device,
     stop: dict,
     progress: bool,
+    deadline: float | None = None,
 ) -> tuple[dict, torch.Tensor]:
     """Accuracy stats (as :func:`_stats`, plus the epochs, best epochs and validation accuracies
     of the runs) and the first network's test logits, of ``ec.n_models`` networks trained on the
     normalised ``images`` until their accuracy on the validation split stops improving
     (:func:`~gandistill.fit.train_to_convergence` with ``stop``'s ``max_epochs`` and
-    ``patience``)."""
+    ``patience``, and ``deadline``; ``out_of_time`` in the stats: a run was stopped by it)."""
     info, test = data.info, data.test
     accs, seconds, runs, logits = [], [], [], None
     for i in range(ec.n_models):
         start = time.perf_counter()
         net, run = train_to_convergence(
-            images, labels, data.val, info, ec, seed + 1000 * i, device, progress=progress, **stop
-        )
+            images, labels, data.val, info, ec, seed + 1000 * i, device,
+            progress=progress, deadline=deadline, **stop,
+        )  # fmt: skip
         seconds.append(time.perf_counter() - start)
         runs.append(run)
         accs.append(test_accuracy(net, test, info, device))
@@ -169,6 +172,7 @@ def converged_accuracy(
         best_epochs=[r["best_epoch"] for r in runs],
         val_accuracies=[r["val_accuracy"] for r in runs],
         converged=all(r["converged"] for r in runs),
+        out_of_time=any(r["out_of_time"] for r in runs),
         **{f"stop_{k}": v for k, v in stop.items()},
     )
     return stats, logits
@@ -188,10 +192,14 @@ def full_data_reference(
     profile_name: str,
     device: torch.device,
     progress: bool,
+    deadline: float | None = None,
 ) -> tuple[dict, torch.Tensor]:
     """Accuracy of the protocol's networks trained on all of the training split until their
     validation accuracy stops improving (at most the profile's ``full_epochs``; cached on
-    disk): the reference a set is measured against, so it must be a converged one."""
+    disk): the reference a set is measured against, so it must be a converged one.
+
+    A cached reference is used whatever ``deadline`` says; one that ``deadline`` (a
+    :func:`time.perf_counter` value) stopped is reported (``out_of_time``) but not cached."""
     stop = convergence_stop(profile_name)
     key = json.dumps(
         {
@@ -211,9 +219,11 @@ def full_data_reference(
     train = data.train
     images = data.info.normalize(train.images.float() / 255.0)
     stats, logits = converged_accuracy(
-        images, train.labels, data, ec, cfg.seed, device, stop, progress
+        images, train.labels, data, ec, cfg.seed, device, stop, progress, deadline
     )
-    atomic_write(path, lambda fh: torch.save({"stats": json.dumps(stats), "logits": logits}, fh))
+    if not stats["out_of_time"]:
+        blob = {"stats": json.dumps(stats), "logits": logits}
+        atomic_write(path, lambda fh: torch.save(blob, fh))
     return stats, logits
 
 
@@ -265,12 +275,14 @@ def _accuracy_section(
     profile: str,
     teacher: torch.nn.Module | None,
     progress: bool,
+    deadline: float | None = None,
 ) -> tuple[dict[str, dict], _Reference, dict[str, dict]]:
     """The ``accuracy`` section: rows per architecture of ``archs``.
 
     Each architecture gets the distilled set (also with ``teacher``'s soft labels when given,
     and the gain) and the random real subset (``random_real``: images in [0, 1], labels); the
-    first one also gets the full training data, trained until validation accuracy stalls.
+    first one also gets the full training data, trained until validation accuracy stalls or
+    ``deadline`` passes (:func:`full_data_reference`).
 
     Returns:
         The rows by architecture, the first architecture's results, and each architecture's
@@ -297,7 +309,7 @@ def _accuracy_section(
             )
         if len(accuracy) == 1:  # the first architecture
             rows["full_data"], logits_full = full_data_reference(
-                data, cfg, arch_ec, profile, trainer.device, progress
+                data, cfg, arch_ec, profile, trainer.device, progress, deadline
             )
             logits_pair = (logits_full, logits)
             reference = _Reference(arch, rows["distilled"], rows["full_data"], logits_pair)
@@ -334,12 +346,14 @@ def _measure(
     fidelity_options: dict,
     device: torch.device,
     progress: bool,
+    deadline: float | None = None,
 ) -> dict:
     """The report's sections from ``protocol`` to ``privacy``, in the report's order.
 
     Arguments as :func:`evaluate_distilled` after
     :func:`~gandistill.evaluation.options.checked_inputs`; ``teacher`` gives the soft labels
-    (None: none), ``fid_net`` the fidelity scores' features (None: Inception).
+    (None: none), ``fid_net`` the fidelity scores' features (None: Inception), ``deadline``
+    the full-data reference's (a :func:`time.perf_counter` value; None: none).
     """
     train, test, info = data.train, data.test, data.info
     prof = PROFILES[profile]
@@ -348,8 +362,9 @@ def _measure(
     random_real = random_real_subset(train, ds.ipc, cfg.seed)
     trainer = _Trainer(test, info, cfg.seed, device)
     accuracy, ref, protocols = _accuracy_section(
-        trainer, ds, random_real, data, cfg, ec, archs or [ec.arch], profile, teacher, progress
-    )
+        trainer, ds, random_real, data, cfg, ec, archs or [ec.arch], profile, teacher, progress,
+        deadline,
+    )  # fmt: skip
     real = _real_per_class(train, prof.fidelity_real, cfg.seed)
     # the random real subset has the set's size and classes: the fair floor of its scores
     fidelity_sets = {
@@ -396,6 +411,7 @@ def evaluate_distilled(
     progress: bool = True,
     archs: Sequence[str] | None = None,
     soft_labels: bool = False,
+    max_minutes: float | None = None,
 ) -> dict:
     """Evaluate a distilled set; returns the report (and writes it to ``out`` when given).
 
@@ -417,7 +433,14 @@ def evaluate_distilled(
             cross-architecture table).
         soft_labels: also train the distilled set's networks with the real-data classifier as
             teacher (:func:`gandistill.fit.distillation_loss`) and report the gain.
+        max_minutes: a budget for the whole evaluation (None: none). The full-data reference,
+            trained after the sets' networks, stops after the first epoch that ends past it
+            (its row then says so, and it is not cached); the sets' networks keep the
+            protocol's epochs, so that their scores stay comparable, and the sections after
+            the networks are not cut either.
     """
+    if max_minutes is not None and not max_minutes > 0:
+        raise ConfigError(f"the evaluation's max_minutes must be > 0, got {max_minutes}")
     # one evaluation writes into a folder at a time
     with RunLock(out, folder=True) if out is not None else nullcontext():
         wall = time.perf_counter()
@@ -445,6 +468,7 @@ def evaluate_distilled(
             fid_options,
             device,
             progress,
+            None if max_minutes is None else wall + 60.0 * max_minutes,
         )
         report = {
             "report_version": REPORT_VERSION,

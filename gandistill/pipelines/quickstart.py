@@ -38,6 +38,7 @@ PRESET = "quickstart.yaml"
 # reference trained until it converges when its cache is cold)
 STAGE_SHARES = {"train": 0.25, "distill": 0.2}
 DEFAULT_MINUTES = 10  # what the preset's budgets are STAGE_SHARES of
+MIN_EVAL_MINUTES = 0.01  # what the evaluation gets when the earlier stages spent the total
 _T = TypeVar("_T")
 
 
@@ -148,13 +149,18 @@ class _Stages:
         ds = self._timed("distill", run)
         say(f"      wrote {path} ({ds.stop_reason}, {_fmt(self.seconds['distill'])})")
 
-    def evaluate(self, progress: bool) -> dict:
-        """Stage 3: the quick evaluation's report, read back if it was written before."""
+    def evaluate(self, progress: bool, minutes: float | None) -> dict:
+        """Stage 3: the quick evaluation's report, read back if it was written before; with
+        ``minutes`` (the run's total budget) it gets what the stages run so far left of it."""
         say, report_json = self.say, self.report_dir / REPORT_JSON
         if report_json.is_file():
             say(f"[3/3] report: found {report_json}, reusing it")
             return json.loads(report_json.read_text())
-        say("[3/3] quick evaluation (one network per set, 300 epochs, offline fidelity)")
+        left = None
+        if minutes is not None:  # at least a moment: the full-data reference trains one epoch
+            left = max(minutes - sum(self.seconds.values()) / 60.0, MIN_EVAL_MINUTES)
+        bound = "" if left is None else f"; the full-data reference within the {left:.1f} min left"
+        say(f"[3/3] quick evaluation (one network per set, 300 epochs, offline fidelity{bound})")
         report = self._timed(
             "evaluate",
             lambda: evaluate_distilled(
@@ -162,6 +168,7 @@ class _Stages:
                 self.cfg,
                 out=self.report_dir,
                 progress=progress,
+                max_minutes=left,
             ),
         )
         say(f"      wrote {self.report_dir} ({_fmt(self.seconds['evaluate'])})")
@@ -173,6 +180,7 @@ def quickstart(
     overwrite: bool = False,
     progress: bool = True,
     say: Callable[[str], None] = print,
+    minutes: float | None = None,
 ) -> QuickstartResult:
     """Run (or continue) train → distil → quick evaluation in ``cfg.run_dir``.
 
@@ -181,6 +189,9 @@ def quickstart(
         overwrite: delete the run folder's artifacts first and run every stage again.
         progress: show progress bars in the evaluation.
         say: where progress lines go.
+        minutes: the total the stages were sized to (:func:`sized_to`; None: no total): the
+            evaluation's full-data reference stops when what the earlier stages left of it is
+            spent (:func:`~gandistill.evaluation.report.evaluate_distilled`'s ``max_minutes``).
 
     Returns:
         Where the artifacts lie, the report, and the wall time of each stage run in this call.
@@ -192,7 +203,7 @@ def quickstart(
             stages.clear()
         stages.train_generator()
         stages.distil()
-        report = stages.evaluate(progress)
+        report = stages.evaluate(progress, minutes)
         return QuickstartResult(
             generator_path=stages.generator_path,
             distilled_path=stages.distilled_path,
@@ -222,8 +233,8 @@ def summary(result: QuickstartResult, minutes: float | None = None) -> str:
         lines.append(f"wall time:            {_fmt(total)}{budget} ({parts})")
         if minutes and total > 60 * minutes:  # the evaluation and set-up are not budgeted
             lines.append(
-                f"                      {_fmt(total - 60 * minutes)} over: --minutes sizes "
-                "training and distillation; the evaluation takes what its networks need"
+                f"                      {_fmt(total - 60 * minutes)} over: the sets' networks "
+                "train the protocol's epochs whatever the budget leaves them"
             )
     lines += [
         "next:",
