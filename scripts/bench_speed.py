@@ -231,10 +231,7 @@ def outer_step_flops(cfg: Config, data: Data) -> int:
     count is several times larger for the same result.
     """
     dc = replace(cfg.distill, max_iterations=1, grad_mode="loop")
-    d = Distiller(replace(cfg, distill=dc), data=data)
-    with FlopCounterMode(display=False) as counter:
-        d.run()
-    return counter.get_total_flops()
+    return counted_flops(Distiller(replace(cfg, distill=dc), data=data).run)
 
 
 def fidelity_throughput(
@@ -299,10 +296,8 @@ def conv_gflops(
         y = torch.nn.functional.conv2d(x, w, padding=1)
         torch.autograd.grad(y, (x, w), torch.ones_like(y))
 
-    with FlopCounterMode(display=False) as counter:
-        step()
     seconds = median_seconds(step, device, repeats, MIN_ROUND_SECONDS)
-    return counter.get_total_flops() / seconds / 1e9
+    return counted_flops(step) / seconds / 1e9
 
 
 def counted_flops(fn: Callable[[], object]) -> int:

@@ -33,9 +33,9 @@ from gandistill.runtime import format_seconds as _fmt
 # package data, so that a non-editable install finds it too (pyproject.toml: package-data)
 PRESET = "quickstart.yaml"
 # the shares of a total (quickstart --minutes) that training and distillation are budgeted; the
-# rest is left to what has no budget of its own: loading the data, the real-data classifiers on
-# a cold cache, and the evaluation's networks (a fixed number of epochs each, and the full-data
-# reference trained until it converges when its cache is cold)
+# evaluation gets what they leave, which bounds its full-data reference only: loading the data,
+# the real-data classifiers on a cold cache and the sets' networks (a fixed number of epochs
+# each) have no budget of their own
 STAGE_SHARES = {"train": 0.25, "distill": 0.2}
 DEFAULT_MINUTES = 10  # what the preset's budgets are STAGE_SHARES of
 MIN_EVAL_MINUTES = 0.01  # what the evaluation gets when the earlier stages spent the total
@@ -231,7 +231,7 @@ def summary(result: QuickstartResult, minutes: float | None = None) -> str:
         parts = ", ".join(f"{k} {_fmt(v)}" for k, v in result.seconds.items())
         budget = f" of a {minutes:g}-minute budget" if minutes else ""
         lines.append(f"wall time:            {_fmt(total)}{budget} ({parts})")
-        if minutes and total > 60 * minutes:  # the evaluation and set-up are not budgeted
+        if minutes and total > 60 * minutes:  # the sets' networks and set-up are not budgeted
             lines.append(
                 f"                      {_fmt(total - 60 * minutes)} over: the sets' networks "
                 "train the protocol's epochs whatever the budget leaves them"
