@@ -4,6 +4,7 @@ import io
 import json
 import math
 import shutil
+from dataclasses import replace
 
 import pytest
 from conftest import SMOKE, set_args
@@ -347,9 +348,11 @@ def test_a_validation_benchmark_scores_the_validation_split_and_keeps_to_it(cach
         run_benchmark(_cfg(cache), tmp_path, (1,), ("random",), 1, BUDGET, "quick")
     made = {"epochs": 300}  # a row from before the key: scored on the test split
     old = [{"profile": "quick", "minutes": 1.0, "protocol": made}]
-    benchmark._check_settings(old, tmp_path, "quick", 1.0, {**made, "split": "test"})
+    benchmark._check_settings(old, tmp_path, "quick", 1.0, _every({**made, "split": "test"}))
     with pytest.raises(ConfigError, match="split test vs validation"):
-        benchmark._check_settings(old, tmp_path, "quick", 1.0, {**made, "split": "validation"})
+        benchmark._check_settings(
+            old, tmp_path, "quick", 1.0, _every({**made, "split": "validation"})
+        )
     with pytest.raises(ConfigError, match="needs a validation split"):
         run_benchmark(
             _cfg(cache, "data.val_fraction=0"), tmp_path / "b", (1,), ("random",), 1, BUDGET,
@@ -371,25 +374,75 @@ def test_a_pixel_set_started_from_the_generator_is_made_with_it(cache, tmp_path,
     (tmp_path / RESULTS_FILE).unlink()  # rows gone, set kept: as after a killed scoring
     run_benchmark(cfg, tmp_path, (1,), method, 1, BUDGET, "quick", generator_file)
     assert path.stat().st_mtime_ns == made  # made the same way: reused, not rebuilt
+    # scored by more networks for longer in another folder: the same set, not made again
+    other = tmp_path / "more"
+    shutil.copytree(tmp_path / "sets", other / "sets")
+    more = _cfg(cache, "eval.n_models=3", "eval.epochs=3")
+    (row,) = run_benchmark(more, other, (1,), method, 1, BUDGET, "quick", generator_file)
+    assert (other / row["set_file"]).stat().st_mtime_ns == made and len(row["accuracies"]) == 3
+    # another distillation setting is another set
+    again = _cfg(cache, "distill.lr_net=0.02")
+    shutil.copytree(tmp_path / "sets", tmp_path / "third" / "sets")
+    run_benchmark(again, tmp_path / "third", (1,), method, 1, BUDGET, "quick", generator_file)
+    assert (tmp_path / "third" / "sets" / path.name).stat().st_mtime_ns != made
+
+
+def test_the_cpu_profile_trims_the_costliest_networks_and_says_so(cache, tmp_path):
+    """``--profile cpu``: the configured protocol for the cheap networks, no augmentation for
+    AlexNet (and at most 300 epochs), every row with the config's networks; the caption and the
+    cross-architecture table say which network trained how, and the folder keeps to it."""
+    cfg = _cfg(cache)
+    archs = ["mlp", "alexnet"]
+    rows = run_benchmark(cfg, tmp_path, (1,), ("random",), 1, BUDGET, "cpu", archs=archs)
+    by = {r["arch"]: r["protocol"] for r in rows}
+    assert by["mlp"]["augment"] == cfg.eval.augment == "dc" and by["alexnet"]["augment"] == "none"
+    assert by["mlp"]["n_models"] == by["alexnet"]["n_models"] == cfg.eval.n_models == 2
+    assert all(len(r["accuracies"]) == 2 and r["profile"] == "cpu" for r in rows)
+    big = benchmark.protocol(replace(cfg.eval, epochs=1000), "cpu", "resnet18")
+    assert (big.epochs, big.augment, big.arch) == (300, "none", "resnet18")
+    assert benchmark.protocol(replace(cfg.eval, epochs=1000), "cpu", "lenet").epochs == 1000
+    text = (tmp_path / TABLE_FILE).read_text()
+    assert "Protocol `cpu` (the DC protocol where a 2-core CPU affords it" in text
+    assert (
+        "(the cross-architecture table: alexnet: 2 networks, 2 epochs without augmentation)" in text
+    )
+    assert (
+        "each under its protocol: mlp: 2 networks, 2 epochs, 'dc' augmentation; alexnet: 2 "
+        "networks, 2 epochs, no augmentation" in " ".join(text.split())
+    )
+    lines = []  # a second call keeps to the folder's protocols: nothing to do
+    run_benchmark(cfg, tmp_path, (1,), ("random",), 1, BUDGET, "cpu", say=lines.append, archs=archs)
+    assert lines[-1].endswith("done earlier, skipped")
+    with pytest.raises(ConfigError, match="profile cpu vs quick.*augment dc vs none"):
+        run_benchmark(cfg, tmp_path, (1,), ("random",), 1, BUDGET, "quick", archs=archs)
+
+
+def _every(prot):
+    """This call's protocol for a row of any network: ``prot``."""
+    return lambda arch: prot
 
 
 def test_settings_error_names_the_differing_protocol_keys(tmp_path):
     made = {"epochs": 300, "augment": "none", "lr": 0.01}
     rows = [{"profile": "quick", "minutes": 1.0, "protocol": made}]
-    benchmark._check_settings(rows, tmp_path, "quick", 1.0, dict(made))  # the same: accepted
+    benchmark._check_settings(
+        rows, tmp_path, "quick", 1.0, _every(dict(made))
+    )  # the same: accepted
     now = {"epochs": 1000, "augment": "none", "lr": 0.01, "kd_alpha": 0.7}
     with pytest.raises(ConfigError) as info:
-        benchmark._check_settings(rows, tmp_path / RESULTS_FILE, "quick", 1.0, now)
+        benchmark._check_settings(rows, tmp_path / RESULTS_FILE, "quick", 1.0, _every(now))
     message = str(info.value)
     assert "another protocol" in message and "use another --out" in message
     assert "epochs 300 vs 1000" in message and "kd_alpha absent vs 0.7" in message
     assert "augment" not in message and "lr" not in message and "\n" not in message
     with pytest.raises(ConfigError, match=r"another budget .*minutes 1 vs 2\.5"):
-        benchmark._check_settings(rows, tmp_path, "quick", 2.5, dict(made))
+        benchmark._check_settings(rows, tmp_path, "quick", 2.5, _every(dict(made)))
     # keys added later read as the value older rows were made with: split test, amp off
-    benchmark._check_settings(rows, tmp_path, "quick", 1.0, {**made, "split": "test", "amp": False})
+    benchmark._check_settings(
+        rows, tmp_path, "quick", 1.0, _every({**made, "split": "test", "amp": False})
+    )
     with pytest.raises(ConfigError, match=r"amp False vs True"):
-        benchmark._check_settings(rows, tmp_path, "quick", 1.0, {**made, "amp": True})
+        benchmark._check_settings(rows, tmp_path, "quick", 1.0, _every({**made, "amp": True}))
 
 
 def test_cli_skips_latent_methods_without_generator(cache, tmp_path, capsys):

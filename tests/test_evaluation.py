@@ -3,6 +3,7 @@
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from conftest import SMOKE, make_tiny_data, tiny_pixel_set
 from gandistill.config import load_config
 from gandistill.errors import ConfigError
 from gandistill.evaluation import report as report_mod
+from gandistill.evaluation.options import PROFILES
 from gandistill.evaluation.render import cross_architecture_lines, headline
 from gandistill.evaluation.sections import at_chance, cross_architecture_section
 from gandistill.files import DistilledSet, atomic_save
@@ -199,6 +201,31 @@ def test_cross_architecture_block_names_each_architecture_and_its_protocol(tmp_p
     # one architecture: no block
     single = report_mod.evaluate_distilled(path, cfg, profile="quick", data=data, progress=False)
     assert single["cross_architecture"] == {} and "Cross-architecture" not in headline(single)
+
+
+def test_the_cpu_profile_trims_only_the_costliest_networks(tmp_path, setup):
+    """``profile="cpu"``: the configured protocol (the DC protocol) for ConvNet and the other
+    cheap networks, the quick cuts (no augmentation, one network) for AlexNet and ResNet-18."""
+    cfg, path, data = setup
+    rep = report_mod.evaluate_distilled(
+        path, cfg, profile="cpu", data=data, progress=False, archs=["convnet", "alexnet"]
+    )
+    protocols = rep["cross_architecture"]["protocols"]
+    assert protocols["convnet"]["augment"] == cfg.eval.augment == "dc"
+    assert protocols["convnet"]["n_models"] == cfg.eval.n_models == 2
+    assert protocols["alexnet"]["augment"] == "none" and protocols["alexnet"]["n_models"] == 1
+    assert len(rep["accuracy"]["alexnet"]["distilled"]["accuracies"]) == 1
+    assert len(rep["accuracy"]["convnet"]["distilled"]["accuracies"]) == 2
+    assert rep["protocol"]["augment"] == "dc" and rep["profile"] == "cpu"  # the matched network's
+    text = headline(rep)
+    assert "| convnet (matched) | 2 × " in text and "| alexnet (unseen) | 1 × " in text
+    # a heavy network first: the manifest is its (trimmed) protocol
+    ec = report_mod.apply_profile(cfg.eval, PROFILES["cpu"], "resnet18")
+    assert (ec.arch, ec.epochs, ec.augment, ec.n_models) == ("resnet18", 3, "none", 1)
+    big = replace(cfg.eval, epochs=1000)
+    assert report_mod.apply_profile(big, PROFILES["cpu"], "alexnet").epochs == 300
+    assert report_mod.apply_profile(big, PROFILES["cpu"], "lenet") == replace(big, arch="lenet")
+    assert report_mod.apply_profile(big, PROFILES["full"], "alexnet").epochs == 1000
 
 
 def test_generator_report(tmp_path, setup):

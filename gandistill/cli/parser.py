@@ -263,7 +263,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "--profile",
         choices=tuple(EVAL_PROFILES),
         default=defaults.EVAL_PROFILE,
-        help="how much to run",
+        help="quick (one network, 300 epochs, no augmentation), full (the DC protocol) or cpu "
+        "(full, with quick's cuts for alexnet and resnet18)",
     )
     own.add_argument(
         "--feature-extractor",
@@ -354,7 +355,11 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
         help=f"seeds per row (cfg.seed + 0..N-1; at most {defaults.BENCHMARK_MAX_SEEDS})",
     )
     own.add_argument(
-        "--profile", choices=BENCHMARK_PROFILES, default=defaults.EVAL_PROFILE, help="eval protocol"
+        "--profile",
+        choices=BENCHMARK_PROFILES,
+        default=defaults.EVAL_PROFILE,
+        help="eval protocol: quick (300 epochs, no augmentation), full (the DC protocol) or cpu "
+        "(full, with quick's cuts for alexnet and resnet18)",
     )
     own.add_argument(
         "--generator",

@@ -18,6 +18,21 @@ from gandistill.fit import EVAL_ARCHS
 
 
 @dataclass(frozen=True)
+class Trim:
+    """A profile's cuts to the protocol for the networks too costly for it (:data:`HEAVY_ARCHS`)."""
+
+    max_epochs: int | None  # cap on the protocol's epochs (None: as configured)
+    augment: str | None  # None: as configured
+    n_models: int | None  # None: as configured
+
+
+# the evaluation networks whose training under the DC protocol takes too long on a 2-core CPU
+# (AlexNet at IPC 1 about 7 minutes per network, ResNet-18 at IPC 10 about an hour; ConvNet-3,
+# MLP and LeNet take seconds to a few minutes): the ``cpu`` profile trims these alone
+HEAVY_ARCHS = ("alexnet", "resnet18", "resnet18bn")
+
+
+@dataclass(frozen=True)
 class Profile:
     """How much evaluation to run, on top of the config's ``eval`` section (the protocol)."""
 
@@ -28,23 +43,39 @@ class Profile:
     full_patience: int  # epochs without a better validation accuracy before the rate drops
     grad_networks: int
     fidelity_real: int  # real training images per class in the fidelity / distribution sets
+    heavy: Trim | None = None  # further cuts for the networks of HEAVY_ARCHS (None: none)
 
 
+# quick: every network trimmed (300 epochs, no augmentation, one network in a report); full: the
+# DC protocol for every network (a GPU's); cpu: the DC protocol where a 2-core CPU affords it,
+# and the quick trim for the networks of HEAVY_ARCHS
 PROFILES = {
     "quick": Profile(300, "none", 1, 30, 3, 3, 100),
     "full": Profile(None, None, None, 100, 5, 10, 400),
+    "cpu": Profile(None, None, None, 100, 5, 10, 400, heavy=Trim(300, "none", 1)),
 }
 
 
-def apply_profile(ec: EvalConfig, profile: Profile) -> EvalConfig:
-    """The protocol ``ec`` as ``profile`` trims it (fewer epochs, another augmentation, fewer
-    networks)."""
+def _trimmed(ec: EvalConfig, cut: Profile | Trim) -> EvalConfig:
     return replace(
         ec,
-        epochs=min(ec.epochs, profile.max_epochs or ec.epochs),
-        augment=profile.augment or ec.augment,
-        n_models=profile.n_models or ec.n_models,
+        epochs=min(ec.epochs, cut.max_epochs or ec.epochs),
+        augment=cut.augment or ec.augment,
+        n_models=cut.n_models or ec.n_models,
     )
+
+
+def apply_profile(ec: EvalConfig, profile: Profile, arch: str | None = None) -> EvalConfig:
+    """The protocol ``ec`` as ``profile`` trims it (fewer epochs, another augmentation, fewer
+    networks); with ``arch``, the protocol of that network: ``ec.arch`` set to it and, when it
+    is one of :data:`HEAVY_ARCHS`, the profile's ``heavy`` cuts applied too."""
+    ec = _trimmed(ec, profile)
+    if arch is None:
+        return ec
+    ec = replace(ec, arch=arch)
+    if profile.heavy is not None and arch in HEAVY_ARCHS:
+        ec = _trimmed(ec, profile.heavy)
+    return ec
 
 
 def check_archs(archs: Sequence[str]) -> list[str]:

@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -292,7 +292,7 @@ def _accuracy_section(
     accuracy: dict[str, dict] = {}
     protocols: dict[str, dict] = {}
     for arch in archs:
-        arch_ec = replace(ec, arch=arch)
+        arch_ec = apply_profile(ec, PROFILES[profile], arch)  # the profile's cuts for it
         protocols[arch] = arch_protocol(arch_ec)
         rows = accuracy[arch] = {}
         rows["distilled"], logits = trainer.run(ds.images_float, ds.labels, arch_ec, progress)
@@ -371,9 +371,10 @@ def _measure(
         "distilled": (ds.images_uint8, ds.labels),
         "random_real": (to_uint8(random_real[0]), random_real[1]),
     }
+    ref_ec = apply_profile(ec, prof, ref.arch)
     return {
         "protocol": protocol_manifest(
-            replace(ec, arch=ref.arch),
+            ref_ec,
             list(accuracy),
             prof,
             cfg.seed,
@@ -392,7 +393,7 @@ def _measure(
             **fidelity_options,
         ),
         "compression": compression_section(train, ds),
-        "training_time": training_time_section(ref.distilled, ref.full_data, ec.epochs),
+        "training_time": training_time_section(ref.distilled, ref.full_data, ref_ec.epochs),
         **seed_metrics_sections(
             ds, real, data, clf, ref.logits, prof.grad_networks, cfg.seed, device
         ),
@@ -420,7 +421,8 @@ def evaluate_distilled(
         cfg: the config whose ``data``, ``eval``, ``classifier``, ``seed``, ``device`` and
             ``cache_dir`` apply (default: the one saved with the set).
         out: folder for ``report.json``, ``report.md``, images and TensorBoard events.
-        profile: ``quick`` or ``full`` (see :data:`~gandistill.evaluation.options.PROFILES`).
+        profile: ``quick``, ``cpu`` or ``full`` (see
+            :data:`~gandistill.evaluation.options.PROFILES`).
         extractor: torch-fidelity feature extractor: ``classifier`` (offline) or
             ``inception-v3-compat`` (needs ``inception_weights`` or weights in the torch cache).
         inception_weights: local Inception weights file.

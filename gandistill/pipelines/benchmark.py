@@ -29,7 +29,14 @@ from pathlib import Path
 import torch
 
 from gandistill.classifier import get_classifier, get_independent_network
-from gandistill.config import Config, apply_overrides, from_dict, to_dict, uses_generator
+from gandistill.config import (
+    Config,
+    EvalConfig,
+    apply_overrides,
+    from_dict,
+    to_dict,
+    uses_generator,
+)
 from gandistill.config.derived import resolve
 from gandistill.coreset.baselines import METHODS as CORESET_METHODS
 from gandistill.coreset.baselines import build_baseline
@@ -107,21 +114,15 @@ def _caption(
     archs: Sequence[str],
     split: str = "test",
 ) -> list[str]:
-    ec, dc = replace(protocol(cfg.eval, profile), arch=archs[0]), cfg.distill
-    others = (
-        f" (the cross-architecture table: the same for {', '.join(archs[1:])})"
-        if len(archs) > 1
-        else ""
-    )
+    ec, dc = protocol(cfg.eval, profile, archs[0]), cfg.distill
     val_name = "test (no validation split)" if val_is_test else "validation"
-    aug = "without augmentation" if ec.augment == "none" else f"with '{ec.augment}' augmentation"
-    kind = "a reduced CPU profile, not the DC protocol" if profile == "quick" else "the DC protocol"
     return [
         f"Machine: {machine()}, device {device}. Date: {datetime.date.today().isoformat()}. "
         f"Command: `{command}`.",
         "",
-        f"Protocol `{profile}` ({kind}): accuracy is the mean ± std {split}-split accuracy over "
-        f"seeds × {ec.n_models} fresh {ec.arch} networks{others}, {ec.epochs} epochs {aug}. FID: "
+        f"Protocol `{profile}` ({_PROFILE_KINDS[profile]}): accuracy is the mean ± std "
+        f"{split}-split accuracy over seeds × {ec.n_models} fresh {ec.arch} networks"
+        f"{_other_protocols(cfg, profile, archs)}, {ec.epochs} epochs {_augmentation(ec)}. FID: "
         f"torch-fidelity with the independent network's features (not the classifier that picks "
         f"coresets), set pixels against the {split} "
         f"split. Distillation time: wall time of the optimisation (budget {minutes:g} min, quick "
@@ -149,6 +150,47 @@ def _caption(
     ]
 
 
+_PROFILE_KINDS = {
+    "quick": "a reduced CPU profile, not the DC protocol",
+    "cpu": "the DC protocol where a 2-core CPU affords it, reduced for the costliest networks",
+    "full": "the DC protocol",
+}
+
+
+def _augmentation(ec: EvalConfig) -> str:
+    return "without augmentation" if ec.augment == "none" else f"with '{ec.augment}' augmentation"
+
+
+def _other_protocols(cfg: Config, profile: str, archs: Sequence[str]) -> str:
+    """The caption's words for the protocol of the networks after the first: the same, or (the
+    ``cpu`` profile's costliest networks) their own epochs, augmentation and networks."""
+    if len(archs) < 2:
+        return ""
+    first = asdict(protocol(cfg.eval, profile, archs[0]))
+    same, own = [], []
+    for arch in archs[1:]:
+        ec = protocol(cfg.eval, profile, arch)
+        if {**asdict(ec), "arch": archs[0]} == first:
+            same.append(arch)
+        else:
+            own.append(f"{arch}: {ec.n_models} networks, {ec.epochs} epochs {_augmentation(ec)}")
+    parts = [f"the same for {', '.join(same)}"] if same else []
+    return f" (the cross-architecture table: {'; '.join([*parts, *own])})"
+
+
+# eval settings that only score a finished set: the quick checks during its making train one
+# network, without augmentation, for distill.eval_epochs
+_SCORING_ONLY = {"n_models": 1, "epochs": 1, "augment": "none"}
+
+
+def _made_alike(a: Config, b: Config) -> bool:
+    """Whether configs ``a`` and ``b`` make the same set: equal but for the eval settings that
+    only score it (another number of scoring networks does not remake a set)."""
+    return replace(a, eval=replace(a.eval, **_SCORING_ONLY)) == replace(
+        b, eval=replace(b.eval, **_SCORING_ONLY)
+    )
+
+
 class _Bench:
     """Shared state of one benchmark call: data, classifier, generator, random-real targets."""
 
@@ -169,7 +211,6 @@ class _Bench:
         self.device = resolve_device(cfg.device)
         self.data, self.ckpt, self.distilled = data, ckpt, distilled
         self.machine = f"{machine()}, {self.device}"
-        self.protocol = protocol(cfg.eval, profile)
         self.targets: dict[tuple[int, int], float] = {}
         self.clf = get_classifier(
             cfg.data, cfg.classifier, cfg.seed, cfg.cache_dir, self.data, self.device, False
@@ -238,7 +279,7 @@ class _Bench:
             made = (
                 cfg if method in CORESET_METHODS else resolve(cfg, resolve_device(cfg.device).type)
             )
-            if ds.config == made and ds.generator_sha256 == sha:
+            if _made_alike(ds.config, made) and ds.generator_sha256 == sha:
                 return ds
         if method in CORESET_METHODS:
             return build_baseline(cfg, method, cfg.distill.ipc, out=path, data=self.data)
@@ -280,7 +321,7 @@ class _Bench:
         tta = None if target is None else time_to_accuracy(ds.history, target)
         out = []
         for arch in archs:
-            prot = replace(self.protocol, arch=arch)
+            prot = protocol(self.cfg.eval, self.profile, arch)
             start = datetime.datetime.now()
             res = evaluate_set(ds.images_float, ds.labels, test, info, prot, seed, self.device)
             row = {
@@ -335,11 +376,18 @@ def _differences(row: dict, profile: str, minutes: float, prot: dict) -> dict[st
     return found
 
 
-def _check_settings(rows: list[dict], path: Path, profile: str, minutes: float, prot: dict) -> None:
-    """Rows of one folder share profile, budget and protocol, or their table would mislead: the
-    first row that does not is a one-line error naming the settings that differ."""
+def _check_settings(
+    rows: list[dict],
+    path: Path,
+    profile: str,
+    minutes: float,
+    prot_of: Callable[[str], dict],
+) -> None:
+    """Rows of one folder share profile, budget and protocol (``prot_of(arch)``: this call's
+    protocol for a row scored by ``arch``), or their table would mislead: the first row that
+    does not is a one-line error naming the settings that differ."""
     for r in rows:
-        found = _differences(r, profile, minutes, prot)
+        found = _differences(r, profile, minutes, prot_of(row_arch(r)))
         if found:
             what = " and ".join(found)
             diffs = ", ".join(d for items in found.values() for d in items)
@@ -477,12 +525,15 @@ def run_benchmark(
         raise ConfigError(f"need seeds >= 1 and minutes > 0, got {seeds} and {minutes}")
     if split not in SPLITS:
         raise ConfigError(f"unknown split '{split}' (known: {', '.join(SPLITS)})")
-    prot = {**asdict(protocol(cfg.eval, profile)), "split": split}
+
+    def prot_of(arch: str) -> dict:
+        return {**asdict(protocol(cfg.eval, profile, arch or None)), "split": split}
+
     out = Path(out)
     with RunLock(out, folder=True):  # one benchmark appends to a results file at a time
         results_path = out / RESULTS_FILE
         rows = load_results(results_path)
-        _check_settings(rows, results_path, profile, minutes, prot)
+        _check_settings(rows, results_path, profile, minutes, prot_of)
         methods, skipped = _without_generators(methods, generator, distilled_generator, say)
         device = resolve_device(cfg.device)
         if isinstance(generator, (str, Path)):

@@ -247,8 +247,9 @@ def _cross_arch_table(rows: list[dict]) -> list[str]:
         "",
         "## Across architectures",
         "",
-        f"Mean {split} accuracy (%) on each network (same protocol, {MATCHED_ARCH} the one every "
-        f"matching objective runs on); the last column averages the {len(unseen)} unseen "
+        f"Mean {split} accuracy (%) on each network ({_protocols_note(rows, archs)}, "
+        f"{MATCHED_ARCH} the one every matching objective runs on); the last column averages "
+        f"the {len(unseen)} unseen "
         "ones, ± the networks × seeds spread (absent with one network per row) and, in "
         f"brackets, the {split} split's binomial error (both standard errors, as in `evaluate`'s "
         "report).",
@@ -285,6 +286,23 @@ def _cross_arch_table(rows: list[dict]) -> list[str]:
     if failed:
         lines += ["", chance_note(failed, sizes)]
     return lines
+
+
+def _protocols_note(rows: list[dict], archs: list[str]) -> str:
+    """ "same protocol" when every network trained alike, else which trained how (the ``cpu``
+    profile trims the costliest networks): networks, epochs and augmentation of each."""
+    how: dict[tuple, list[str]] = {}
+    for arch in archs:
+        p = next(r["protocol"] for r in rows if row_arch(r) == arch)
+        aug = "no augmentation" if p["augment"] == "none" else f"'{p['augment']}' augmentation"
+        how.setdefault((p["n_models"], p["epochs"], aug), []).append(arch)
+    if len(how) == 1:
+        return "same protocol"
+    each = "; ".join(
+        f"{', '.join(names)}: {n} networks, {epochs} epochs, {aug}"
+        for (n, epochs, aug), names in how.items()
+    )
+    return f"each under its protocol: {each}"
 
 
 def _at_chance(group: list[dict]) -> int:

@@ -58,7 +58,7 @@ DEFAULT_OVERRIDES, OPTIMISED_METHODS = _read_preset()
 GENERATOR_SAMPLE, DISTILLED_GENERATOR = "generator-sample", "distilled-generator"
 SAMPLED_METHODS = (GENERATOR_SAMPLE, DISTILLED_GENERATOR)
 METHODS = (*CORESET_METHODS, *OPTIMISED_METHODS, *SAMPLED_METHODS)
-PROFILES = ("quick", "full")
+PROFILES = ("quick", "cpu", "full")
 SPLITS = ("test", "validation")  # what a benchmark scores on (--split)
 
 
@@ -108,9 +108,13 @@ def benchmark_config(
     return load_config(config, overrides)
 
 
-def protocol(ec: EvalConfig, profile: str) -> EvalConfig:
-    """The evaluation protocol of every row: ``full`` is ``ec``; ``quick`` caps it."""
+def protocol(ec: EvalConfig, profile: str, arch: str | None = None) -> EvalConfig:
+    """The evaluation protocol of a row scored by ``arch`` (default: ``ec.arch``): ``full`` is
+    ``ec``; ``quick`` caps it; ``cpu`` caps it for the networks of
+    :data:`~gandistill.evaluation.options.HEAVY_ARCHS` alone."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile '{profile}' (known: {', '.join(PROFILES)})")
     # the report's profile, except that every row keeps the config's number of networks
-    return apply_profile(ec, replace(REPORT_PROFILES[profile], n_models=None))
+    prof = REPORT_PROFILES[profile]
+    heavy = None if prof.heavy is None else replace(prof.heavy, n_models=None)
+    return apply_profile(ec, replace(prof, n_models=None, heavy=heavy), arch or ec.arch)
