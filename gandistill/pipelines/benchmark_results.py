@@ -294,8 +294,9 @@ def _protocols_note(rows: list[dict], archs: list[str]) -> str:
     how: dict[tuple, list[str]] = {}
     for arch in archs:
         p = next(r["protocol"] for r in rows if row_arch(r) == arch)
-        aug = "no augmentation" if p["augment"] == "none" else f"'{p['augment']}' augmentation"
-        how.setdefault((p["n_models"], p["epochs"], aug), []).append(arch)
+        aug = p.get("augment", "?")
+        aug = "no augmentation" if aug == "none" else f"'{aug}' augmentation"
+        how.setdefault((p.get("n_models", "?"), p.get("epochs", "?"), aug), []).append(arch)
     if len(how) == 1:
         return "same protocol"
     each = "; ".join(
