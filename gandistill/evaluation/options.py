@@ -27,8 +27,8 @@ class Trim:
 
 
 # the evaluation networks whose training under the DC protocol takes too long on a 2-core CPU
-# (AlexNet at IPC 1 about 7 minutes per network, ResNet-18 at IPC 10 about an hour; ConvNet-3,
-# MLP and LeNet take seconds to a few minutes): the ``cpu`` profile trims these alone
+# (AlexNet at IPC 1 about 7 minutes per network, ResNet-18 at IPC 10 about an hour by estimate;
+# ConvNet-3, MLP and LeNet take seconds to minutes): the ``cpu`` profile trims these alone
 HEAVY_ARCHS = ("alexnet", "resnet18", "resnet18bn")
 
 
